@@ -1,6 +1,7 @@
 // A tokenizer: added tokens -> normalizer -> pre-tokenizer -> BPE model -> post-processor, and back
 // through the decoder. Built by the loaders (tokenizer.json, tokenizer.model, GGUF) or the trainer.
 // Thread-safe for encoding and decoding once built.
+using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Duet.Tokenizers.Decoders;
 using Duet.Tokenizers.Models;
@@ -34,6 +35,13 @@ public sealed class Tokenizer
     public string? GgufPre { get; init; }
     public string? ChatTemplate { get; init; }
 
+    // Byte-level pipelines (GPT-2, Llama 3, Qwen) run fused: split, then look each pre-token up in a cache
+    // keyed by its original text, and only on a miss map it to byte characters and run BPE.
+    private readonly GptPatternKind? _byteLevelSplit;
+    private readonly ConcurrentDictionary<string, int[]> _wordCache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _wordCacheLookup;
+    private const int MaxCachedWordLength = 128, MaxCachedWords = 1 << 17;
+
     public Tokenizer(BpeModel model, INormalizer? normalizer, IPreTokenizer? preTokenizer, TemplatePostProcessor postProcessor,
         AddedVocabulary added, DecoderKind decoderKind, TokenizerSource source, bool parseSpecialByDefault)
     {
@@ -45,6 +53,14 @@ public sealed class Tokenizer
         Source = source;
         ParseSpecialByDefault = parseSpecialByDefault;
         VocabSize = Math.Max(model.VocabSize, added.Tokens.Count == 0 ? 0 : added.Tokens.Max(t => t.Id) + 1);
+        _wordCacheLookup = _wordCache.GetAlternateLookup<ReadOnlySpan<char>>();
+        _byteLevelSplit = preTokenizer switch
+        {
+            ByteLevelPreTokenizer { AddPrefixSpace: false, UseRegex: true } => GptPatternKind.Gpt2,
+            SequencePreTokenizer { Items: [SplitPreTokenizer { IsRegex: true, Invert: false, Behavior: SplitBehavior.Isolated } sp, ByteLevelPreTokenizer { AddPrefixSpace: false, UseRegex: false }] }
+                => GptSplitPattern.Recognize(sp.Pattern),
+            _ => null,
+        };
         Decoder = new TokenDecoder(decoderKind, PrefixRuleOf(normalizer, preTokenizer), VocabSize,
             id => id < model.VocabSize ? model.IdToToken(id) : null,
             id => id < model.VocabSize && IsByteToken(id), added);
@@ -114,11 +130,36 @@ public sealed class Tokenizer
             if (Normalizer is not null) x = Normalizer.Normalize(x);
             if (x.Length == 0) continue;
             if (PreTokenizer is null) { Model.Encode(x, ids); continue; }
+            if (_byteLevelSplit is { } kind) { EncodeByteLevel(kind, x, ids); continue; }
             words.Clear();
             PreTokenizer.PreTokenize(x, si, words);
             foreach (var w in words) Model.Encode(w, ids);
         }
         if (addSpecialTokens) PostProcessor.Apply(ids, start);
+    }
+
+    private void EncodeByteLevel(GptPatternKind kind, string text, List<int> ids)
+    {
+        Span<byte> bytes = stackalloc byte[4 * MaxCachedWordLength];
+        Span<char> mapped = stackalloc char[4 * MaxCachedWordLength];
+        for (int i = 0; i < text.Length;)
+        {
+            int end = GptSplitPattern.MatchAt(kind, text, i);
+            var word = text.AsSpan(i, end - i);
+            i = end;
+            if (word.Length >= MaxCachedWordLength)
+            {
+                Model.Encode(Text.ByteLevelAlphabet.Map(word), ids);
+                continue;
+            }
+            if (_wordCacheLookup.TryGetValue(word, out var cached)) { ids.AddRange(cached); continue; }
+            int n = Utf8Escape.Encode(word, bytes);
+            for (int k = 0; k < n; k++) mapped[k] = Text.ByteLevelAlphabet.ByteToChar[bytes[k]];
+            int start = ids.Count;
+            Model.Encode(mapped[..n], ids);
+            if (_wordCache.Count >= MaxCachedWords) _wordCache.Clear();
+            _wordCacheLookup.TryAdd(word, CollectionsMarshal.AsSpan(ids)[start..].ToArray());
+        }
     }
 
     public int CountTokens(string text, bool addSpecialTokens = false)

@@ -28,6 +28,12 @@ public sealed class BpeModel
     private readonly HashSet<string>? _atomicSymbols;   // SentencePiece user-defined symbols
     private readonly int _maxAtomicLength;
     private readonly ConcurrentDictionary<string, int[]> _cache = new();
+    private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
+    // Every pair of adjacent code points found inside some token. Between two characters that are not
+    // such a pair, no token can ever span, so the word is encoded as independent pieces there: the
+    // result is identical and the pieces are short enough to cache (Llama 2 has no pre-tokenizer, so
+    // without this a whole line would be one BPE word).
+    private readonly HashSet<long> _innerPairs = new();
     private const int MaxCachedWordLength = 256, MaxCacheEntries = 1 << 16;
 
     private readonly record struct Merge(int Rank, int Result);
@@ -69,6 +75,20 @@ public sealed class BpeModel
             var t = idToToken[i];
             if (IsSymbol(i) && t.Length is 1 or 2 && CharClass.CodePointAt(t, 0, out int n) is int cp && n == t.Length)
                 _charToId.TryAdd(cp, i);
+        }
+        _cacheLookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
+        for (int i = 0; i < idToToken.Length; i++)
+        {
+            if (!IsSymbol(i)) continue;
+            var t = idToToken[i];
+            int prevCp = -1;
+            for (int k = 0; k < t.Length;)
+            {
+                int cp = CharClass.CodePointAt(t, k, out int n);
+                if (prevCp >= 0) _innerPairs.Add(((long)prevCp << 32) | (uint)cp);
+                prevCp = cp;
+                k += n;
+            }
         }
         if (atomic is { Count: > 0 })
         {
@@ -149,18 +169,52 @@ public sealed class BpeModel
     public int ByteTokenId(byte b) => _byteToId[b];
 
     /// <summary>Appends the ids of one pre-token.</summary>
-    public void Encode(string word, List<int> output)
+    public void Encode(string word, List<int> output) => Encode(word.AsSpan(), output);
+
+    /// <summary>Appends the ids of one pre-token.</summary>
+    public void Encode(ReadOnlySpan<char> word, List<int> output)
     {
         if (word.Length == 0) return;
-        if (IgnoreMerges && _tokenToId.TryGetValue(word, out int whole)) { output.Add(whole); return; }
-        bool cacheable = word.Length < MaxCachedWordLength;
-        if (cacheable && _cache.TryGetValue(word, out var cached)) { output.AddRange(cached); return; }
+        if (IgnoreMerges && _lookup.TryGetValue(word, out int whole)) { output.Add(whole); return; }
+        int start = 0, prevCp = -1, first = output.Count;
+        for (int i = 0; i < word.Length;)
+        {
+            int cp = CharClass.CodePointAt(word, i, out int n);
+            if (prevCp >= 0 && !_innerPairs.Contains(((long)prevCp << 32) | (uint)cp) && _atomicSymbols is null)
+            {
+                EncodePiece(word[start..i], output);
+                start = i;
+            }
+            prevCp = cp;
+            i += n;
+        }
+        EncodePiece(word[start..], output);
+        if (FuseUnknown)
+        {
+            // Unknown symbols fuse across the pieces of one word too.
+            int o = first;
+            for (int i = first; i < output.Count; i++)
+                if (!(output[i] == UnknownId && o > first && output[o - 1] == UnknownId)) output[o++] = output[i];
+            output.RemoveRange(o, output.Count - o);
+        }
+    }
+
+    private void EncodePiece(ReadOnlySpan<char> piece, List<int> output)
+    {
+        if (piece.Length == 1 && _charToId.TryGetValue(piece[0], out int single) && single < _idToToken.Length
+            && (Ranking == BpeRanking.Merges || _types[single] != TokenType.Unused))
+        {
+            output.Add(single);
+            return;
+        }
+        bool cacheable = piece.Length < MaxCachedWordLength;
+        if (cacheable && _cacheLookup.TryGetValue(piece, out var cached)) { output.AddRange(cached); return; }
         int start = output.Count;
-        EncodeUncached(word, output);
+        EncodeUncached(piece, output);
         if (cacheable)
         {
             if (_cache.Count >= MaxCacheEntries) _cache.Clear();
-            _cache.TryAdd(word, CollectionsMarshal.AsSpan(output)[start..].ToArray());
+            _cacheLookup.TryAdd(piece, CollectionsMarshal.AsSpan(output)[start..].ToArray());
         }
     }
 
@@ -179,7 +233,7 @@ public sealed class BpeModel
         }
     }
 
-    private void EncodeUncached(string word, List<int> output)
+    private void EncodeUncached(ReadOnlySpan<char> word, List<int> output)
     {
         var ws = t_ws ??= new Workspace();
         ws.Ensure(word.Length);
@@ -189,7 +243,7 @@ public sealed class BpeModel
         {
             int l = AtomicPrefix(word, i);
             int sid;
-            if (l > 0) sid = _tokenToId[word.Substring(i, l)];
+            if (l > 0) sid = _lookup[word.Slice(i, l)];
             else
             {
                 int cp = CharClass.CodePointAt(word, i, out l);
@@ -229,7 +283,7 @@ public sealed class BpeModel
                 continue;
             }
             // Not a token: bytes if every byte has a token (transformers.js checks all of them), else unknown.
-            var piece = word.AsSpan(start[i], len[i]);
+            var piece = word.Slice(start[i], len[i]);
             var bytes = Utf8Escape.Encode(piece);
             bool all = ByteFallback;
             if (all) foreach (byte b in bytes) all &= _byteToId[b] >= 0;
@@ -255,11 +309,12 @@ public sealed class BpeModel
             q.Enqueue((l, r, id[l], id[r]), ((long)m.Rank << 32) | (uint)start[l]);
     }
 
-    private int AtomicPrefix(string word, int i)
+    private int AtomicPrefix(ReadOnlySpan<char> word, int i)
     {
         if (_atomicSymbols is null) return 0;
+        var lookup = _atomicSymbols.GetAlternateLookup<ReadOnlySpan<char>>();
         for (int l = Math.Min(_maxAtomicLength, word.Length - i); l >= 1; l--)
-            if (_atomicSymbols.Contains(word.Substring(i, l))) return l;
+            if (lookup.Contains(word.Slice(i, l))) return l;
         return 0;
     }
 }
