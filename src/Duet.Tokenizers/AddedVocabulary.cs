@@ -1,6 +1,8 @@
 // Added tokens (special or not): matched in the raw text before normalization and never split.
 // Matching is longest-first at each position, scanning left to right, as the HF JavaScript port's
 // DictionarySplitter does; lstrip/rstrip trim the whitespace next to a match.
+using System.Buffers;
+
 namespace Duet.Tokenizers;
 
 public sealed record AddedToken(int Id, string Content, bool Special, bool LStrip = false, bool RStrip = false,
@@ -15,6 +17,7 @@ public sealed class AddedVocabulary
 {
     private readonly Dictionary<char, AddedToken[]> _byFirstChar = new();
     private readonly Dictionary<int, AddedToken> _byId = new();
+    private readonly SearchValues<char> _firstChars;
 
     public IReadOnlyList<AddedToken> Tokens { get; }
 
@@ -28,6 +31,7 @@ public sealed class AddedVocabulary
         }
         foreach (var g in Tokens.GroupBy(t => t.Content[0]))
             _byFirstChar[g.Key] = g.OrderByDescending(t => t.Content.Length).ToArray();
+        _firstChars = SearchValues.Create(_byFirstChar.Keys.ToArray());
     }
 
     public bool TryGet(int id, out AddedToken token) => _byId.TryGetValue(id, out token!);
@@ -43,7 +47,10 @@ public sealed class AddedVocabulary
         int plain = 0;
         for (int i = 0; i < text.Length;)
         {
-            var m = _byFirstChar.Count == 0 ? null : MatchAt(text, i, parseSpecial);
+            int next = text[i..].IndexOfAny(_firstChars);   // vectorized skip to a possible match
+            if (next < 0) break;
+            i += next;
+            var m = MatchAt(text, i, parseSpecial);
             if (m is null) { i++; continue; }
             if (i > plain) output.Add(new Section(plain, i - plain, -1));
             output.Add(new Section(i, m.Content.Length, m.Id));
