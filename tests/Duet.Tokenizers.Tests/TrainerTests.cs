@@ -38,6 +38,18 @@ public class TrainerTests
     }
 
     [Fact]
+    public void AddText_BeyondTheWordBudget_KeepsTheTableBounded()
+    {
+        var trainer = new BpeTrainer(new BpeTrainerOptions { VocabSize = 500, MaxDistinctWords = 2000 });
+        foreach (var line in RepoFiles.TestLines())
+        {
+            trainer.AddText(line);
+            Assert.True(trainer.DistinctWords <= 2000, $"{trainer.DistinctWords} distinct pre-tokens held");
+        }
+        Assert.Equal(500, trainer.Train().VocabSize);
+    }
+
+    [Fact]
     public void Train_Twice_GivesByteIdenticalTokenizerJson()
     {
         var a = new MemoryStream();

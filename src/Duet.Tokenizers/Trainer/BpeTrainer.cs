@@ -52,6 +52,7 @@ public sealed class BpeTrainer(BpeTrainerOptions options)
     private readonly Dictionary<string, long> _words = new(StringComparer.Ordinal);
     private long _pruneBelow = 1;
     public long CharactersSeen { get; private set; }
+    public int DistinctWords => _words.Count;
 
     // ---- Pass 1: pre-tokens -------------------------------------------------------------------
 
