@@ -17,6 +17,8 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Unicode;
 
+using Duet.Tensors;
+
 namespace Duet.Formats.Gguf;
 
 /// <summary>One entry of the tensor info table, validated against the file.</summary>

@@ -8,6 +8,8 @@
 using System.Buffers.Binary;
 using System.Text;
 
+using Duet.Tensors;
+
 namespace Duet.Formats.Gguf;
 
 public sealed class GgufWriter

@@ -1,6 +1,8 @@
 // The block layout table against the block structs of ggml-common.h, and byte-size arithmetic.
 using Duet.Formats.Gguf;
 
+using Duet.Tensors;
+
 namespace Duet.Formats.Tests.Gguf;
 
 public sealed class GgmlTypeInfoTests

@@ -4,6 +4,8 @@
 // Also checks the writer against the byte-level sample used by the hostile-input tests.
 using Duet.Formats.Gguf;
 
+using Duet.Tensors;
+
 namespace Duet.Formats.Tests.Gguf;
 
 public sealed class GgufFixtureTests

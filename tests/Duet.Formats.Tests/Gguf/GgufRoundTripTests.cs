@@ -3,6 +3,8 @@
 // through files on disk (memory-mapped, written atomically).
 using Duet.Formats.Gguf;
 
+using Duet.Tensors;
+
 namespace Duet.Formats.Tests.Gguf;
 
 public sealed class GgufRoundTripTests

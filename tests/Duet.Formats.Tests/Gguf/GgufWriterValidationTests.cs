@@ -1,6 +1,8 @@
 // The writer refuses what the reader would reject, up front, with ArgumentException naming the problem.
 using Duet.Formats.Gguf;
 
+using Duet.Tensors;
+
 namespace Duet.Formats.Tests.Gguf;
 
 public sealed class GgufWriterValidationTests

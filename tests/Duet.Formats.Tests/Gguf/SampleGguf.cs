@@ -4,6 +4,8 @@
 // Built twice, byte by byte (RawGguf) and through GgufWriter, and the tests check both agree.
 using Duet.Formats.Gguf;
 
+using Duet.Tensors;
+
 namespace Duet.Formats.Tests.Gguf;
 
 internal static class SampleGguf

@@ -2,8 +2,8 @@
 // block layout of each: how many elements one block holds and how many bytes it takes
 // (gguf-py `GGML_QUANT_SIZES`). This table is what turns a tensor's shape into its byte size, so the reader
 // can check that data lies inside the file and the writer can check the bytes it is given.
-// Not here: how to dequantize a block (that belongs to Duet.Tensors).
-namespace Duet.Formats.Gguf;
+// Dequantization and dot products of the blocks live in Quant/.
+namespace Duet.Tensors;
 
 /// <summary>ggml tensor type ids. Gaps are ids whose support was removed from ggml; the reader rejects them.</summary>
 public enum GgmlType
@@ -135,7 +135,8 @@ public static class GgmlTypeInfo
     /// Returns null when valid, else a sentence naming the problem (the caller adds key, tensor and offset).
     /// An empty shape is a scalar: one element, ne0 taken as 1.
     /// </summary>
-    internal static string? Validate(GgmlType type, ReadOnlySpan<long> shape, out long elementCount, out long byteSize)
+    /// <summary>Null when the shape is valid for the type (else why not), with its element count and byte size.</summary>
+    public static string? Validate(GgmlType type, ReadOnlySpan<long> shape, out long elementCount, out long byteSize)
     {
         elementCount = 0;
         byteSize = 0;
