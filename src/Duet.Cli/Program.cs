@@ -6,4 +6,5 @@ var root = new RootCommand("Duet: a bilingual (English + 中文) LLM toolchain: 
 root.Subcommands.Add(TokenizeCommands.Tokenize());
 root.Subcommands.Add(TokenizeCommands.Detokenize());
 root.Subcommands.Add(TokenizerCommands.Create());
+foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
 return CliRunner.Run(root, args);

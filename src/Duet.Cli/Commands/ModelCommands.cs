@@ -1,0 +1,180 @@
+// duet init / convert / quantize / logits: making, converting and checking model files.
+using System.CommandLine;
+using System.Globalization;
+using Duet.Formats.SafeTensors;
+using Duet.Model;
+using Duet.Tensors;
+using Duet.Tensors.Parallel;
+using Duet.Tokenizers;
+
+namespace Duet.Cli.Commands;
+
+internal static class ModelCommands
+{
+    public static IEnumerable<Command> Create() => [Init(), Convert(), Quantize(), Logits()];
+
+    internal static Option<int> ThreadsOption() => new("--threads", "-t")
+    {
+        Description = "worker threads (default: all cores)",
+        DefaultValueFactory = _ => Environment.ProcessorCount,
+    };
+
+    internal static void UseThreads(int threads)
+    {
+        if (threads < 1 || threads > 1024) throw new ArgumentException($"--threads {threads}: must be between 1 and 1024");
+        if (WorkerPool.Shared.Threads != threads) WorkerPool.SetSharedThreads(threads);
+    }
+
+    private static GgmlType ParseType(string s) => s.ToUpperInvariant() switch
+    {
+        "F32" => GgmlType.F32, "F16" => GgmlType.F16, "BF16" => GgmlType.BF16, "Q8_0" => GgmlType.Q8_0, "Q4_0" => GgmlType.Q4_0,
+        _ => throw new ArgumentException($"type '{s}' is not supported here (F32, F16, BF16, Q8_0, Q4_0)"),
+    };
+
+    private static void Save(CanonicalModel m, string output, string format, GgmlType type)
+    {
+        if (format == "gguf") ModelFiles.WriteGguf(m, output, type, Path.GetFileNameWithoutExtension(output));
+        else if (format == "safetensors")
+            ModelFiles.WriteHfFolder(m, output, type switch
+            {
+                GgmlType.F32 => SafeTensorsDType.F32, GgmlType.F16 => SafeTensorsDType.F16, GgmlType.BF16 => SafeTensorsDType.BF16,
+                _ => throw new ArgumentException($"safetensors holds F32, F16 or BF16, not {type}"),
+            });
+        else throw new ArgumentException($"--format '{format}': gguf or safetensors");
+    }
+
+    private static Command Init()
+    {
+        Option<int> Int(string name, string desc, int? def = null)
+        {
+            var o = new Option<int>(name) { Description = desc };
+            if (def is int d) o.DefaultValueFactory = _ => d; else o.Required = true;
+            return o;
+        }
+        var dim = Int("--dim", "model width"); var layers = Int("--layers", "transformer blocks"); var heads = Int("--heads", "attention heads");
+        var kvHeads = Int("--kv-heads", "key/value heads (grouped-query attention when fewer than --heads)");
+        var ffn = Int("--ffn", "SwiGLU hidden width"); var vocab = Int("--vocab", "vocabulary size (ignored with --tokenizer)", 32000);
+        var ctx = Int("--ctx", "context length", 2048);
+        var seed = new Option<ulong>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
+        var theta = new Option<float>("--rope-theta") { Description = "RoPE base", DefaultValueFactory = _ => 10000f };
+        var eps = new Option<float>("--norm-eps") { Description = "RMSNorm epsilon", DefaultValueFactory = _ => 1e-5f };
+        var tied = new Option<bool>("--tied") { Description = "share the embedding and output matrices" };
+        var tokenizer = new Option<string?>("--tokenizer") { Description = "embed this tokenizer (its size sets the vocabulary); default: a placeholder SentencePiece vocabulary" };
+        var output = new Option<string>("--out", "-o") { Description = "output .gguf file, or folder for safetensors", Required = true };
+        var format = new Option<string>("--format") { Description = "gguf or safetensors", DefaultValueFactory = _ => "gguf" };
+        var type = new Option<string>("--type") { Description = "F32, F16 (also BF16, Q8_0, Q4_0 for GGUF)", DefaultValueFactory = _ => "F32" };
+        var cmd = new Command("init", "Write a random-weight LLaMA model (for tests and benchmarks).")
+        {
+            dim, layers, heads, kvHeads, ffn, vocab, ctx, seed, theta, eps, tied, tokenizer, output, format, type,
+        };
+        cmd.SetAction(r =>
+        {
+            Tokenizer? tok = r.GetValue(tokenizer) is string tp ? Tokenizer.Load(tp) : null;
+            int d = r.GetValue(dim), h = r.GetValue(heads);
+            if (h <= 0 || d % h != 0) throw new ArgumentException($"--dim {d} must be a positive multiple of --heads {h}");
+            var c = new LlamaConfig
+            {
+                Dim = d, Layers = r.GetValue(layers), Heads = h, KvHeads = r.GetValue(kvHeads), HeadDim = d / h, RopeDim = d / h,
+                FfnDim = r.GetValue(ffn), Vocab = tok?.VocabSize ?? r.GetValue(vocab), ContextLength = r.GetValue(ctx),
+                RopeTheta = r.GetValue(theta), NormEps = r.GetValue(eps), TiedEmbeddings = r.GetValue(tied),
+                RopeStyle = Tensors.Kernels.RopeStyle.NeoX,
+            };
+            c.Validate();
+            var m = ModelFiles.Random(c, r.GetValue(seed), tok);
+            Save(m, r.GetRequiredValue(output), r.GetValue(format)!, ParseType(r.GetValue(type)!));
+            Console.Error.WriteLine($"wrote {r.GetRequiredValue(output)}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command Convert()
+    {
+        var input = new Argument<string>("input") { Description = "a .gguf file or an HF folder (config.json + safetensors)" };
+        var output = new Argument<string>("output") { Description = "output .gguf file, or folder for safetensors" };
+        var format = new Option<string>("--format") { Description = "gguf or safetensors (default: from the output name)" };
+        var type = new Option<string>("--type") { Description = "F32, F16, BF16, Q8_0, Q4_0", DefaultValueFactory = _ => "F16" };
+        var cmd = new Command("convert", "Convert a model between GGUF and HF safetensors (the Q/K row permutation is applied or undone).") { input, output, format, type };
+        cmd.SetAction(r =>
+        {
+            var inPath = r.GetRequiredValue(input);
+            using var model = LlamaModel.Load(inPath);
+            var m = ModelFiles.ToCanonical(model.Weights, TryTokenizer(inPath));
+            var outPath = r.GetRequiredValue(output);
+            Save(m, outPath, r.GetValue(format) ?? (outPath.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? "gguf" : "safetensors"), ParseType(r.GetValue(type)!));
+            Console.Error.WriteLine($"wrote {outPath}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command Quantize()
+    {
+        var input = new Argument<string>("input") { Description = "a .gguf file or an HF folder" };
+        var output = new Argument<string>("output") { Description = "output .gguf file" };
+        var type = new Option<string>("--type") { Description = "Q8_0, Q4_0, F16, BF16, F32", Required = true };
+        var cmd = new Command("quantize", "Quantize a model's matrices into a GGUF file (norms stay F32).") { input, output, type };
+        cmd.SetAction(r =>
+        {
+            var inPath = r.GetRequiredValue(input);
+            using var model = LlamaModel.Load(inPath);
+            var m = ModelFiles.ToCanonical(model.Weights, TryTokenizer(inPath));
+            ModelFiles.WriteGguf(m, r.GetRequiredValue(output), ParseType(r.GetRequiredValue(type)), Path.GetFileNameWithoutExtension(r.GetRequiredValue(output)));
+            Console.Error.WriteLine($"wrote {r.GetRequiredValue(output)}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static Command Logits()
+    {
+        var model = new Option<string>("--model", "-m") { Description = "a .gguf file or an HF folder", Required = true };
+        var ids = new Option<string>("--ids") { Description = "token ids separated by spaces", Required = true };
+        var output = new Option<string>("--out", "-o") { Description = "float32 .npy file of shape [T, vocab]", Required = true };
+        var threads = ThreadsOption();
+        var cmd = new Command("logits", "Write the logits at every position of a token sequence (teacher forcing) as .npy.") { model, ids, output, threads };
+        cmd.SetAction(r =>
+        {
+            UseThreads(r.GetValue(threads));
+            var tokens = r.GetRequiredValue(ids).Split([' ', ','], StringSplitOptions.RemoveEmptyEntries)
+                .Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : throw new FormatException($"--ids: '{s}' is not an integer")).ToArray();
+            if (tokens.Length == 0) throw new ArgumentException("--ids: no token ids");
+            using var m = LlamaModel.Load(r.GetRequiredValue(model));
+            var logits = m.LogitsOf(tokens);
+            NpyFile.WriteFloat32(r.GetRequiredValue(output), logits);
+            return 0;
+        });
+        return cmd;
+    }
+
+    /// <summary>The tokenizer a model path carries (GGUF vocabulary or the folder's tokenizer files), if any.</summary>
+    internal static Tokenizer? TryTokenizer(string modelPath)
+    {
+        if (Directory.Exists(modelPath))
+            return File.Exists(Path.Combine(modelPath, "tokenizer.json")) || File.Exists(Path.Combine(modelPath, "tokenizer.model")) ? Tokenizer.Load(modelPath) : null;
+        try { return Tokenizer.Load(modelPath); }
+        catch (TokenizerFormatException) { return null; }
+    }
+}
+
+/// <summary>NumPy .npy version 1.0 writer for float32 matrices.</summary>
+internal static class NpyFile
+{
+    public static void WriteFloat32(string path, float[,] data)
+    {
+        int rows = data.GetLength(0), cols = data.GetLength(1);
+        var header = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}";
+        int total = 10 + header.Length + 1;
+        header = header.PadRight(header.Length + (64 - total % 64) % 64) + "\n";
+        AtomicFile.Write(path, s =>
+        {
+            s.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y']);
+            s.WriteByte(1); s.WriteByte(0);
+            s.Write(BitConverter.GetBytes((ushort)header.Length));
+            s.Write(System.Text.Encoding.ASCII.GetBytes(header));
+            var bytes = new byte[(long)rows * cols * 4];
+            Buffer.BlockCopy(data, 0, bytes, 0, bytes.Length);
+            s.Write(bytes);
+        });
+    }
+}

@@ -1,0 +1,147 @@
+// The LLaMA forward pass, one position at a time against a KV cache (llama2.c's run.c structure):
+//   x = embed(token)
+//   per layer: x += Wo · attention(rope(Wq·n), rope(Wk·n), Wv·n)  with n = rmsnorm(x)   (grouped-query)
+//              x += Wdown · (silu(Wgate·n) * Wup·n)                  with n = rmsnorm(x)
+//   logits = Wout · rmsnorm(x)
+// The model is immutable and shared; per-sequence state (KV cache, scratch buffers) lives in LlamaState.
+// A decode step allocates nothing.
+using Duet.Tensors.Kernels;
+using Duet.Tensors.Parallel;
+
+namespace Duet.Model;
+
+public sealed class LlamaState
+{
+    public LlamaConfig Config { get; }
+    public int Capacity { get; }
+    /// <summary>Keys and values per layer: [Capacity, KvDim].</summary>
+    public float[][] KeyCache { get; }
+    public float[][] ValueCache { get; }
+    public int Length { get; set; }
+
+    internal readonly float[] X, Xb, Xb2, Q, K, V, Att, Hb, Hb2, Cos, Sin;
+    public float[] Logits { get; }
+
+    public LlamaState(LlamaConfig c, int capacity)
+    {
+        if (capacity <= 0) throw new ArgumentOutOfRangeException(nameof(capacity), "context capacity must be positive");
+        Config = c;
+        Capacity = capacity;
+        KeyCache = Enumerable.Range(0, c.Layers).Select(_ => new float[(long)capacity * c.KvDim]).ToArray();
+        ValueCache = Enumerable.Range(0, c.Layers).Select(_ => new float[(long)capacity * c.KvDim]).ToArray();
+        X = new float[c.Dim]; Xb = new float[Math.Max(c.Dim, c.QDim)]; Xb2 = new float[c.Dim];
+        Q = new float[c.QDim]; K = new float[c.KvDim]; V = new float[c.KvDim];
+        Att = new float[c.Heads * capacity];
+        Hb = new float[c.FfnDim]; Hb2 = new float[c.FfnDim];
+        Cos = new float[c.RopeDim / 2]; Sin = new float[c.RopeDim / 2];
+        Logits = new float[c.Vocab];
+    }
+
+    public void Reset() => Length = 0;
+}
+
+public sealed class LlamaModel : IDisposable
+{
+    private readonly float[] _invFreq;
+    public LlamaWeights Weights { get; }
+    public LlamaConfig Config => Weights.Config;
+    public WorkerPool Pool { get; set; } = WorkerPool.Shared;
+
+    public LlamaModel(LlamaWeights weights)
+    {
+        Weights = weights;
+        _invFreq = weights.Config.InverseFrequencies();
+        if (weights.RopeFreqFactors is { } f)
+            for (int i = 0; i < _invFreq.Length; i++) _invFreq[i] /= f[i];
+    }
+
+    public LlamaState CreateState(int? capacity = null) => new(Config, capacity ?? Config.ContextLength);
+
+    /// <summary>Runs one token at position state.Length and appends it to the cache; logits land in state.Logits.</summary>
+    public void Forward(LlamaState s, int token)
+    {
+        var c = Config;
+        var w = Weights;
+        int pos = s.Length;
+        if (pos >= s.Capacity) throw new InvalidOperationException($"the context is full ({s.Capacity} tokens)");
+        if ((uint)token >= (uint)c.Vocab) throw new ArgumentOutOfRangeException(nameof(token), $"token {token} is outside the vocabulary (0..{c.Vocab - 1})");
+
+        w.Embedding.DequantizeRow(token, s.X);
+        for (int i = 0; i < _invFreq.Length; i++)
+        {
+            float angle = pos * _invFreq[i];
+            s.Cos[i] = MathF.Cos(angle);
+            s.Sin[i] = MathF.Sin(angle);
+        }
+        int group = c.Heads / c.KvHeads, hd = c.HeadDim;
+        float scale = 1f / MathF.Sqrt(hd);
+        for (int l = 0; l < c.Layers; l++)
+        {
+            var L = w.Layers[l];
+            Ops.RmsNorm(s.X, L.AttnNorm, c.NormEps, s.Xb.AsSpan(0, c.Dim));
+            var xb = s.Xb.AsSpan(0, c.Dim);
+            MatVec.Multiply(L.Q, xb, s.Q, Pool);
+            MatVec.Multiply(L.K, xb, s.K, Pool);
+            MatVec.Multiply(L.V, xb, s.V, Pool);
+            Ops.Rope(s.Q, hd, s.Cos, s.Sin, c.RopeStyle);
+            Ops.Rope(s.K, hd, s.Cos, s.Sin, c.RopeStyle);
+            s.K.CopyTo(s.KeyCache[l].AsSpan(pos * c.KvDim, c.KvDim));
+            s.V.CopyTo(s.ValueCache[l].AsSpan(pos * c.KvDim, c.KvDim));
+
+            // Attention per head over positions 0..pos; query head h reads kv head h / group.
+            var outAtt = s.Xb.AsSpan(0, c.QDim);
+            for (int h = 0; h < c.Heads; h++)
+            {
+                var q = s.Q.AsSpan(h * hd, hd);
+                var att = s.Att.AsSpan(h * s.Capacity, pos + 1);
+                int kvOff = (h / group) * hd;
+                var keys = s.KeyCache[l];
+                for (int t = 0; t <= pos; t++)
+                    att[t] = System.Numerics.Tensors.TensorPrimitives.Dot(q, keys.AsSpan(t * c.KvDim + kvOff, hd)) * scale;
+                Ops.Softmax(att);
+                var o = outAtt.Slice(h * hd, hd);
+                o.Clear();
+                var values = s.ValueCache[l];
+                for (int t = 0; t <= pos; t++)
+                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(values.AsSpan(t * c.KvDim + kvOff, hd), att[t], o, o);
+            }
+            MatVec.Multiply(L.O, outAtt, s.Xb2, Pool);
+            System.Numerics.Tensors.TensorPrimitives.Add(s.X, s.Xb2, s.X);
+
+            Ops.RmsNorm(s.X, L.FfnNorm, c.NormEps, xb);
+            MatVec.Multiply(L.Gate, xb, s.Hb, Pool);
+            MatVec.Multiply(L.Up, xb, s.Hb2, Pool);
+            Ops.SwiGlu(s.Hb, s.Hb2);
+            MatVec.Multiply(L.Down, s.Hb, s.Xb2, Pool);
+            System.Numerics.Tensors.TensorPrimitives.Add(s.X, s.Xb2, s.X);
+        }
+        Ops.RmsNorm(s.X, w.OutputNorm, c.NormEps, s.Xb.AsSpan(0, c.Dim));
+        MatVec.Multiply(w.Output, s.Xb.AsSpan(0, c.Dim), s.Logits, Pool);
+        s.Length = pos + 1;
+    }
+
+    /// <summary>Teacher-forced logits at every position: [T, vocab].</summary>
+    public float[,] LogitsOf(ReadOnlySpan<int> ids)
+    {
+        var s = CreateState(Math.Max(1, ids.Length));
+        var result = new float[ids.Length, Config.Vocab];
+        for (int t = 0; t < ids.Length; t++)
+        {
+            Forward(s, ids[t]);
+            for (int v = 0; v < Config.Vocab; v++) result[t, v] = s.Logits[v];
+        }
+        return result;
+    }
+
+    /// <summary>Loads a .gguf file, or an HF folder (config.json + safetensors).</summary>
+    public static LlamaModel Load(string path)
+    {
+        if (Directory.Exists(path)) return new LlamaModel(LlamaWeights.FromHfFolder(path));
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file or folder", path);
+        var gguf = Duet.Formats.Gguf.GgufFile.Open(path);
+        try { return new LlamaModel(LlamaWeights.FromGguf(gguf)); }
+        catch { gguf.Dispose(); throw; }
+    }
+
+    public void Dispose() => Weights.Dispose();
+}

@@ -1,0 +1,93 @@
+// A low-overhead parallel-for for the kernels: fixed worker threads that spin briefly and then sleep,
+// woken per job; the calling thread takes a share of the work too. Work is split into contiguous ranges,
+// one per thread, since kernel rows cost the same. No allocation per job when the body is a static
+// lambda and the state an existing object.
+namespace Duet.Tensors.Parallel;
+
+public delegate void RangeBody(int start, int end, object? state);
+
+public sealed class WorkerPool : IDisposable
+{
+    private readonly Thread[] _workers;
+    private readonly SemaphoreSlim[] _wake;
+    private volatile bool _disposed;
+    private RangeBody? _body;
+    private object? _state;
+    private int _count;
+    private int _pending;
+    private readonly ManualResetEventSlim _done = new(false);
+    private Exception? _error;
+
+    public int Threads { get; }
+
+    public static WorkerPool Shared { get; private set; } = new(Environment.ProcessorCount);
+
+    /// <summary>Replaces the shared pool (for example with -t THREADS from the command line).</summary>
+    public static void SetSharedThreads(int threads)
+    {
+        var old = Shared;
+        Shared = new WorkerPool(threads);
+        old.Dispose();
+    }
+
+    public WorkerPool(int threads)
+    {
+        Threads = Math.Max(1, threads);
+        _workers = new Thread[Threads - 1];
+        _wake = new SemaphoreSlim[Threads - 1];
+        for (int i = 0; i < _workers.Length; i++)
+        {
+            int index = i + 1;
+            _wake[i] = new SemaphoreSlim(0);
+            _workers[i] = new Thread(() => Loop(index)) { IsBackground = true, Name = $"duet-worker-{index}" };
+            _workers[i].Start();
+        }
+    }
+
+    /// <summary>Runs body over [0, count) split into one contiguous range per thread; returns when all are done.</summary>
+    public void For(int count, RangeBody body, object? state = null)
+    {
+        if (count <= 0) return;
+        int parts = Math.Min(Threads, count);
+        if (parts == 1) { body(0, count, state); return; }
+        lock (_done)
+        {
+            _body = body; _state = state; _count = count; _error = null;
+            _done.Reset();
+            Volatile.Write(ref _pending, parts - 1);
+            for (int i = 0; i < parts - 1; i++) _wake[i].Release();
+            Run(0, parts);
+            var spin = new SpinWait();
+            while (Volatile.Read(ref _pending) > 0 && !spin.NextSpinWillYield) spin.SpinOnce();
+            if (Volatile.Read(ref _pending) > 0) _done.Wait();
+            _body = null; _state = null;
+            if (_error is { } e) throw new AggregateException("a parallel kernel failed", e);
+        }
+    }
+
+    private void Run(int index, int parts)
+    {
+        int n = _count;
+        int start = (int)((long)n * index / parts), end = (int)((long)n * (index + 1) / parts);
+        _body!(start, end, _state);
+    }
+
+    private void Loop(int index)
+    {
+        while (true)
+        {
+            _wake[index - 1].Wait();
+            if (_disposed) return;
+            try { Run(index, Math.Min(Threads, _count)); }
+            catch (Exception e) { _error = e; }
+            if (Interlocked.Decrement(ref _pending) == 0) _done.Set();
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed) return;
+        _disposed = true;
+        foreach (var w in _wake) w.Release();
+    }
+}
