@@ -5,14 +5,7 @@ namespace Duet.Tokenizers.Tests;
 
 internal static class RepoFiles
 {
-    public static readonly string Root = FindRoot();
-
-    private static string FindRoot()
-    {
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-            if (File.Exists(Path.Combine(d.FullName, "Duet.slnx"))) return d.FullName;
-        throw new InvalidOperationException("cannot find the repository root (Duet.slnx) above " + AppContext.BaseDirectory);
-    }
+    public static readonly string Root = Duet.Tests.Repo.Root;
 
     public static string TestData(string name) => Path.Combine(Root, "tests", "TestData", name);
     public static string Fixture(string name) => Path.Combine(Root, "tests", "reference", "fixtures", name);

@@ -1,0 +1,110 @@
+// Acceptance 1 and part of 2 of the engine issue: logits of random-weight models in Llama 2, Llama 3
+// (GQA, θ 5e5), Yi (GQA, 64000 vocabulary, θ 5e6) and Mistral shapes, made and run by the independent
+// reference under tests/reference/ (numpy weights, a float64 PyTorch LLaMA), agree with Duet at every
+// position of a 64-token sequence, loaded from safetensors and from GGUF.
+using Duet.Tensors;
+using Duet.Tests;
+
+namespace Duet.Model.Tests;
+
+public sealed class ReferenceModels : IDisposable
+{
+    public string Dir { get; } = Directory.CreateTempSubdirectory("duet-ref-").FullName;
+    private readonly Dictionary<string, (string Folder, int[] Ids, float[,] Logits)> _cache = new();
+
+    /// <summary>A reference model folder, 64 ids, and the reference logits, made once per test run.</summary>
+    public (string Folder, int[] Ids, float[,] Logits) Get(string preset, string? ropeScaling = null, string std = "0.1")
+    {
+        string key = preset + (ropeScaling ?? "") + "-std" + std;
+        lock (_cache)
+        {
+            if (_cache.TryGetValue(key, out var hit)) return hit;
+            var folder = Path.Combine(Dir, key.Replace('"', '_').Replace(':', '_').Replace('{', '_').Replace('}', '_').Replace(',', '_').Replace(' ', '_'));
+            var args = new List<string> { Repo.Reference("make_random_llama.py"), "--preset", preset, "--seed", "11", "--std", std, "--out", folder };
+            if (ropeScaling is not null) args.AddRange(["--rope-scaling", ropeScaling, "--max-position-embeddings", "64"]);
+            Repo.Python([.. args]);
+            var vocab = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(folder, "config.json"))).RootElement.GetProperty("vocab_size").GetInt32();
+            var rng = new Random(5);
+            var ids = Enumerable.Range(0, 64).Select(_ => rng.Next(vocab)).ToArray();
+            var npy = Path.Combine(Dir, key.GetHashCode().ToString("x") + ".npy");
+            Repo.Python(Repo.Reference("llama_reference.py"), "--model", folder, "--ids", string.Join(' ', ids), "--out", npy);
+            var r = (folder, ids, Npy.ReadFloat32Matrix(npy));
+            _cache[key] = r;
+            return r;
+        }
+    }
+
+    public void Dispose() => Directory.Delete(Dir, true);
+}
+
+public class ReferenceLogitsTests(ReferenceModels refs) : IClassFixture<ReferenceModels>
+{
+    public static TheoryData<string> Presets => new() { "llama2", "llama3", "yi", "mistral", "tiny" };
+
+    internal static float MaxDiff(float[,] expected, float[,] actual)
+    {
+        Assert.Equal(expected.GetLength(0), actual.GetLength(0));
+        Assert.Equal(expected.GetLength(1), actual.GetLength(1));
+        float max = 0;
+        for (int t = 0; t < expected.GetLength(0); t++)
+            for (int v = 0; v < expected.GetLength(1); v++) max = Math.Max(max, Math.Abs(expected[t, v] - actual[t, v]));
+        return max;
+    }
+
+    [Theory, MemberData(nameof(Presets))]
+    public void Logits_FromSafetensors_MatchPyTorchAtEveryPosition(string preset)
+    {
+        var (folder, ids, expected) = refs.Get(preset);
+        using var model = LlamaModel.Load(folder);
+        float diff = MaxDiff(expected, model.LogitsOf(ids));
+        Assert.True(diff <= 1e-4f, $"{preset}: max |diff| {diff}");
+    }
+
+    [Theory, MemberData(nameof(Presets))]
+    public void Logits_FromGguf_MatchPyTorchAtEveryPosition(string preset)
+    {
+        var (folder, ids, expected) = refs.Get(preset);
+        var gguf = Path.Combine(refs.Dir, preset + ".f32.gguf");
+        using (var hf = LlamaModel.Load(folder))
+            ModelFiles.WriteGguf(ModelFiles.ToCanonical(hf.Weights, null), gguf, GgmlType.F32);
+        using var model = LlamaModel.Load(gguf);
+        Assert.Equal(Tensors.Kernels.RopeStyle.Normal, model.Config.RopeStyle); // the permuted layout is really in use
+        float diff = MaxDiff(expected, model.LogitsOf(ids));
+        Assert.True(diff <= 1e-4f, $"{preset}: max |diff| {diff}");
+    }
+
+    [Theory]
+    [InlineData("{\"rope_type\": \"linear\", \"factor\": 4.0}")]
+    [InlineData("{\"rope_type\": \"llama3\", \"factor\": 8.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, \"original_max_position_embeddings\": 16}")]
+    public void Logits_WithRopeScaling_MatchPyTorch(string scaling)
+    {
+        var (folder, ids, expected) = refs.Get("llama3", scaling);
+        using var model = LlamaModel.Load(folder);
+        float diff = MaxDiff(expected, model.LogitsOf(ids));
+        Assert.True(diff <= 1e-4f, $"max |diff| {diff}");
+    }
+
+    /// <summary>
+    /// On the test models as `duet init` makes them (weights N(0, 0.02)). With weights N(0, 0.1) the logits
+    /// span ±4 and Q8_0's per-weight rounding (about 0.7% of a block's range) moves them by up to about 0.1.
+    /// </summary>
+    [Theory]
+    [InlineData("llama2")]
+    [InlineData("mistral")]
+    [InlineData("yi")]
+    public void Logits_Q8_0_StayWithin1eMinus2OfF32(string preset)
+    {
+        var (folder, ids, _) = refs.Get(preset, std: "0.02");
+        float[,] f32;
+        var q8 = Path.Combine(refs.Dir, preset + ".q8_0.gguf");
+        using (var hf = LlamaModel.Load(folder))
+        {
+            f32 = hf.LogitsOf(ids);
+            ModelFiles.WriteGguf(ModelFiles.ToCanonical(hf.Weights, null), q8, GgmlType.Q8_0);
+        }
+        using var model = LlamaModel.Load(q8);
+        Assert.Equal(GgmlType.Q8_0, model.Weights.MainType);
+        float diff = MaxDiff(f32, model.LogitsOf(ids));
+        Assert.True(diff <= 1e-2f, $"{preset}: Q8_0 max |diff| {diff}");
+    }
+}
