@@ -39,6 +39,16 @@ public sealed record HfConfig
 
     public static HfConfig Parse(JsonObject o)
     {
+        // JsonNode throws InvalidOperationException / FormatException for a value of the wrong kind.
+        try { return ParseUnchecked(o); }
+        catch (Exception e) when (e is InvalidOperationException or FormatException or OverflowException)
+        {
+            throw new SafeTensorsFormatException($"config.json has a value of the wrong type: {e.Message}", e);
+        }
+    }
+
+    private static HfConfig ParseUnchecked(JsonObject o)
+    {
         int Int(string k, int? def = null)
         {
             if (o[k] is JsonValue v && v.TryGetValue(out int i)) return i;

@@ -72,6 +72,7 @@ public sealed unsafe class SafeTensorsFile : IDisposable
         if ((long)n > fileLength - 8) throw new SafeTensorsFormatException($"{where}: header length {n} runs past the end of the {fileLength}-byte file");
         var json = start.Slice(8, (int)n);
         long dataOffset = 8 + (long)n, dataLength = fileLength - dataOffset;
+        if (!System.Text.Unicode.Utf8.IsValid(json)) throw new SafeTensorsFormatException($"{where}: the header is not valid UTF-8");
         JsonDocument doc;
         try { doc = JsonDocument.Parse(json.ToArray(), new JsonDocumentOptions { MaxDepth = 8 }); }
         catch (JsonException e) { throw new SafeTensorsFormatException($"{where}: the header is not valid JSON: {e.Message}", e); }

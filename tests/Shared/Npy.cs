@@ -2,7 +2,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Duet.Model.Tests;
+namespace Duet.Tests;
 
 internal static partial class Npy
 {
@@ -15,6 +15,7 @@ internal static partial class Npy
         var header = Encoding.ASCII.GetString(b, start, headerLen);
         if (!header.Contains("'<f4'")) throw new InvalidDataException($"{path}: not little-endian float32: {header}");
         var m = Shape().Match(header);
+        if (!m.Success) throw new InvalidDataException($"{path}: not a 2-D array: {header}");
         int rows = int.Parse(m.Groups[1].Value), cols = int.Parse(m.Groups[2].Value);
         var result = new float[rows, cols];
         Buffer.BlockCopy(b, start + headerLen, result, 0, rows * cols * 4);

@@ -1,0 +1,117 @@
+// Kernels against plain float64 loops (their formulas), over many lengths and odd shapes.
+using Duet.Tensors.Kernels;
+using Duet.Tensors.Parallel;
+using Duet.Tensors.Quant;
+
+namespace Duet.Tensors.Tests;
+
+public unsafe class KernelTests
+{
+    private static float[] RandomVector(Random rng, int n, float scale = 1f) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1) * scale).ToArray();
+
+    [Fact]
+    public void RmsNorm_Lengths1To257_MatchFloat64Formula()
+    {
+        var rng = new Random(1);
+        for (int n = 1; n <= 257; n++)
+        {
+            var x = RandomVector(rng, n); var w = RandomVector(rng, n); var y = new float[n];
+            Ops.RmsNorm(x, w, 1e-5f, y);
+            double ms = x.Sum(v => (double)v * v) / n, inv = 1 / Math.Sqrt(ms + 1e-5);
+            for (int i = 0; i < n; i++) Assert.Equal(x[i] * inv * w[i], y[i], 1e-5);
+        }
+    }
+
+    [Fact]
+    public void Softmax_LargeLogits_SubtractsMaxAndSumsToOne()
+    {
+        var rng = new Random(2);
+        for (int n = 1; n <= 257; n += 7)
+        {
+            var x = RandomVector(rng, n, 1000f);
+            var expected = x.Select(v => Math.Exp(v - x.Max())).ToArray();
+            double sum = expected.Sum();
+            Ops.Softmax(x);
+            for (int i = 0; i < n; i++) Assert.Equal(expected[i] / sum, x[i], 1e-6);
+        }
+    }
+
+    [Theory]
+    [InlineData(RopeStyle.Normal)]
+    [InlineData(RopeStyle.NeoX)]
+    public void Rope_RotatesThePairsOfItsLayout(RopeStyle style)
+    {
+        const int hd = 8;
+        var x = Enumerable.Range(1, 2 * hd).Select(i => (float)i).ToArray();
+        var orig = (float[])x.Clone();
+        float[] cos = [1, 0, MathF.Cos(0.5f), -1], sin = [0, 1, MathF.Sin(0.5f), 0];
+        Ops.Rope(x, hd, cos, sin, style);
+        for (int h = 0; h < 2; h++)
+            for (int i = 0; i < hd / 2; i++)
+            {
+                int a = h * hd + (style == RopeStyle.Normal ? 2 * i : i), b = h * hd + (style == RopeStyle.Normal ? 2 * i + 1 : i + hd / 2);
+                Assert.Equal(orig[a] * cos[i] - orig[b] * sin[i], x[a], 5);
+                Assert.Equal(orig[a] * sin[i] + orig[b] * cos[i], x[b], 5);
+            }
+    }
+
+    [Theory]
+    [InlineData(GgmlType.F32)]
+    [InlineData(GgmlType.F16)]
+    [InlineData(GgmlType.BF16)]
+    [InlineData(GgmlType.Q4_1)]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_0)]
+    public void MatVec_AnyType_EqualsDotOfDequantizedRows(GgmlType type)
+    {
+        var rng = new Random(3);
+        const int rows = 37, cols = 96;
+        long rowBytes = GgmlTypeInfo.RowSize(type, cols);
+        var data = new byte[rows * rowBytes];
+        var w = RandomVector(rng, rows * cols, 0.5f);
+        for (int r = 0; r < rows; r++)
+            if (Quantizer.CanQuantize(type)) Quantizer.QuantizeRow(type, w.AsSpan(r * cols, cols), data.AsSpan((int)(r * rowBytes), (int)rowBytes));
+            else rng.NextBytes(data.AsSpan((int)(r * rowBytes), (int)rowBytes)); // Q4_1: random blocks
+        if (type == GgmlType.Q4_1)
+            for (int r = 0; r < rows; r++)
+                for (int b = 0; b < cols / 32; b++)
+                {
+                    int o = (int)(r * rowBytes) + b * 20;
+                    BitConverter.TryWriteBytes(data.AsSpan(o), BitConverter.HalfToUInt16Bits((Half)0.01f));
+                    BitConverter.TryWriteBytes(data.AsSpan(o + 2), BitConverter.HalfToUInt16Bits((Half)(-0.05f)));
+                }
+        var x = RandomVector(rng, cols);
+        // The reference: dequantized rows, and for Q8_0/Q4_0 the activation quantized as ggml does.
+        var xRef = x.Select(v => (double)v).ToArray();
+        if (type is GgmlType.Q8_0 or GgmlType.Q4_0)
+        {
+            var codes = new sbyte[cols]; var scales = new float[cols / 32];
+            QuantDot.QuantizeActivations(x, codes, scales);
+            for (int i = 0; i < cols; i++) xRef[i] = codes[i] * (double)scales[i / 32];
+        }
+        var y = new float[rows];
+        using var pool = new WorkerPool(3);
+        fixed (byte* p = data)
+            MatVec.Multiply(new WeightMatrix(type, p, rows, cols), x, y, pool);
+        var row = new float[cols];
+        for (int r = 0; r < rows; r++)
+        {
+            BlockFormats.DequantizeRow(type, data.AsSpan((int)(r * rowBytes), (int)rowBytes), row);
+            double expected = 0;
+            for (int c = 0; c < cols; c++) expected += row[c] * xRef[c];
+            Assert.True(Math.Abs(expected - y[r]) <= 1e-4 * (1 + Math.Abs(expected)), $"{type} row {r}: {y[r]} vs {expected}");
+        }
+    }
+
+    [Fact]
+    public void WorkerPool_ManyJobs_CoverEveryIndexOnce()
+    {
+        using var pool = new WorkerPool(4);
+        for (int n = 0; n < 200; n++)
+        {
+            var hits = new int[n];
+            pool.For(n, static (s, e, st) => { var h = (int[])st!; for (int i = s; i < e; i++) Interlocked.Increment(ref h[i]); }, hits);
+            Assert.All(hits, h => Assert.Equal(1, h));
+        }
+    }
+}
