@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Decode (tg) and prompt (pp) speed of Duet next to llama-bench on the same GGUF files, same thread counts,
+# alternating the two per configuration. TinyLlama-1.1B shape (dim 2048, 22 layers, 32 heads, 4 KV heads,
+# ffn 5632, vocab 32000), random weights, F16 / Q8_0 / Q4_0.
+# Usage: bench/engine_vs_llamacpp.sh LLAMA_CPP_BIN_DIR [WORK_DIR]   (prints JSON lines; then a table)
+set -euo pipefail
+bin="${1:?path to llama.cpp build/bin}"
+work="${2:-/tmp/duet-bench}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/duet" --help > /dev/null
+duet=(dotnet "$root/src/Duet.Cli/bin/Release/net10.0/duet.dll")
+mkdir -p "$work"
+if [ ! -f "$work/tinyllama-f16.gguf" ]; then
+  "${duet[@]}" init --dim 2048 --layers 22 --heads 32 --kv-heads 4 --ffn 5632 --vocab 32000 --ctx 2048 --type F16 -o "$work/tinyllama-f16.gguf"
+  "${duet[@]}" quantize "$work/tinyllama-f16.gguf" "$work/tinyllama-q8_0.gguf" --type Q8_0
+  "${duet[@]}" quantize "$work/tinyllama-f16.gguf" "$work/tinyllama-q4_0.gguf" --type Q4_0
+fi
+# Duet processes a prompt one token at a time for now, so pp is measured on 64 tokens (its rate does not
+# depend on the length); generation on the same 128 tokens as llama-bench's tg128... shortened to 64 to fit.
+for t in 1 2; do
+  for f in f16 q8_0 q4_0; do
+    "$bin/llama-bench" -m "$work/tinyllama-$f.gguf" -t $t -p 512 -n 128 -r 2 -o jsonl 2> /dev/null | sed "s/^{/{\"tool\":\"llama.cpp\",/"
+    "${duet[@]}" bench -m "$work/tinyllama-$f.gguf" -t $t -p 64 -n 64 -r 2 --json | sed "s/^{/{\"tool\":\"duet\",/"
+  done
+done
