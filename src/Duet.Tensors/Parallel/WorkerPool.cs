@@ -53,13 +53,18 @@ public sealed class WorkerPool : IDisposable
         lock (_done)
         {
             _body = body; _state = state; _count = count; _error = null;
-            _done.Reset();
             Volatile.Write(ref _pending, parts - 1);
             for (int i = 0; i < parts - 1; i++) _wake[i].Release();
             Run(0, parts);
+            // Done means _pending == 0, never just "the event is set": a worker of the previous job may set
+            // the event late, after this job reset it, so a wake-up is only a hint to look again.
             var spin = new SpinWait();
-            while (Volatile.Read(ref _pending) > 0 && !spin.NextSpinWillYield) spin.SpinOnce();
-            if (Volatile.Read(ref _pending) > 0) _done.Wait();
+            while (Volatile.Read(ref _pending) > 0)
+            {
+                if (!spin.NextSpinWillYield) { spin.SpinOnce(); continue; }
+                _done.Wait();
+                _done.Reset();
+            }
             _body = null; _state = null;
             if (_error is { } e) throw new AggregateException("a parallel kernel failed", e);
         }
