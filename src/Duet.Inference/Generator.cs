@@ -32,7 +32,7 @@ public sealed class Generator(LlamaModel model, Tokenizer tokenizer)
             throw new ArgumentException($"the prompt ({promptIds.Count} tokens) does not fit in the context ({state.Capacity - state.Length} left)");
         var sampler = new Sampler(Model.Config.Vocab, options);
         var history = new List<int>(promptIds);
-        foreach (int id in promptIds) Model.Forward(state, id);
+        Model.Prefill(state, promptIds.ToArray());
         var decoder = Tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
         for (int i = 0; i < maxTokens && !cancel.IsCancellationRequested; i++)
         {

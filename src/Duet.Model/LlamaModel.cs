@@ -38,6 +38,18 @@ public sealed class LlamaState
     }
 
     public void Reset() => Length = 0;
+
+    /// <summary>Tokens processed together by <see cref="LlamaModel.Prefill"/>.</summary>
+    public const int MaxBatch = 32;
+    private float[]? _bx, _bxb, _bxb2, _bq, _bk, _bv, _bh, _bh2;
+    internal float[] BX => _bx ??= new float[MaxBatch * Config.Dim];
+    internal float[] BXb => _bxb ??= new float[MaxBatch * Math.Max(Config.Dim, Config.QDim)];
+    internal float[] BXb2 => _bxb2 ??= new float[MaxBatch * Config.Dim];
+    internal float[] BQ => _bq ??= new float[MaxBatch * Config.QDim];
+    internal float[] BK => _bk ??= new float[MaxBatch * Config.KvDim];
+    internal float[] BV => _bv ??= new float[MaxBatch * Config.KvDim];
+    internal float[] BH => _bh ??= new float[MaxBatch * Config.FfnDim];
+    internal float[] BH2 => _bh2 ??= new float[MaxBatch * Config.FfnDim];
 }
 
 public sealed class LlamaModel : IDisposable
@@ -120,16 +132,108 @@ public sealed class LlamaModel : IDisposable
         s.Length = pos + 1;
     }
 
+    /// <summary>
+    /// Processes a prompt in batches of <see cref="LlamaState.MaxBatch"/> tokens: the same computation as
+    /// <see cref="Forward"/> token by token, with each weight matrix streamed once per batch (MatMul).
+    /// state.Logits ends with the last token's logits; <paramref name="allLogits"/> ([T, vocab]), if given, gets every position's.
+    /// </summary>
+    public void Prefill(LlamaState s, ReadOnlySpan<int> tokens, float[]? allLogits = null)
+    {
+        if (s.Length + tokens.Length > s.Capacity)
+            throw new InvalidOperationException($"{tokens.Length} tokens do not fit in the context ({s.Capacity - s.Length} left)");
+        if (allLogits is not null && allLogits.Length < (long)tokens.Length * Config.Vocab) throw new ArgumentException("allLogits is too small");
+        for (int i = 0; i < tokens.Length; i += LlamaState.MaxBatch)
+        {
+            int n = Math.Min(LlamaState.MaxBatch, tokens.Length - i);
+            ForwardBatch(s, tokens.Slice(i, n), allLogits is null ? null : allLogits.AsSpan(i * Config.Vocab, n * Config.Vocab));
+        }
+    }
+
+    private void ForwardBatch(LlamaState s, ReadOnlySpan<int> tokens, Span<float> logitsOut)
+    {
+        var c = Config;
+        var w = Weights;
+        int B = tokens.Length, start = s.Length, D = c.Dim, hd = c.HeadDim, group = c.Heads / c.KvHeads;
+        foreach (int t in tokens)
+            if ((uint)t >= (uint)c.Vocab) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {t} is outside the vocabulary (0..{c.Vocab - 1})");
+        float[] X = s.BX, Xb = s.BXb, Xb2 = s.BXb2, Q = s.BQ, K = s.BK, V = s.BV, H = s.BH, H2 = s.BH2;
+        for (int b = 0; b < B; b++) w.Embedding.DequantizeRow(tokens[b], X.AsSpan(b * D, D));
+        var cos = new float[B * _invFreq.Length];
+        var sin = new float[B * _invFreq.Length];
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < _invFreq.Length; i++)
+            {
+                float angle = (start + b) * _invFreq[i];
+                cos[b * _invFreq.Length + i] = MathF.Cos(angle);
+                sin[b * _invFreq.Length + i] = MathF.Sin(angle);
+            }
+        float scale = 1f / MathF.Sqrt(hd);
+        for (int l = 0; l < c.Layers; l++)
+        {
+            var L = w.Layers[l];
+            for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.AttnNorm, c.NormEps, Xb.AsSpan(b * D, D));
+            MatMul.Multiply(L.Q, Xb, Q, B, Pool);
+            MatMul.Multiply(L.K, Xb, K, B, Pool);
+            MatMul.Multiply(L.V, Xb, V, B, Pool);
+            for (int b = 0; b < B; b++)
+            {
+                var cb = cos.AsSpan(b * _invFreq.Length, _invFreq.Length);
+                var sb = sin.AsSpan(b * _invFreq.Length, _invFreq.Length);
+                Ops.Rope(Q.AsSpan(b * c.QDim, c.QDim), hd, cb, sb, c.RopeStyle);
+                Ops.Rope(K.AsSpan(b * c.KvDim, c.KvDim), hd, cb, sb, c.RopeStyle);
+                K.AsSpan(b * c.KvDim, c.KvDim).CopyTo(s.KeyCache[l].AsSpan((start + b) * c.KvDim, c.KvDim));
+                V.AsSpan(b * c.KvDim, c.KvDim).CopyTo(s.ValueCache[l].AsSpan((start + b) * c.KvDim, c.KvDim));
+            }
+            // Causal attention: token b sees positions 0..start+b.
+            for (int b = 0; b < B; b++)
+            {
+                int pos = start + b;
+                var outAtt = Xb.AsSpan(b * c.QDim, c.QDim);
+                for (int h = 0; h < c.Heads; h++)
+                {
+                    var q = Q.AsSpan(b * c.QDim + h * hd, hd);
+                    var att = s.Att.AsSpan(h * s.Capacity, pos + 1);
+                    int kvOff = (h / group) * hd;
+                    var keys = s.KeyCache[l];
+                    for (int t = 0; t <= pos; t++)
+                        att[t] = System.Numerics.Tensors.TensorPrimitives.Dot(q, keys.AsSpan(t * c.KvDim + kvOff, hd)) * scale;
+                    Ops.Softmax(att);
+                    var o = outAtt.Slice(h * hd, hd);
+                    o.Clear();
+                    var values = s.ValueCache[l];
+                    for (int t = 0; t <= pos; t++)
+                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(values.AsSpan(t * c.KvDim + kvOff, hd), att[t], o, o);
+                }
+            }
+            MatMul.Multiply(L.O, Xb, Xb2, B, Pool);
+            System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
+            for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.FfnNorm, c.NormEps, Xb.AsSpan(b * D, D));
+            MatMul.Multiply(L.Gate, Xb, H, B, Pool);
+            MatMul.Multiply(L.Up, Xb, H2, B, Pool);
+            Ops.SwiGlu(H.AsSpan(0, B * c.FfnDim), H2.AsSpan(0, B * c.FfnDim));
+            MatMul.Multiply(L.Down, H, Xb2, B, Pool);
+            System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
+        }
+        s.Length = start + B;
+        if (logitsOut.IsEmpty)
+        {
+            Ops.RmsNorm(X.AsSpan((B - 1) * D, D), w.OutputNorm, c.NormEps, Xb.AsSpan(0, D));
+            MatVec.Multiply(w.Output, Xb.AsSpan(0, D), s.Logits, Pool);
+            return;
+        }
+        for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), w.OutputNorm, c.NormEps, Xb.AsSpan(b * D, D));
+        MatMul.Multiply(w.Output, Xb, logitsOut, B, Pool);
+        logitsOut.Slice((B - 1) * c.Vocab, c.Vocab).CopyTo(s.Logits);
+    }
+
     /// <summary>Teacher-forced logits at every position: [T, vocab].</summary>
     public float[,] LogitsOf(ReadOnlySpan<int> ids)
     {
         var s = CreateState(Math.Max(1, ids.Length));
+        var flat = new float[ids.Length * Config.Vocab];
+        Prefill(s, ids, flat);
         var result = new float[ids.Length, Config.Vocab];
-        for (int t = 0; t < ids.Length; t++)
-        {
-            Forward(s, ids[t]);
-            for (int v = 0; v < Config.Vocab; v++) result[t, v] = s.Logits[v];
-        }
+        Buffer.BlockCopy(flat, 0, result, 0, flat.Length * 4);
         return result;
     }
 

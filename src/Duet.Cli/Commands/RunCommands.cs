@@ -140,12 +140,14 @@ internal static class RunCommands
                 for (int rep = -1; rep < reps2; rep++) // rep -1 warms up (page faults on the mapped weights, JIT tiers)
                 {
                     state.Reset();
+                    var promptIds = prompt ? Enumerable.Range(0, count).Select(_ => rng.Next(m.Config.Vocab)).ToArray() : [];
                     var sw = Stopwatch.StartNew();
+                    if (prompt) m.Prefill(state, promptIds);
                     int token = 1;
-                    for (int i = 0; i < count; i++)
+                    for (int i = 0; i < count && !prompt; i++)
                     {
-                        m.Forward(state, prompt ? rng.Next(m.Config.Vocab) : token);
-                        if (!prompt) token = Sampler.Argmax(state.Logits);
+                        m.Forward(state, token);
+                        token = Sampler.Argmax(state.Logits);
                     }
                     if (rep >= 0) rates.Add(count / sw.Elapsed.TotalSeconds);
                 }

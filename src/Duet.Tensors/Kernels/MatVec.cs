@@ -99,3 +99,81 @@ public static unsafe class MatVec
         }
     }
 }
+
+/// <summary>
+/// Y = X Wᵀ for a batch of activation rows X [batch, cols] (prompt processing): each weight row is read
+/// once per batch and dotted with every activation row while it sits in L1, so weights stream from memory
+/// once per batch instead of once per token.   torch: F.linear(X, W)
+/// </summary>
+public static unsafe class MatMul
+{
+    private sealed class Job
+    {
+        public WeightMatrix W;
+        public float* X;
+        public float* Y;
+        public int Batch;
+        public sbyte[] Codes = [];
+        public float[] Scales = [];
+    }
+
+    [ThreadStatic] private static float[]? t_row;
+    [ThreadStatic] private static Job? t_job;
+
+    public static void Multiply(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int batch, WorkerPool? pool = null)
+    {
+        if (x.Length < batch * w.Cols || y.Length < batch * w.Rows)
+            throw new ArgumentException($"MatMul: W is [{w.Rows}, {w.Cols}], batch {batch}, x has {x.Length}, y has {y.Length}");
+        if (batch == 1) { MatVec.Multiply(w, x[..w.Cols], y[..w.Rows], pool); return; }
+        fixed (float* px = x)
+        fixed (float* py = y)
+        {
+            var job = t_job ??= new Job();
+            job.W = w; job.X = px; job.Y = py; job.Batch = batch;
+            if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
+            {
+                int n = batch * w.Cols;
+                if (job.Codes.Length < n) { job.Codes = new sbyte[n]; job.Scales = new float[n / 32 + 1]; }
+                for (int b = 0; b < batch; b++)
+                    QuantDot.QuantizeActivations(x.Slice(b * w.Cols, w.Cols), job.Codes.AsSpan(b * w.Cols, w.Cols), job.Scales.AsSpan(b * (w.Cols / 32), w.Cols / 32));
+            }
+            (pool ?? WorkerPool.Shared).For(w.Rows, static (s, e, st) => Rows((Job)st!, s, e), job);
+        }
+    }
+
+    private static void Rows(Job job, int start, int end)
+    {
+        var w = job.W;
+        int cols = w.Cols, batch = job.Batch;
+        if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
+        {
+            fixed (sbyte* xq = job.Codes)
+            fixed (float* xd = job.Scales)
+            {
+                int blocks = cols / 32;
+                long rb = w.RowBytes;
+                for (int r = start; r < end; r++)
+                    for (int b = 0; b < batch; b++)
+                        job.Y[(long)b * w.Rows + r] = w.Type == GgmlType.Q8_0
+                            ? QuantDot.DotQ8_0(w.Data + r * rb, xq + b * cols, xd + b * blocks, blocks)
+                            : QuantDot.DotQ4_0(w.Data + r * rb, xq + b * cols, xd + b * blocks, blocks);
+            }
+            return;
+        }
+        var buf = t_row is { } bb && bb.Length >= cols ? bb : t_row = new float[cols];
+        var row = buf.AsSpan(0, cols);
+        for (int r = start; r < end; r++)
+        {
+            ReadOnlySpan<float> wr;
+            if (w.Type == GgmlType.F32) wr = new ReadOnlySpan<float>(w.Data + (long)r * cols * 4, cols);
+            else
+            {
+                if (w.Type == GgmlType.F16) TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w.Data + (long)r * cols * 2, cols), row);
+                else w.DequantizeRow(r, row);
+                wr = row;
+            }
+            for (int b = 0; b < batch; b++)
+                job.Y[(long)b * w.Rows + r] = TensorPrimitives.Dot(wr, new ReadOnlySpan<float>(job.X + (long)b * cols, cols));
+        }
+    }
+}
