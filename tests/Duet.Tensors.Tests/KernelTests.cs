@@ -127,6 +127,37 @@ public unsafe class KernelTests
         }
     }
 
+    [Theory]
+    [InlineData(GgmlType.Q8_0, 1)]
+    [InlineData(GgmlType.Q8_0, 7)]
+    [InlineData(GgmlType.Q4_0, 4)]
+    [InlineData(GgmlType.Q4_0, 13)]
+    [InlineData(GgmlType.F16, 5)]
+    [InlineData(GgmlType.F32, 3)]
+    public void MatMul_Batch_EqualsMatVecOnEachRow(GgmlType type, int batch)
+    {
+        var rng = new Random(9);
+        const int rows = 29, cols = 160; // 5 blocks: the pair loop and its odd tail
+        long rowBytes = GgmlTypeInfo.RowSize(type, cols);
+        var data = new byte[rows * rowBytes];
+        var w = RandomVector(rng, rows * cols, 0.5f);
+        for (int r = 0; r < rows; r++) Quantizer.QuantizeRow(type, w.AsSpan(r * cols, cols), data.AsSpan((int)(r * rowBytes), (int)rowBytes));
+        var x = RandomVector(rng, batch * cols);
+        var y = new float[batch * rows];
+        var one = new float[rows];
+        using var pool = new WorkerPool(2);
+        fixed (byte* p = data)
+        {
+            var m = new WeightMatrix(type, p, rows, cols);
+            MatMul.Multiply(m, x, y, batch, pool);
+            for (int b = 0; b < batch; b++)
+            {
+                MatVec.Multiply(m, x.AsSpan(b * cols, cols), one, pool);
+                for (int r = 0; r < rows; r++) Assert.Equal(one[r], y[b * rows + r], 4);
+            }
+        }
+    }
+
     [Fact]
     public void WorkerPool_ManyJobs_CoverEveryIndexOnce()
     {

@@ -152,11 +152,22 @@ public static unsafe class MatMul
             {
                 int blocks = cols / 32;
                 long rb = w.RowBytes;
+                bool q4 = w.Type == GgmlType.Q4_0;
+                Span<float> four = stackalloc float[4];
                 for (int r = start; r < end; r++)
-                    for (int b = 0; b < batch; b++)
+                {
+                    int b0 = 0;
+                    if (System.Runtime.Intrinsics.X86.Avx512BW.IsSupported && blocks >= 2)
+                        for (; b0 + 4 <= batch; b0 += 4)
+                        {
+                            QuantDot.Dot4(q4, w.Data + r * rb, xq + b0 * cols, xd + b0 * blocks, cols, blocks, four);
+                            for (int k = 0; k < 4; k++) job.Y[(long)(b0 + k) * w.Rows + r] = four[k];
+                        }
+                    for (int b = b0; b < batch; b++)
                         job.Y[(long)b * w.Rows + r] = w.Type == GgmlType.Q8_0
                             ? QuantDot.DotQ8_0(w.Data + r * rb, xq + b * cols, xd + b * blocks, blocks)
                             : QuantDot.DotQ4_0(w.Data + r * rb, xq + b * cols, xd + b * blocks, blocks);
+                }
             }
             return;
         }

@@ -84,6 +84,46 @@ public static unsafe class QuantDot
         return sum;
     }
 
+    /// <summary>
+    /// Four activation rows against one Q8_0 or Q4_0 weight row: the weight codes of each pair of blocks are
+    /// loaded (and for Q4_0 unpacked) once and used four times. xq/xd point at row 0; rows are
+    /// <paramref name="stride"/> codes (and stride/32 scales) apart. AVX-512 only; callers fall back otherwise.
+    /// </summary>
+    public static void Dot4(bool q4, byte* row, sbyte* xq, float* xd, int stride, int blocks, Span<float> result)
+    {
+        var a0 = Vector512<float>.Zero; var a1 = Vector512<float>.Zero; var a2 = Vector512<float>.Zero; var a3 = Vector512<float>.Zero;
+        int bs = q4 ? 18 : 34, sb = stride / 32;
+        int b = 0;
+        for (; b + 1 < blocks; b += 2)
+        {
+            byte* blk = row + b * bs;
+            var w = q4
+                ? Vector512.Create(Nibbles(blk + 2), Nibbles(blk + 20)) - Vector512.Create((sbyte)8)
+                : Vector512.Create(Avx.LoadVector256((sbyte*)(blk + 2)), Avx.LoadVector256((sbyte*)(blk + 36)));
+            var aw = Avx512BW.Abs(w);
+            var neg = Vector512.LessThan(w, Vector512<sbyte>.Zero);
+            float dA = H(blk), dB = H(blk + bs);
+            a0 = Pair512(aw, neg, xq + b * 32, dA * xd[b], dB * xd[b + 1], a0);
+            a1 = Pair512(aw, neg, xq + stride + b * 32, dA * xd[sb + b], dB * xd[sb + b + 1], a1);
+            a2 = Pair512(aw, neg, xq + 2 * stride + b * 32, dA * xd[2 * sb + b], dB * xd[2 * sb + b + 1], a2);
+            a3 = Pair512(aw, neg, xq + 3 * stride + b * 32, dA * xd[3 * sb + b], dB * xd[3 * sb + b + 1], a3);
+        }
+        result[0] = Vector512.Sum(a0); result[1] = Vector512.Sum(a1); result[2] = Vector512.Sum(a2); result[3] = Vector512.Sum(a3);
+        if (b < blocks)
+            for (int k = 0; k < 4; k++)
+                result[k] += q4 ? DotQ4_0(row + b * bs, xq + k * stride + b * 32, xd + k * sb + b, 1)
+                                : DotQ8_0(row + b * bs, xq + k * stride + b * 32, xd + k * sb + b, 1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Pair512(Vector512<byte> absW, Vector512<sbyte> negW, sbyte* x, float dA, float dB, Vector512<float> acc)
+    {
+        var xv = Avx512BW.LoadVector512(x);
+        var sx = Vector512.ConditionalSelect(negW, -xv, xv);
+        var sumi = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(absW, sx), Vector512.Create((short)1));
+        return Avx512F.FusedMultiplyAdd(Vector512.Create(Vector256.Create(dA), Vector256.Create(dB)), Avx512F.ConvertToVector512Single(sumi), acc);
+    }
+
     /// <summary>The 32 codes of a Q4_0 block (16 packed bytes) as bytes 0..15, low nibbles first.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<sbyte> Nibbles(byte* qs)
