@@ -12,6 +12,7 @@ using Duet.Tokenizers.Loaders;
 using Duet.Tokenizers.Models;
 using Duet.Tokenizers.Normalizers;
 using Duet.Tokenizers.PostProcessors;
+using Duet.Formats;
 
 namespace Duet.Model;
 
@@ -144,10 +145,12 @@ public static class ModelFiles
 
     private static bool Quantizable(GgmlType t, int cols) => cols % GgmlTypeInfo.BlockSize(t) == 0;
 
-    // llama_ftype for general.file_type: ALL_F32 = 0, MOSTLY_F16 = 1, MOSTLY_Q4_0 = 2, MOSTLY_Q8_0 = 7, MOSTLY_BF16 = 32.
+    // llama_ftype for general.file_type: ALL_F32 = 0, MOSTLY_F16 = 1, MOSTLY_Q4_0 = 2, MOSTLY_Q4_1 = 3, MOSTLY_Q8_0 = 7,
+    // MOSTLY_Q5_0 = 8, MOSTLY_Q5_1 = 9, MOSTLY_Q4_K_S = 14, MOSTLY_Q5_K_S = 16, MOSTLY_Q6_K = 18, MOSTLY_BF16 = 32.
     private static int FileType(GgmlType t) => t switch
     {
-        GgmlType.F32 => 0, GgmlType.F16 => 1, GgmlType.Q4_0 => 2, GgmlType.Q8_0 => 7, GgmlType.BF16 => 32,
+        GgmlType.F32 => 0, GgmlType.F16 => 1, GgmlType.Q4_0 => 2, GgmlType.Q4_1 => 3, GgmlType.Q8_0 => 7, GgmlType.Q5_0 => 8,
+        GgmlType.Q5_1 => 9, GgmlType.Q4_K => 14, GgmlType.Q5_K => 16, GgmlType.Q6_K => 18, GgmlType.BF16 => 32,
         _ => throw new NotSupportedException($"writing {t} models is not supported yet"),
     };
 

@@ -6,6 +6,7 @@ using Duet.Model;
 using Duet.Tensors;
 using Duet.Tensors.Parallel;
 using Duet.Tokenizers;
+using Duet.Formats;
 
 namespace Duet.Cli.Commands;
 
@@ -28,7 +29,8 @@ internal static class ModelCommands
     private static GgmlType ParseType(string s) => s.ToUpperInvariant() switch
     {
         "F32" => GgmlType.F32, "F16" => GgmlType.F16, "BF16" => GgmlType.BF16, "Q8_0" => GgmlType.Q8_0, "Q4_0" => GgmlType.Q4_0,
-        _ => throw new ArgumentException($"type '{s}' is not supported here (F32, F16, BF16, Q8_0, Q4_0)"),
+        "Q4_1" => GgmlType.Q4_1, "Q5_0" => GgmlType.Q5_0, "Q5_1" => GgmlType.Q5_1, "Q4_K" => GgmlType.Q4_K, "Q5_K" => GgmlType.Q5_K, "Q6_K" => GgmlType.Q6_K,
+        _ => throw new ArgumentException($"type '{s}' is not supported here (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)"),
     };
 
     private static void Save(CanonicalModel m, string output, string format, GgmlType type)
@@ -113,8 +115,8 @@ internal static class ModelCommands
     {
         var input = new Argument<string>("input") { Description = "a .gguf file or an HF folder" };
         var output = new Argument<string>("output") { Description = "output .gguf file" };
-        var type = new Option<string>("--type") { Description = "Q8_0, Q4_0, F16, BF16, F32", Required = true };
-        var cmd = new Command("quantize", "Quantize a model's matrices into a GGUF file (norms stay F32).") { input, output, type };
+        var type = new Option<string>("--type") { Description = "Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1, F16, BF16, F32", Required = true };
+        var cmd = new Command("quantize", "Quantize a model's matrices into a GGUF file (norms stay F32; rows that are not a whole number of blocks fall back to F16).") { input, output, type };
         cmd.SetAction(r =>
         {
             var inPath = r.GetRequiredValue(input);

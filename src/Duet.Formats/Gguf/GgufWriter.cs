@@ -150,29 +150,7 @@ public sealed class GgufWriter
     public void WriteFile(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        string full = System.IO.Path.GetFullPath(path);
-        string temp = $"{full}.tmp-{Guid.NewGuid():N}";
-        try
-        {
-            using (var fs = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                WriteTo(fs);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        catch
-        {
-            try
-            {
-                File.Delete(temp);
-            }
-            catch (IOException)
-            {
-                // Best effort: the original error matters more than a leftover temporary file.
-            }
-            throw;
-        }
+        AtomicFile.Write(path, WriteTo);
     }
 
     /// <summary>Writes the file to a new byte array (small files, tests).</summary>

@@ -22,25 +22,7 @@ public sealed class SafeTensorsWriter
         _tensors.Add((name, dtype, shape, data));
     }
 
-    public void WriteFile(string path)
-    {
-        var full = System.IO.Path.GetFullPath(path);
-        var tmp = full + ".tmp-" + Guid.NewGuid().ToString("N")[..8];
-        try
-        {
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
-            {
-                WriteTo(fs);
-                fs.Flush(flushToDisk: true);
-            }
-            File.Move(tmp, full, overwrite: true);
-        }
-        catch
-        {
-            try { File.Delete(tmp); } catch (IOException) { }
-            throw;
-        }
-    }
+    public void WriteFile(string path) => AtomicFile.Write(path, WriteTo);
 
     public void WriteTo(Stream stream)
     {

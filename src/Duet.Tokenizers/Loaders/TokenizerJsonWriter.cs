@@ -6,6 +6,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using Duet.Tokenizers.Decoders;
 using Duet.Tokenizers.Models;
+using Duet.Formats;
 
 namespace Duet.Tokenizers.Loaders;
 

@@ -1,6 +1,6 @@
 // Writes a file so that readers see either the old file or the complete new one: temp file in the
 // same folder, flushed to disk, then renamed over the target.
-namespace Duet.Tokenizers;
+namespace Duet.Formats;
 
 public static class AtomicFile
 {
