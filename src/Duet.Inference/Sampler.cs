@@ -84,11 +84,13 @@ public sealed class Sampler
         }
     }
 
-    // Sorts the candidates by value, descending, and keeps k (partial selection, then a sort of those k).
+    private static readonly Comparer<float> s_descending = Comparer<float>.Create((a, b) => b.CompareTo(a));
+
+    // Sorts the candidates by value, descending (top-p and min-p need them sorted), and keeps k.
     private int TopK(int count)
     {
         int k = _o.TopK <= 0 || _o.TopK > count ? count : _o.TopK;
-        Array.Sort(_values, _ids, 0, count, Comparer<float>.Create((a, b) => b.CompareTo(a)));
+        Array.Sort(_values, _ids, 0, count, s_descending);
         return k;
     }
 
