@@ -54,6 +54,7 @@ public sealed class WorkerPool : IDisposable
         {
             _body = body; _state = state; _count = count; _error = null;
             Volatile.Write(ref _pending, parts - 1);
+            Interlocked.Increment(ref _generation);
             for (int i = 0; i < parts - 1; i++) _wake[i].Release();
             Run(0, parts);
             // Done means _pending == 0, never just "the event is set": a worker of the previous job may set
@@ -77,11 +78,20 @@ public sealed class WorkerPool : IDisposable
         _body!(start, end, _state);
     }
 
+    // How long an idle worker watches for the next job before it sleeps: the ~160 matrix products of a decode
+    // step come tens of microseconds apart, and a sleeping worker costs a wake-up (a futex, often 10-50 µs) each.
+    private static readonly long s_spinTicks = System.Diagnostics.Stopwatch.Frequency / 4000; // 250 µs
+    private int _generation;
+
     private void Loop(int index)
     {
+        int seen = 0;
         while (true)
         {
-            _wake[index - 1].Wait();
+            long until = System.Diagnostics.Stopwatch.GetTimestamp() + s_spinTicks;
+            while (Volatile.Read(ref _generation) == seen && System.Diagnostics.Stopwatch.GetTimestamp() < until) Thread.SpinWait(8);
+            _wake[index - 1].Wait(); // returns at once if the job was seen while spinning (the caller always releases)
+            seen = Volatile.Read(ref _generation);
             if (_disposed) return;
             try { Run(index, Math.Min(Threads, _count)); }
             catch (Exception e) { _error = e; }
