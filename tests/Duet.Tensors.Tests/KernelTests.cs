@@ -159,6 +159,31 @@ public unsafe class KernelTests
     }
 
     [Fact]
+    public void HalfDot_EveryFiniteHalf_ConvertsExactly()
+    {
+        // All 63,488 finite fp16 values (subnormals, ±0 included), 16 at a time, against float64.
+        var w = new ushort[65536];
+        var x = new float[65536];
+        int n = 0;
+        for (int h = 0; h < 65536; h++)
+            if ((h & 0x7C00) != 0x7C00) w[n++] = (ushort)h;
+        n -= n % 16;
+        var scratch = new float[16];
+        for (int i = 0; i < n; i += 16)
+            for (int k = 0; k < 16; k++)
+            {
+                Array.Clear(x, i, 16);
+                x[i + k] = 1f;
+                fixed (ushort* pw = &w[i]) fixed (float* px = &x[i])
+                {
+                    float got = HalfDot.Dot(pw, px, 16, scratch);
+                    float want = (float)BitConverter.UInt16BitsToHalf(w[i + k]);
+                    Assert.True(BitConverter.SingleToInt32Bits(got) == BitConverter.SingleToInt32Bits(want) || (got == 0 && want == 0), $"half 0x{w[i + k]:X4}: {got} vs {want}");
+                }
+            }
+    }
+
+    [Fact]
     public void WorkerPool_ManyJobs_CoverEveryIndexOnce()
     {
         using var pool = new WorkerPool(4);

@@ -85,11 +85,7 @@ public static unsafe class MatVec
         var row = buf.AsSpan(0, w.Cols);
         if (w.Type == GgmlType.F16)
         {
-            for (int r = start; r < end; r++)
-            {
-                TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w.Data + (long)r * w.Cols * 2, w.Cols), row);
-                y[r] = TensorPrimitives.Dot(row, x);
-            }
+            for (int r = start; r < end; r++) y[r] = HalfDot.Dot((ushort*)(w.Data + (long)r * w.Cols * 2), job.X, w.Cols, row);
             return;
         }
         for (int r = start; r < end; r++)
