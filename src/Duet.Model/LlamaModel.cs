@@ -85,8 +85,7 @@ public sealed class LlamaModel : IDisposable
             s.Cos[i] = MathF.Cos(angle);
             s.Sin[i] = MathF.Sin(angle);
         }
-        int group = c.Heads / c.KvHeads, hd = c.HeadDim;
-        float scale = 1f / MathF.Sqrt(hd);
+        int hd = c.HeadDim;
         for (int l = 0; l < c.Layers; l++)
         {
             var L = w.Layers[l];
@@ -100,23 +99,8 @@ public sealed class LlamaModel : IDisposable
             s.K.CopyTo(s.KeyCache[l].AsSpan(pos * c.KvDim, c.KvDim));
             s.V.CopyTo(s.ValueCache[l].AsSpan(pos * c.KvDim, c.KvDim));
 
-            // Attention per head over positions 0..pos; query head h reads kv head h / group.
             var outAtt = s.Xb.AsSpan(0, c.QDim);
-            for (int h = 0; h < c.Heads; h++)
-            {
-                var q = s.Q.AsSpan(h * hd, hd);
-                var att = s.Att.AsSpan(h * s.Capacity, pos + 1);
-                int kvOff = (h / group) * hd;
-                var keys = s.KeyCache[l];
-                for (int t = 0; t <= pos; t++)
-                    att[t] = System.Numerics.Tensors.TensorPrimitives.Dot(q, keys.AsSpan(t * c.KvDim + kvOff, hd)) * scale;
-                Ops.Softmax(att);
-                var o = outAtt.Slice(h * hd, hd);
-                o.Clear();
-                var values = s.ValueCache[l];
-                for (int t = 0; t <= pos; t++)
-                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(values.AsSpan(t * c.KvDim + kvOff, hd), att[t], o, o);
-            }
+            Attend(s, l, s.Q, pos, outAtt);
             MatVec.Multiply(L.O, outAtt, s.Xb2, Pool);
             System.Numerics.Tensors.TensorPrimitives.Add(s.X, s.Xb2, s.X);
 
@@ -130,6 +114,33 @@ public sealed class LlamaModel : IDisposable
         Ops.RmsNorm(s.X, w.OutputNorm, c.NormEps, s.Xb.AsSpan(0, c.Dim));
         MatVec.Multiply(w.Output, s.Xb.AsSpan(0, c.Dim), s.Logits, Pool);
         s.Length = pos + 1;
+    }
+
+    /// <summary>
+    /// Attention of one query (all heads, [QDim]) at position <paramref name="pos"/> over the cached keys and values
+    /// 0..pos of layer <paramref name="layer"/>; query head h reads kv head h / (Heads / KvHeads).
+    /// torch: softmax(q·Kᵀ / sqrt(d)) · V per head.
+    /// </summary>
+    private static void Attend(LlamaState s, int layer, ReadOnlySpan<float> query, int pos, Span<float> output)
+    {
+        var c = s.Config;
+        int hd = c.HeadDim, group = c.Heads / c.KvHeads;
+        float scale = 1f / MathF.Sqrt(hd);
+        var keys = s.KeyCache[layer];
+        var values = s.ValueCache[layer];
+        for (int h = 0; h < c.Heads; h++)
+        {
+            var q = query.Slice(h * hd, hd);
+            var att = s.Att.AsSpan(h * s.Capacity, pos + 1);
+            int kvOff = (h / group) * hd;
+            for (int t = 0; t <= pos; t++)
+                att[t] = System.Numerics.Tensors.TensorPrimitives.Dot(q, keys.AsSpan(t * c.KvDim + kvOff, hd)) * scale;
+            Ops.Softmax(att);
+            var o = output.Slice(h * hd, hd);
+            o.Clear();
+            for (int t = 0; t <= pos; t++)
+                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(values.AsSpan(t * c.KvDim + kvOff, hd), att[t], o, o);
+        }
     }
 
     /// <summary>
@@ -153,7 +164,7 @@ public sealed class LlamaModel : IDisposable
     {
         var c = Config;
         var w = Weights;
-        int B = tokens.Length, start = s.Length, D = c.Dim, hd = c.HeadDim, group = c.Heads / c.KvHeads;
+        int B = tokens.Length, start = s.Length, D = c.Dim, hd = c.HeadDim;
         foreach (int t in tokens)
             if ((uint)t >= (uint)c.Vocab) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {t} is outside the vocabulary (0..{c.Vocab - 1})");
         float[] X = s.BX, Xb = s.BXb, Xb2 = s.BXb2, Q = s.BQ, K = s.BK, V = s.BV, H = s.BH, H2 = s.BH2;
@@ -167,7 +178,6 @@ public sealed class LlamaModel : IDisposable
                 cos[b * _invFreq.Length + i] = MathF.Cos(angle);
                 sin[b * _invFreq.Length + i] = MathF.Sin(angle);
             }
-        float scale = 1f / MathF.Sqrt(hd);
         for (int l = 0; l < c.Layers; l++)
         {
             var L = w.Layers[l];
@@ -185,26 +195,7 @@ public sealed class LlamaModel : IDisposable
                 V.AsSpan(b * c.KvDim, c.KvDim).CopyTo(s.ValueCache[l].AsSpan((start + b) * c.KvDim, c.KvDim));
             }
             // Causal attention: token b sees positions 0..start+b.
-            for (int b = 0; b < B; b++)
-            {
-                int pos = start + b;
-                var outAtt = Xb.AsSpan(b * c.QDim, c.QDim);
-                for (int h = 0; h < c.Heads; h++)
-                {
-                    var q = Q.AsSpan(b * c.QDim + h * hd, hd);
-                    var att = s.Att.AsSpan(h * s.Capacity, pos + 1);
-                    int kvOff = (h / group) * hd;
-                    var keys = s.KeyCache[l];
-                    for (int t = 0; t <= pos; t++)
-                        att[t] = System.Numerics.Tensors.TensorPrimitives.Dot(q, keys.AsSpan(t * c.KvDim + kvOff, hd)) * scale;
-                    Ops.Softmax(att);
-                    var o = outAtt.Slice(h * hd, hd);
-                    o.Clear();
-                    var values = s.ValueCache[l];
-                    for (int t = 0; t <= pos; t++)
-                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(values.AsSpan(t * c.KvDim + kvOff, hd), att[t], o, o);
-                }
-            }
+            for (int b = 0; b < B; b++) Attend(s, l, Q.AsSpan(b * c.QDim, c.QDim), start + b, Xb.AsSpan(b * c.QDim, c.QDim));
             MatMul.Multiply(L.O, Xb, Xb2, B, Pool);
             System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
             for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.FfnNorm, c.NormEps, Xb.AsSpan(b * D, D));
