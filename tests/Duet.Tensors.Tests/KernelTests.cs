@@ -184,6 +184,29 @@ public unsafe class KernelTests
     }
 
     [Fact]
+    public void QuantizeActivations_SimdPath_EqualsRoundHalfToEven()
+    {
+        // Values with exact .5 ties after scaling (amax 127 makes id 1), zeros, negatives, and random blocks.
+        var x = new float[32 * 40];
+        for (int j = 0; j < 32; j++) x[j] = j % 2 == 0 ? j + 0.5f : -(j + 0.5f);
+        x[31] = 127;
+        var rng = new Random(4);
+        for (int i = 64; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1) * (i % 3 == 0 ? 1e-3f : 10f);
+        var codes = new sbyte[x.Length];
+        var scales = new float[x.Length / 32];
+        QuantDot.QuantizeActivations(x, codes, scales);
+        for (int b = 0; b < x.Length / 32; b++)
+        {
+            float amax = 0;
+            for (int j = 0; j < 32; j++) amax = Math.Max(amax, Math.Abs(x[b * 32 + j]));
+            float id = amax != 0 ? 127f / amax : 0f;
+            Assert.Equal((float)(Half)(amax / 127f), scales[b]);
+            for (int j = 0; j < 32; j++)
+                Assert.Equal((sbyte)Math.Round(x[b * 32 + j] * id, MidpointRounding.ToEven), codes[b * 32 + j]);
+        }
+    }
+
+    [Fact]
     public void WorkerPool_ManyJobs_CoverEveryIndexOnce()
     {
         using var pool = new WorkerPool(4);

@@ -37,7 +37,15 @@ public static unsafe class QuantDot
     /// <summary>Quantizes x (a multiple of 32 long) to Q8_0: codes and per-block scales (already rounded through fp16).</summary>
     public static void QuantizeActivations(ReadOnlySpan<float> x, Span<sbyte> codes, Span<float> scales)
     {
-        for (int b = 0; b < x.Length / 32; b++)
+        int blocks = x.Length / 32;
+        if (Avx.IsSupported && codes.Length >= blocks * 32)
+        {
+            fixed (float* px = x)
+            fixed (sbyte* pq = codes)
+                for (int b = 0; b < blocks; b++) scales[b] = QuantizeBlockAvx(px + b * 32, pq + b * 32);
+            return;
+        }
+        for (int b = 0; b < blocks; b++)
         {
             var v = x.Slice(b * 32, 32);
             float amax = 0;
@@ -46,6 +54,24 @@ public static unsafe class QuantDot
             scales[b] = (float)(Half)d;
             for (int j = 0; j < 32; j++) codes[b * 32 + j] = (sbyte)MathF.Round(v[j] * id, MidpointRounding.ToEven);
         }
+    }
+
+    // One block of 32 in registers: |x| max, x * 127/amax rounded to nearest even by cvtps2dq (the default
+    // MXCSR mode, as ggml's _mm256_round_ps(_MM_ROUND_NEAREST)), narrowed to int8. Same codes as the scalar path.
+    private static float QuantizeBlockAvx(float* x, sbyte* q)
+    {
+        var v0 = Avx.LoadVector256(x); var v1 = Avx.LoadVector256(x + 8); var v2 = Avx.LoadVector256(x + 16); var v3 = Avx.LoadVector256(x + 24);
+        var m = Vector256.Max(Vector256.Max(Vector256.Abs(v0), Vector256.Abs(v1)), Vector256.Max(Vector256.Abs(v2), Vector256.Abs(v3)));
+        var m128 = Vector128.Max(m.GetLower(), m.GetUpper());
+        m128 = Vector128.Max(m128, Vector128.Shuffle(m128, Vector128.Create(2, 3, 0, 1)));
+        m128 = Vector128.Max(m128, Vector128.Shuffle(m128, Vector128.Create(1, 0, 3, 2)));
+        float amax = m128.ToScalar();
+        float d = amax / 127f, id = amax != 0 ? 127f / amax : 0f;
+        var vid = Vector256.Create(id);
+        var i0 = Avx.ConvertToVector256Int32(v0 * vid); var i1 = Avx.ConvertToVector256Int32(v1 * vid);
+        var i2 = Avx.ConvertToVector256Int32(v2 * vid); var i3 = Avx.ConvertToVector256Int32(v3 * vid);
+        Vector256.Narrow(Vector256.Narrow(i0, i1), Vector256.Narrow(i2, i3)).Store(q);
+        return (float)(Half)d;
     }
 
     /// <summary>Σ over blocks of d_w·d_x·Σ w_q·x_q for a Q8_0 row (34-byte blocks).</summary>
