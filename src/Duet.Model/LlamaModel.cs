@@ -41,7 +41,7 @@ public sealed class LlamaState
 
     /// <summary>Tokens processed together by <see cref="LlamaModel.Prefill"/>.</summary>
     public const int MaxBatch = 32;
-    private float[]? _bx, _bxb, _bxb2, _bq, _bk, _bv, _bh, _bh2;
+    private float[]? _bx, _bxb, _bxb2, _bq, _bk, _bv, _bh, _bh2, _bcos, _bsin;
     internal float[] BX => _bx ??= new float[MaxBatch * Config.Dim];
     internal float[] BXb => _bxb ??= new float[MaxBatch * Math.Max(Config.Dim, Config.QDim)];
     internal float[] BXb2 => _bxb2 ??= new float[MaxBatch * Config.Dim];
@@ -50,6 +50,8 @@ public sealed class LlamaState
     internal float[] BV => _bv ??= new float[MaxBatch * Config.KvDim];
     internal float[] BH => _bh ??= new float[MaxBatch * Config.FfnDim];
     internal float[] BH2 => _bh2 ??= new float[MaxBatch * Config.FfnDim];
+    internal float[] BCos => _bcos ??= new float[MaxBatch * (Config.RopeDim / 2)];
+    internal float[] BSin => _bsin ??= new float[MaxBatch * (Config.RopeDim / 2)];
 }
 
 public sealed class LlamaModel : IDisposable
@@ -169,8 +171,7 @@ public sealed class LlamaModel : IDisposable
             if ((uint)t >= (uint)c.Vocab) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {t} is outside the vocabulary (0..{c.Vocab - 1})");
         float[] X = s.BX, Xb = s.BXb, Xb2 = s.BXb2, Q = s.BQ, K = s.BK, V = s.BV, H = s.BH, H2 = s.BH2;
         for (int b = 0; b < B; b++) w.Embedding.DequantizeRow(tokens[b], X.AsSpan(b * D, D));
-        var cos = new float[B * _invFreq.Length];
-        var sin = new float[B * _invFreq.Length];
+        float[] cos = s.BCos, sin = s.BSin;
         for (int b = 0; b < B; b++)
             for (int i = 0; i < _invFreq.Length; i++)
             {
