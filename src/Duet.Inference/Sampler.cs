@@ -86,12 +86,39 @@ public sealed class Sampler
 
     private static readonly Comparer<float> s_descending = Comparer<float>.Create((a, b) => b.CompareTo(a));
 
-    // Sorts the candidates by value, descending (top-p and min-p need them sorted), and keeps k.
+    // Keeps the k most likely, sorted descending (top-p and min-p need them sorted). With a small k, a
+    // quickselect moves them to the front first, so only k values are sorted, not the whole vocabulary.
     private int TopK(int count)
     {
         int k = _o.TopK <= 0 || _o.TopK > count ? count : _o.TopK;
-        Array.Sort(_values, _ids, 0, count, s_descending);
+        if (k < count) SelectLargest(k, count);
+        Array.Sort(_values, _ids, 0, k, s_descending);
         return k;
+    }
+
+    // Hoare-style quickselect on (_values, _ids): afterwards the k largest values are in [0, k), in any order.
+    private void SelectLargest(int k, int count)
+    {
+        int lo = 0, hi = count - 1;
+        while (lo < hi)
+        {
+            float pivot = _values[(lo + hi) >>> 1];
+            int i = lo, j = hi;
+            while (i <= j)
+            {
+                while (_values[i] > pivot) i++;
+                while (_values[j] < pivot) j--;
+                if (i <= j)
+                {
+                    (_values[i], _values[j]) = (_values[j], _values[i]);
+                    (_ids[i], _ids[j]) = (_ids[j], _ids[i]);
+                    i++; j--;
+                }
+            }
+            if (k - 1 <= j) hi = j;
+            else if (k - 1 >= i) lo = i;
+            else return;
+        }
     }
 
 

@@ -62,6 +62,17 @@ public class SamplerTests
     }
 
     [Fact]
+    public void Sample_TopK_OnALargeVocabulary_KeepsExactlyTheKLargest()
+    {
+        // 5000 logits with many ties; top-k 7 with a tiny temperature only ever returns one of the 7 largest.
+        var rng = new Random(3);
+        var logits = Enumerable.Range(0, 5000).Select(_ => (float)rng.Next(0, 400)).ToArray();
+        var top = logits.Select((v, i) => (v, i)).OrderByDescending(p => p.v).ThenBy(p => p.i).Take(7).Select(p => p.v).Min();
+        var s = new Sampler(5000, new SamplingOptions { Temperature = 50f, TopK = 7, TopP = 1, MinP = 0 });
+        for (int i = 0; i < 300; i++) Assert.True(logits[s.Sample(logits, [])] >= top);
+    }
+
+    [Fact]
     public void Sample_SameSeed_SameSequence()
     {
         var o = new SamplingOptions { Temperature = 1, TopK = 0, TopP = 1, MinP = 0, Seed = 42 };
