@@ -2,7 +2,9 @@
 // for Q8_0 and Q4_0 weights (ggml_vec_dot_q8_0_q8_0, ggml_vec_dot_q4_0_q8_0): per block of 32, an integer
 // dot of the int8 codes, scaled by d_w * d_x. Quantizing the activations like ggml (scale stored as fp16,
 // codes rounded to nearest even by its SIMD path) keeps Duet's greedy tokens equal to llama.cpp's.
-// AVX2 path: |w| (unsigned) x sign(x, w) with vpmaddubsw, pairs summed with vpmaddwd; portable scalar fallback.
+// One loop serves both weight formats through a struct type parameter (IWeightBlocks: the block size and
+// how to get a block's 32 int8 codes), so the JIT compiles a specialized copy of each.
+// Paths: AVX-VNNI or AVX2 (four accumulators), AVX-512 without VNNI (two blocks per vector), portable scalar.
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -22,8 +24,6 @@ public static unsafe class QuantDot
         for (int i = 0; i < 65536; i++) t[i] = (float)BitConverter.UInt16BitsToHalf((ushort)i);
         return t;
     }
-
-
 
     /// <summary>
     /// Eight int32 sums of four w·x products each. With AVX-VNNI one vpdpbusd (|w| unsigned times x with w's
@@ -74,52 +74,103 @@ public static unsafe class QuantDot
         return (float)(Half)d;
     }
 
-    /// <summary>Σ over blocks of d_w·d_x·Σ w_q·x_q for a Q8_0 row (34-byte blocks).</summary>
-    public static float DotQ8_0(byte* row, sbyte* xq, float* xd, int blocks)
+    /// <summary>A weight block format that dots with Q8_0 activations: block size and the block's 32 int8 codes.</summary>
+    private interface IWeightBlocks
     {
+        static abstract int BlockBytes { get; }
+        static abstract Vector256<sbyte> Codes(byte* blk);
+        static abstract int ScalarDot(byte* blk, sbyte* x);
+    }
+
+    // block_q8_0 { ggml_half d; int8_t qs[32]; }
+    private struct Q8Blocks : IWeightBlocks
+    {
+        public static int BlockBytes => 34;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<sbyte> Codes(byte* blk) => Avx.LoadVector256((sbyte*)(blk + 2));
+        public static int ScalarDot(byte* blk, sbyte* x)
+        {
+            int s = 0;
+            for (int j = 0; j < 32; j++) s += (sbyte)blk[2 + j] * x[j];
+            return s;
+        }
+    }
+
+    // block_q4_0 { ggml_half d; uint8_t qs[16]; }: code j is the low nibble of byte j, code j + 16 the high one, minus 8.
+    private struct Q4Blocks : IWeightBlocks
+    {
+        public static int BlockBytes => 18;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<sbyte> Codes(byte* blk) => Avx2.Subtract(Nibbles(blk + 2), Vector256.Create((sbyte)8));
+        public static int ScalarDot(byte* blk, sbyte* x)
+        {
+            int s = 0;
+            for (int j = 0; j < 16; j++) s += ((blk[2 + j] & 0x0F) - 8) * x[j] + ((blk[2 + j] >> 4) - 8) * x[j + 16];
+            return s;
+        }
+    }
+
+    /// <summary>Σ over blocks of d_w·d_x·Σ w_q·x_q for a Q8_0 row (34-byte blocks).</summary>
+    public static float DotQ8_0(byte* row, sbyte* xq, float* xd, int blocks) => Dot<Q8Blocks>(row, xq, xd, blocks);
+
+    /// <summary>Σ over blocks of d_w·d_x·Σ (w_q - 8)·x_q for a Q4_0 row (18-byte blocks).</summary>
+    public static float DotQ4_0(byte* row, sbyte* xq, float* xd, int blocks) => Dot<Q4Blocks>(row, xq, xd, blocks);
+
+    private static float Dot<T>(byte* row, sbyte* xq, float* xd, int blocks) where T : struct, IWeightBlocks
+    {
+        int bs = T.BlockBytes;
+        float* half = s_half; // through a local: reading the static field in the loop measured 1.4x slower
         if (Avx512BW.IsSupported && !AvxVnni.IsSupported && blocks >= 2)
         {
-            float* half = s_half;
             var acc = Vector512<float>.Zero;
             int b = 0;
             for (; b + 1 < blocks; b += 2)
             {
-                byte* blk = row + b * 34;
-                var w = Vector512.Create(Avx.LoadVector256((sbyte*)(blk + 2)), Avx.LoadVector256((sbyte*)(blk + 36)));
-                acc = Pair512(w, Avx512BW.LoadVector512(xq + b * 32), half[*(ushort*)blk] * xd[b], half[*(ushort*)(blk + 34)] * xd[b + 1], acc);
+                byte* blk = row + b * bs;
+                var w = Vector512.Create(T.Codes(blk), T.Codes(blk + bs));
+                acc = Pair512(w, Avx512BW.LoadVector512(xq + b * 32), half[*(ushort*)blk] * xd[b], half[*(ushort*)(blk + bs)] * xd[b + 1], acc);
             }
             float total = Vector512.Sum(acc);
-            if (b < blocks) total += DotQ8_0(row + b * 34, xq + b * 32, xd + b, 1);
+            if (b < blocks) total += ScalarBlocks<T>(row + b * bs, xq + b * 32, xd + b, 1);
             return total;
         }
         if (Avx2.IsSupported)
         {
             // Four blocks per iteration into four accumulators: the FMA chain (4 cycles) no longer bounds the loop.
-            // The fp16 table is read through a local: reading the static field in the loop measured 1.4x slower.
-            float* half = s_half;
             var a0 = Vector256<float>.Zero; var a1 = Vector256<float>.Zero; var a2 = Vector256<float>.Zero; var a3 = Vector256<float>.Zero;
             int b = 0;
             for (; b + 3 < blocks; b += 4)
             {
-                byte* blk = row + b * 34;
-                Sse.Prefetch0(blk + 640); // about 19 blocks ahead: rows stream from DRAM in decode
-                a0 = Q8Block(blk, xq + b * 32, half[*(ushort*)blk] * xd[b], a0);
-                a1 = Q8Block(blk + 34, xq + b * 32 + 32, half[*(ushort*)(blk + 34)] * xd[b + 1], a1);
-                a2 = Q8Block(blk + 68, xq + b * 32 + 64, half[*(ushort*)(blk + 68)] * xd[b + 2], a2);
-                a3 = Q8Block(blk + 102, xq + b * 32 + 96, half[*(ushort*)(blk + 102)] * xd[b + 3], a3);
+                byte* blk = row + b * bs;
+                Sse.Prefetch0(blk + 640); // about 20 to 35 blocks ahead: rows stream from DRAM in decode
+                a0 = Block(T.Codes(blk), xq + b * 32, half[*(ushort*)blk] * xd[b], a0);
+                a1 = Block(T.Codes(blk + bs), xq + b * 32 + 32, half[*(ushort*)(blk + bs)] * xd[b + 1], a1);
+                a2 = Block(T.Codes(blk + 2 * bs), xq + b * 32 + 64, half[*(ushort*)(blk + 2 * bs)] * xd[b + 2], a2);
+                a3 = Block(T.Codes(blk + 3 * bs), xq + b * 32 + 96, half[*(ushort*)(blk + 3 * bs)] * xd[b + 3], a3);
             }
-            for (; b < blocks; b++) a0 = Q8Block(row + b * 34, xq + b * 32, half[*(ushort*)(row + b * 34)] * xd[b], a0);
+            for (; b < blocks; b++) a0 = Block(T.Codes(row + b * bs), xq + b * 32, half[*(ushort*)(row + b * bs)] * xd[b], a0);
             return Vector256.Sum(Avx.Add(Avx.Add(a0, a1), Avx.Add(a2, a3)));
         }
+        return ScalarBlocks<T>(row, xq, xd, blocks);
+    }
+
+    private static float ScalarBlocks<T>(byte* row, sbyte* xq, float* xd, int blocks) where T : struct, IWeightBlocks
+    {
         float sum = 0;
         for (int b = 0; b < blocks; b++)
         {
-            byte* blk = row + b * 34;
-            int s = 0;
-            for (int j = 0; j < 32; j++) s += (sbyte)blk[2 + j] * xq[b * 32 + j];
-            sum += s * ((float)BitConverter.UInt16BitsToHalf(*(ushort*)blk) * xd[b]);
+            byte* blk = row + b * T.BlockBytes;
+            sum += T.ScalarDot(blk, xq + b * 32) * ((float)BitConverter.UInt16BitsToHalf(*(ushort*)blk) * xd[b]);
         }
         return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Block(Vector256<sbyte> w, sbyte* xq, float scale, Vector256<float> acc)
+    {
+        var sumi = DotI8(w, Avx.LoadVector256(xq));
+        var d = Vector256.Create(scale);
+        return Fma.IsSupported ? Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(sumi), acc) : Avx.Add(acc, Avx.Multiply(d, Avx.ConvertToVector256Single(sumi)));
     }
 
     /// <summary>
@@ -129,16 +180,20 @@ public static unsafe class QuantDot
     /// </summary>
     public static void Dot4(bool q4, byte* row, sbyte* xq, float* xd, int stride, int blocks, Span<float> result)
     {
+        if (q4) Dot4<Q4Blocks>(row, xq, xd, stride, blocks, result);
+        else Dot4<Q8Blocks>(row, xq, xd, stride, blocks, result);
+    }
+
+    private static void Dot4<T>(byte* row, sbyte* xq, float* xd, int stride, int blocks, Span<float> result) where T : struct, IWeightBlocks
+    {
         var a0 = Vector512<float>.Zero; var a1 = Vector512<float>.Zero; var a2 = Vector512<float>.Zero; var a3 = Vector512<float>.Zero;
-        int bs = q4 ? 18 : 34, sb = stride / 32;
-        float* half = s_half; // through a local: see DotQ8_0
+        int bs = T.BlockBytes, sb = stride / 32;
+        float* half = s_half;
         int b = 0;
         for (; b + 1 < blocks; b += 2)
         {
             byte* blk = row + b * bs;
-            var w = q4
-                ? Vector512.Create(Nibbles(blk + 2), Nibbles(blk + 20)) - Vector512.Create((sbyte)8)
-                : Vector512.Create(Avx.LoadVector256((sbyte*)(blk + 2)), Avx.LoadVector256((sbyte*)(blk + 36)));
+            var w = Vector512.Create(T.Codes(blk), T.Codes(blk + bs));
             var aw = Avx512BW.Abs(w);
             var neg = Vector512.LessThan(w, Vector512<sbyte>.Zero);
             float dA = half[*(ushort*)blk], dB = half[*(ushort*)(blk + bs)];
@@ -149,9 +204,7 @@ public static unsafe class QuantDot
         }
         result[0] = Vector512.Sum(a0); result[1] = Vector512.Sum(a1); result[2] = Vector512.Sum(a2); result[3] = Vector512.Sum(a3);
         if (b < blocks)
-            for (int k = 0; k < 4; k++)
-                result[k] += q4 ? DotQ4_0(row + b * bs, xq + k * stride + b * 32, xd + k * sb + b, 1)
-                                : DotQ8_0(row + b * bs, xq + k * stride + b * 32, xd + k * sb + b, 1);
+            for (int k = 0; k < 4; k++) result[k] += Dot<T>(row + b * bs, xq + k * stride + b * 32, xd + k * sb + b, 1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -161,15 +214,6 @@ public static unsafe class QuantDot
         var sx = Vector512.ConditionalSelect(negW, -xv, xv);
         var sumi = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(absW, sx), Vector512.Create((short)1));
         return Avx512F.FusedMultiplyAdd(Vector512.Create(Vector256.Create(dA), Vector256.Create(dB)), Avx512F.ConvertToVector512Single(sumi), acc);
-    }
-
-    /// <summary>The 32 codes of a Q4_0 block (16 packed bytes) as bytes 0..15, low nibbles first.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<sbyte> Nibbles(byte* qs)
-    {
-        var packed = Sse2.LoadVector128(qs);
-        var mask = Vector128.Create((byte)0x0F);
-        return Vector256.Create(Sse2.And(packed, mask), Sse2.And(Sse2.ShiftRightLogical(packed.AsUInt16(), 4).AsByte(), mask)).AsSByte();
     }
 
     /// <summary>
@@ -186,77 +230,12 @@ public static unsafe class QuantDot
         return Avx512F.FusedMultiplyAdd(d, Avx512F.ConvertToVector512Single(sumi), acc);
     }
 
+    /// <summary>The 32 codes of a Q4_0 block (16 packed bytes) as bytes 0..15, low nibbles first.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Q8Block(byte* blk, sbyte* xq, float scale, Vector256<float> acc)
+    private static Vector256<sbyte> Nibbles(byte* qs)
     {
-        var w = Avx.LoadVector256((sbyte*)(blk + 2));
-        var sumi = DotI8(w, Avx.LoadVector256(xq));
-        var d = Vector256.Create(scale);
-        return Fma.IsSupported ? Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(sumi), acc) : Avx.Add(acc, Avx.Multiply(d, Avx.ConvertToVector256Single(sumi)));
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Q4Block(byte* blk, sbyte* xq, float scale, Vector256<float> acc)
-    {
+        var packed = Sse2.LoadVector128(qs);
         var mask = Vector128.Create((byte)0x0F);
-        var packed = Sse2.LoadVector128(blk + 2);
-        var lo = Sse2.And(packed, mask);
-        var hi = Sse2.And(Sse2.ShiftRightLogical(packed.AsUInt16(), 4).AsByte(), mask);
-        var w = Avx2.Subtract(Vector256.Create(lo, hi).AsSByte(), Vector256.Create((sbyte)8));
-        var x = Avx.LoadVector256(xq);
-        var sumi = DotI8(w, x);
-        var d = Vector256.Create(scale);
-        return Fma.IsSupported ? Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(sumi), acc) : Avx.Add(acc, Avx.Multiply(d, Avx.ConvertToVector256Single(sumi)));
-    }
-
-    /// <summary>Σ over blocks of d_w·d_x·Σ (w_q - 8)·x_q for a Q4_0 row (18-byte blocks: low nibbles are elements 0..15).</summary>
-    public static float DotQ4_0(byte* row, sbyte* xq, float* xd, int blocks)
-    {
-        if (Avx512BW.IsSupported && !AvxVnni.IsSupported && blocks >= 2)
-        {
-            float* half = s_half;
-            var acc = Vector512<float>.Zero;
-            int b = 0;
-            for (; b + 1 < blocks; b += 2)
-            {
-                byte* blk = row + b * 18;
-                var w = Vector512.Create(Nibbles(blk + 2), Nibbles(blk + 20)) - Vector512.Create((sbyte)8);
-                acc = Pair512(w, Avx512BW.LoadVector512(xq + b * 32), half[*(ushort*)blk] * xd[b], half[*(ushort*)(blk + 18)] * xd[b + 1], acc);
-            }
-            float total = Vector512.Sum(acc);
-            if (b < blocks) total += DotQ4_0(row + b * 18, xq + b * 32, xd + b, 1);
-            return total;
-        }
-        if (Avx2.IsSupported)
-        {
-            // Four blocks per iteration into four accumulators (see DotQ8_0).
-            float* half = s_half;
-            var a0 = Vector256<float>.Zero; var a1 = Vector256<float>.Zero; var a2 = Vector256<float>.Zero; var a3 = Vector256<float>.Zero;
-            int b = 0;
-            for (; b + 3 < blocks; b += 4)
-            {
-                byte* blk = row + b * 18;
-                Sse.Prefetch0(blk + 640);
-                a0 = Q4Block(blk, xq + b * 32, half[*(ushort*)blk] * xd[b], a0);
-                a1 = Q4Block(blk + 18, xq + b * 32 + 32, half[*(ushort*)(blk + 18)] * xd[b + 1], a1);
-                a2 = Q4Block(blk + 36, xq + b * 32 + 64, half[*(ushort*)(blk + 36)] * xd[b + 2], a2);
-                a3 = Q4Block(blk + 54, xq + b * 32 + 96, half[*(ushort*)(blk + 54)] * xd[b + 3], a3);
-            }
-            for (; b < blocks; b++) a0 = Q4Block(row + b * 18, xq + b * 32, half[*(ushort*)(row + b * 18)] * xd[b], a0);
-            return Vector256.Sum(Avx.Add(Avx.Add(a0, a1), Avx.Add(a2, a3)));
-        }
-        float sum = 0;
-        for (int b = 0; b < blocks; b++)
-        {
-            byte* blk = row + b * 18;
-            int s = 0;
-            for (int j = 0; j < 16; j++)
-            {
-                s += ((blk[2 + j] & 0x0F) - 8) * xq[b * 32 + j];
-                s += ((blk[2 + j] >> 4) - 8) * xq[b * 32 + j + 16];
-            }
-            sum += s * ((float)BitConverter.UInt16BitsToHalf(*(ushort*)blk) * xd[b]);
-        }
-        return sum;
+        return Vector256.Create(Sse2.And(packed, mask), Sse2.And(Sse2.ShiftRightLogical(packed.AsUInt16(), 4).AsByte(), mask)).AsSByte();
     }
 }
