@@ -12,6 +12,7 @@ public sealed class StreamingDecoder
     private readonly TokenDecoder _decoder;
     private readonly bool _skipSpecial;
     private readonly List<byte> _pending = new(16);
+    private readonly StringBuilder _text = new(16);
     private DecodeState _state = DecodeState.Initial;
 
     internal StreamingDecoder(TokenDecoder decoder, bool skipSpecial)
@@ -40,7 +41,7 @@ public sealed class StreamingDecoder
     {
         if (_pending.Count == 0) return "";
         var bytes = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_pending);
-        var sb = new StringBuilder();
+        var sb = _text.Clear();
         int i = 0;
         while (i < bytes.Length)
         {

@@ -209,6 +209,4 @@ public sealed class Tokenizer
 
     /// <summary>Loads tokenizer.json (a folder or file), tokenizer.model, or the vocabulary of a .gguf file.</summary>
     public static Tokenizer Load(string path) => Loaders.TokenizerLoader.Load(path);
-
-    internal static Span<int> AsSpan(List<int> ids) => CollectionsMarshal.AsSpan(ids);
 }

@@ -45,6 +45,14 @@ internal static class ModelCommands
         else throw new ArgumentException($"--format '{format}': gguf or safetensors");
     }
 
+    /// <summary>Loads any model, brings it to canonical form and writes it again (convert and quantize).</summary>
+    private static void Rewrite(string inPath, string outPath, string format, string type)
+    {
+        using var model = LlamaModel.Load(inPath);
+        Save(ModelFiles.ToCanonical(model.Weights, TryTokenizer(inPath)), outPath, format, ParseType(type));
+        Console.Error.WriteLine($"wrote {outPath}");
+    }
+
     private static Command Init()
     {
         Option<int> Int(string name, string desc, int? def = null)
@@ -96,16 +104,12 @@ internal static class ModelCommands
         var input = new Argument<string>("input") { Description = "a .gguf file or an HF folder (config.json + safetensors)" };
         var output = new Argument<string>("output") { Description = "output .gguf file, or folder for safetensors" };
         var format = new Option<string>("--format") { Description = "gguf or safetensors (default: from the output name)" };
-        var type = new Option<string>("--type") { Description = "F32, F16, BF16, Q8_0, Q4_0", DefaultValueFactory = _ => "F16" };
+        var type = new Option<string>("--type") { Description = "F32, F16, BF16 (safetensors or GGUF); Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, Q4_1, Q5_0, Q5_1 (GGUF)", DefaultValueFactory = _ => "F16" };
         var cmd = new Command("convert", "Convert a model between GGUF and HF safetensors (the Q/K row permutation is applied or undone).") { input, output, format, type };
         cmd.SetAction(r =>
         {
-            var inPath = r.GetRequiredValue(input);
-            using var model = LlamaModel.Load(inPath);
-            var m = ModelFiles.ToCanonical(model.Weights, TryTokenizer(inPath));
             var outPath = r.GetRequiredValue(output);
-            Save(m, outPath, r.GetValue(format) ?? (outPath.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? "gguf" : "safetensors"), ParseType(r.GetValue(type)!));
-            Console.Error.WriteLine($"wrote {outPath}");
+            Rewrite(r.GetRequiredValue(input), outPath, r.GetValue(format) ?? (outPath.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? "gguf" : "safetensors"), r.GetValue(type)!);
             return 0;
         });
         return cmd;
@@ -119,11 +123,7 @@ internal static class ModelCommands
         var cmd = new Command("quantize", "Quantize a model's matrices into a GGUF file (norms stay F32; rows that are not a whole number of blocks fall back to F16).") { input, output, type };
         cmd.SetAction(r =>
         {
-            var inPath = r.GetRequiredValue(input);
-            using var model = LlamaModel.Load(inPath);
-            var m = ModelFiles.ToCanonical(model.Weights, TryTokenizer(inPath));
-            ModelFiles.WriteGguf(m, r.GetRequiredValue(output), ParseType(r.GetRequiredValue(type)), Path.GetFileNameWithoutExtension(r.GetRequiredValue(output)));
-            Console.Error.WriteLine($"wrote {r.GetRequiredValue(output)}");
+            Rewrite(r.GetRequiredValue(input), r.GetRequiredValue(output), "gguf", r.GetRequiredValue(type));
             return 0;
         });
         return cmd;
