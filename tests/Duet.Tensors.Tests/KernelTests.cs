@@ -161,26 +161,45 @@ public unsafe class KernelTests
     [Fact]
     public void HalfDot_EveryFiniteHalf_ConvertsExactly()
     {
-        // All 63,488 finite fp16 values (subnormals, ±0 included), 16 at a time, against float64.
+        // All 63,488 finite fp16 values (subnormals, ±0 included), 32 at a time (each position of the
+        // even/odd lane layout), against the exact conversion.
         var w = new ushort[65536];
         var x = new float[65536];
         int n = 0;
         for (int h = 0; h < 65536; h++)
             if ((h & 0x7C00) != 0x7C00) w[n++] = (ushort)h;
-        n -= n % 16;
-        var scratch = new float[16];
-        for (int i = 0; i < n; i += 16)
-            for (int k = 0; k < 16; k++)
+        n -= n % 32;
+        var scratch = new float[32];
+        var xp = new float[32];
+        for (int i = 0; i < n; i += 32)
+            for (int k = 0; k < 32; k++)
             {
-                Array.Clear(x, i, 16);
+                Array.Clear(x, i, 32);
                 x[i + k] = 1f;
-                fixed (ushort* pw = &w[i]) fixed (float* px = &x[i])
+                HalfDot.Prepare(x.AsSpan(i, 32), xp);
+                fixed (ushort* pw = &w[i]) fixed (float* px = &x[i]) fixed (float* pp = xp)
                 {
-                    float got = HalfDot.Dot(pw, px, 16, scratch);
+                    float got = HalfDot.Dot(pw, pp, px, 32, scratch);
                     float want = (float)BitConverter.UInt16BitsToHalf(w[i + k]);
                     Assert.True(BitConverter.SingleToInt32Bits(got) == BitConverter.SingleToInt32Bits(want) || (got == 0 && want == 0), $"half 0x{w[i + k]:X4}: {got} vs {want}");
                 }
             }
+    }
+
+    [Theory]
+    [InlineData((ushort)0x7C00, float.PositiveInfinity)]
+    [InlineData((ushort)0xFC00, float.NegativeInfinity)]
+    [InlineData((ushort)0x7E00, float.NaN)]
+    public void HalfDot_InfiniteOrNaNWeight_Propagates(ushort special, float want)
+    {
+        var w = new ushort[64];
+        for (int i = 0; i < w.Length; i++) w[i] = BitConverter.HalfToUInt16Bits((Half)(0.01f * (i - 32)));
+        w[37] = special;
+        var x = Enumerable.Repeat(1f, 64).ToArray();
+        var xp = new float[64];
+        HalfDot.Prepare(x, xp);
+        fixed (ushort* pw = w) fixed (float* px = x) fixed (float* pp = xp)
+            Assert.Equal(want, HalfDot.Dot(pw, pp, px, 64, new float[64]));
     }
 
     [Fact]

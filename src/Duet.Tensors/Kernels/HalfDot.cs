@@ -1,8 +1,19 @@
 // Dot product of an fp16 weight row with an fp32 activation, converting in registers: .NET exposes no
-// vcvtph2ps, so each half becomes a float by integer ops that are exact for every finite value
-// (magnitude bits << 13 read as a float are the value times 2^-112; one multiply by 2^112 restores it,
-// subnormals included), then the sign. Rows with infinite or NaN weights take the plain path.
+// vcvtph2ps, so halves become floats by integer operations that are exact for every finite value.
+//
+// One 512-bit load holds 32 halves, two per 32-bit lane: the odd element in the high 16 bits, the even one
+// in the low 16. The activation is permuted once per matrix product (HalfDot.Prepare) so that each 32-block
+// holds its 16 even elements, then its 16 odd ones; then both halves of a lane convert without unpacking:
+//   t = lane (odd) or lane << 16 (even):   sign in bit 31, exponent in bits 30-26, mantissa in 25-16
+//   m = ((t >> 3) & 0x0FFFE000) + (112 << 23)   the magnitude as a float32 with the exponent re-biased
+//   exponent 0 (zero, subnormal): m came out as 2^-15·(1 + f/1024); the value is 2^-14·f/1024 = 2m - 2^-14
+//   w = m | (t & 0x80000000)
+// No denormal float is ever formed (an earlier version multiplied m << 13 by 2^112, which made denormal
+// operands of every fp16 subnormal weight and cost microcode assists: 1.5x slower on random weights).
+// Infinite or NaN weights (exponent 31) would come out finite, so the largest magnitude is tracked and such a
+// row takes the plain path, as does any CPU without AVX-512 or a length that is not a multiple of 32.
 using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -10,41 +21,69 @@ namespace Duet.Tensors.Kernels;
 
 public static unsafe class HalfDot
 {
-    /// <summary>Σ w[i]·x[i] with w in fp16.   torch: (w.float() * x).sum()</summary>
-    public static float Dot(ushort* w, float* x, int n, Span<float> scratch)
+    /// <summary>True when <see cref="Dot"/> reads the permuted activation of <see cref="Prepare"/>.</summary>
+    public static bool UsesPermutedActivation(int n) => Avx512F.IsSupported && n % 32 == 0;
+
+    /// <summary>
+    /// The activation as <see cref="Dot"/> reads it: per block of 32, the even-indexed elements then the odd ones.
+    /// <paramref name="xp"/> is as long as <paramref name="x"/>.
+    /// </summary>
+    public static void Prepare(ReadOnlySpan<float> x, Span<float> xp)
     {
-        if (Avx512F.IsSupported && n % 16 == 0)
+        if (xp.Length < x.Length) throw new ArgumentException("HalfDot.Prepare: xp is shorter than x");
+        int n = x.Length - x.Length % 32;
+        for (int b = 0; b < n; b += 32)
+            for (int j = 0; j < 16; j++)
+            {
+                xp[b + j] = x[b + 2 * j];
+                xp[b + 16 + j] = x[b + 2 * j + 1];
+            }
+        x[n..].CopyTo(xp[n..]);
+    }
+
+    /// <summary>
+    /// Σ w[i]·x[i] with w in fp16. <paramref name="xp"/> is x permuted by <see cref="Prepare"/>, read when
+    /// <see cref="UsesPermutedActivation"/>; <paramref name="x"/> is the plain activation for the fallback.
+    /// torch: (w.float() * x).sum()
+    /// </summary>
+    public static float Dot(ushort* w, float* xp, float* x, int n, Span<float> scratch)
+    {
+        if (UsesPermutedActivation(n))
         {
-            var acc0 = Vector512<float>.Zero;
-            var acc1 = Vector512<float>.Zero;
-            var mag = Vector512.Create(0x7FFFu);
-            var sign = Vector512.Create(0x8000u);
-            var scale = Vector512.Create(5.192296858534828e33f); // 2^112
-            var top = Vector512<uint>.Zero; // the largest magnitude bits seen: >= 0x7C00 means an infinity or NaN
-            int i = 0;
-            for (; i + 32 <= n; i += 32)
+            var accE = Vector512<float>.Zero;
+            var accO = Vector512<float>.Zero;
+            var top = Vector512<uint>.Zero; // the largest magnitude bits seen: >= 65536f only from an infinity or NaN
+            // Constants in locals: the JIT does not hoist Vector512.Create out of the loop.
+            var mag = Vector512.Create(0x0FFFE000u);
+            var bias = Vector512.Create(112u << 23);
+            var exp = Vector512.Create(0x7C000000u);
+            var two = Vector512.Create(2f);
+            var tiny = Vector512.Create(6.103515625e-05f); // 2^-14
+            var sign = Vector512.Create(0x80000000u);
+            for (int i = 0; i < n; i += 32)
             {
-                var h0 = Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(w + i));
-                var h1 = Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(w + i + 16));
-                var m0 = h0 & mag;
-                var m1 = h1 & mag;
-                top = Vector512.Max(top, Vector512.Max(m0, m1));
-                var f0 = (m0 << 13).AsSingle() * scale | ((h0 & sign) << 16).AsSingle();
-                var f1 = (m1 << 13).AsSingle() * scale | ((h1 & sign) << 16).AsSingle();
-                acc0 = Avx512F.FusedMultiplyAdd(f0, Avx512F.LoadVector512(x + i), acc0);
-                acc1 = Avx512F.FusedMultiplyAdd(f1, Avx512F.LoadVector512(x + i + 16), acc1);
+                var lane = Avx512F.LoadVector512((uint*)(w + i));
+                var even = Convert(lane << 16, mag, bias, exp, two, tiny, sign, ref top);
+                var odd = Convert(lane, mag, bias, exp, two, tiny, sign, ref top);
+                accE = Avx512F.FusedMultiplyAdd(even, Avx512F.LoadVector512(xp + i), accE);
+                accO = Avx512F.FusedMultiplyAdd(odd, Avx512F.LoadVector512(xp + i + 16), accO);
             }
-            for (; i < n; i += 16)
-            {
-                var h = Avx512F.ConvertToVector512UInt32(Avx.LoadVector256(w + i));
-                var m = h & mag;
-                top = Vector512.Max(top, m);
-                acc0 = Avx512F.FusedMultiplyAdd((m << 13).AsSingle() * scale | ((h & sign) << 16).AsSingle(), Avx512F.LoadVector512(x + i), acc0);
-            }
-            if (Vector512.LessThanAll(top, Vector512.Create(0x7C00u))) return Vector512.Sum(acc0 + acc1);
+            if (Vector512.LessThanAll(top, Vector512.Create(0x47800000u))) return Vector512.Sum(accE + accO); // 0x47800000 = 65536f
         }
         var row = scratch[..n];
         TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w, n), row);
         return TensorPrimitives.Dot(row, new ReadOnlySpan<float>(x, n));
+    }
+
+    /// <summary>The halves in the high 16 bits of each lane as floats (see the file header).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Convert(Vector512<uint> t, Vector512<uint> mag, Vector512<uint> bias, Vector512<uint> exp,
+        Vector512<float> two, Vector512<float> tiny, Vector512<uint> sign, ref Vector512<uint> top)
+    {
+        var m = (((t >> 3) & mag) + bias).AsSingle();
+        var small = Vector512.Equals(t & exp, Vector512<uint>.Zero).AsSingle();
+        m = Vector512.ConditionalSelect(small, Avx512F.FusedMultiplySubtract(m, two, tiny), m);
+        top = Avx512F.Max(top, m.AsUInt32()); // positive floats order as their bits
+        return (m.AsUInt32() | (t & sign)).AsSingle();
     }
 }

@@ -29,8 +29,8 @@ public static unsafe class MatVec
         public WeightMatrix W;
         public float* X;
         public float* Y;
-        public sbyte[] Codes = [];   // the activation quantized to Q8_0 (for Q8_0 and Q4_0 weights)
-        public float[] Scales = [];
+        public Q8Activations Q8 = new();  // the activation quantized to Q8_0 (for Q8_0 and Q4_0 weights)
+        public float[] Permuted = [];  // the activation as HalfDot reads it (for F16 weights)
     }
 
     private static bool UsesQ8Activations(GgmlType t) => t is GgmlType.Q8_0 or GgmlType.Q4_0;
@@ -50,8 +50,13 @@ public static unsafe class MatVec
             job.W = w; job.X = px; job.Y = py;
             if (UsesQ8Activations(w.Type))
             {
-                if (job.Codes.Length < x.Length) { job.Codes = new sbyte[x.Length]; job.Scales = new float[x.Length / 32 + 1]; }
-                QuantDot.QuantizeActivations(x, job.Codes, job.Scales);
+                job.Q8.Quantize(x, 1, x.Length);
+                if (QuantDot.HasPairKernels) job.Q8.BuildPairs(w.Type);
+            }
+            else if (w.Type == GgmlType.F16)
+            {
+                if (job.Permuted.Length < x.Length) job.Permuted = new float[x.Length];
+                HalfDot.Prepare(x, job.Permuted);
             }
             (pool ?? WorkerPool.Shared).For(w.Rows, static (s, e, st) => Rows((Job)st!, s, e), job);
         }
@@ -69,15 +74,22 @@ public static unsafe class MatVec
         }
         if (UsesQ8Activations(w.Type))
         {
-            fixed (sbyte* xq = job.Codes)
-            fixed (float* xd = job.Scales)
+            var q8 = job.Q8;
+            fixed (sbyte* xq = q8.Codes)
+            fixed (float* xd = q8.Scales)
+            fixed (sbyte* pc = q8.PairCodes)
+            fixed (float* ps = q8.PairScales)
+            fixed (int* pk = q8.PairCorrection)
             {
                 int blocks = w.Cols / 32;
                 long rb = w.RowBytes;
+                bool pairs = QuantDot.HasPairKernels;
                 if (w.Type == GgmlType.Q8_0)
-                    for (int r = start; r < end; r++) y[r] = QuantDot.DotQ8_0(w.Data + r * rb, xq, xd, blocks);
+                    for (int r = start; r < end; r++)
+                        y[r] = pairs ? QuantDot.DotQ8_0Pairs(w.Data + r * rb, xq, xd, ps, blocks) : QuantDot.DotQ8_0(w.Data + r * rb, xq, xd, blocks);
                 else
-                    for (int r = start; r < end; r++) y[r] = QuantDot.DotQ4_0(w.Data + r * rb, xq, xd, blocks);
+                    for (int r = start; r < end; r++)
+                        y[r] = pairs ? QuantDot.DotQ4_0Quads(w.Data + r * rb, pc, pk, ps, xq, xd, blocks) : QuantDot.DotQ4_0(w.Data + r * rb, xq, xd, blocks);
             }
             return;
         }
@@ -85,7 +97,8 @@ public static unsafe class MatVec
         var row = buf.AsSpan(0, w.Cols);
         if (w.Type == GgmlType.F16)
         {
-            for (int r = start; r < end; r++) y[r] = HalfDot.Dot((ushort*)(w.Data + (long)r * w.Cols * 2), job.X, w.Cols, row);
+            fixed (float* xp = job.Permuted)
+                for (int r = start; r < end; r++) y[r] = HalfDot.Dot((ushort*)(w.Data + (long)r * w.Cols * 2), xp, job.X, w.Cols, row);
             return;
         }
         for (int r = start; r < end; r++)
@@ -109,8 +122,7 @@ public static unsafe class MatMul
         public float* X;
         public float* Y;
         public int Batch;
-        public sbyte[] Codes = [];
-        public float[] Scales = [];
+        public Q8Activations Q8 = new();
     }
 
     [ThreadStatic] private static float[]? t_row;
@@ -128,10 +140,8 @@ public static unsafe class MatMul
             job.W = w; job.X = px; job.Y = py; job.Batch = batch;
             if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
             {
-                int n = batch * w.Cols;
-                if (job.Codes.Length < n) { job.Codes = new sbyte[n]; job.Scales = new float[n / 32 + 1]; }
-                for (int b = 0; b < batch; b++)
-                    QuantDot.QuantizeActivations(x.Slice(b * w.Cols, w.Cols), job.Codes.AsSpan(b * w.Cols, w.Cols), job.Scales.AsSpan(b * (w.Cols / 32), w.Cols / 32));
+                job.Q8.Quantize(x, batch, w.Cols);
+                if (QuantDot.HasPairKernels) job.Q8.BuildPairs(w.Type);
             }
             (pool ?? WorkerPool.Shared).For(w.Rows, static (s, e, st) => Rows((Job)st!, s, e), job);
         }
@@ -143,26 +153,47 @@ public static unsafe class MatMul
         int cols = w.Cols, batch = job.Batch;
         if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
         {
-            fixed (sbyte* xq = job.Codes)
-            fixed (float* xd = job.Scales)
+            var q8 = job.Q8;
+            fixed (sbyte* xq = q8.Codes)
+            fixed (float* xd = q8.Scales)
+            fixed (sbyte* pc = q8.PairCodes)
+            fixed (float* ps = q8.PairScales)
+            fixed (int* pk = q8.PairCorrection)
             {
-                int blocks = cols / 32;
+                int blocks = cols / 32, ls = q8.LaneStride(w.Type);
                 long rb = w.RowBytes;
-                bool q4 = w.Type == GgmlType.Q4_0;
-                Span<float> four = stackalloc float[4];
+                bool q4 = w.Type == GgmlType.Q4_0, fast = QuantDot.HasPairKernels;
+                int full = q4 ? blocks & ~3 : blocks & ~1; // blocks the wide kernels take; the rest go the 256-bit way
+                float* four = stackalloc float[4];
                 for (int r = start; r < end; r++)
                 {
+                    byte* wr = w.Data + r * rb;
                     int b0 = 0;
-                    if (System.Runtime.Intrinsics.X86.Avx512BW.IsSupported && blocks >= 2)
+                    if (fast)
                         for (; b0 + 4 <= batch; b0 += 4)
                         {
-                            QuantDot.Dot4(q4, w.Data + r * rb, xq + b0 * cols, xd + b0 * blocks, cols, blocks, four);
-                            for (int k = 0; k < 4; k++) job.Y[(long)(b0 + k) * w.Rows + r] = four[k];
+                            if (q4) QuantDot.DotQ4_0Quads4(wr, pc + b0 * cols, pk + b0 * ls, ps + b0 * ls, cols, ls, blocks, four);
+                            else QuantDot.DotQ8_0Pairs4(wr, xq + b0 * cols, ps + b0 * ls, cols, ls, blocks, four);
+                            for (int k = 0; k < 4; k++)
+                            {
+                                float v = four[k];
+                                if (full < blocks)
+                                {
+                                    sbyte* tq = xq + (b0 + k) * cols + full * 32;
+                                    float* td = xd + (b0 + k) * blocks + full;
+                                    v += q4 ? QuantDot.DotQ4_0(wr + full * 18, tq, td, blocks - full) : QuantDot.DotQ8_0(wr + full * 34, tq, td, blocks - full);
+                                }
+                                job.Y[(long)(b0 + k) * w.Rows + r] = v;
+                            }
                         }
                     for (int b = b0; b < batch; b++)
-                        job.Y[(long)b * w.Rows + r] = w.Type == GgmlType.Q8_0
-                            ? QuantDot.DotQ8_0(w.Data + r * rb, xq + b * cols, xd + b * blocks, blocks)
-                            : QuantDot.DotQ4_0(w.Data + r * rb, xq + b * cols, xd + b * blocks, blocks);
+                    {
+                        sbyte* bq = xq + b * cols;
+                        float* bd = xd + b * blocks;
+                        job.Y[(long)b * w.Rows + r] = fast
+                            ? (q4 ? QuantDot.DotQ4_0Quads(wr, pc + b * cols, pk + b * ls, ps + b * ls, bq, bd, blocks) : QuantDot.DotQ8_0Pairs(wr, bq, bd, ps + b * ls, blocks))
+                            : (q4 ? QuantDot.DotQ4_0(wr, bq, bd, blocks) : QuantDot.DotQ8_0(wr, bq, bd, blocks));
+                    }
                 }
             }
             return;

@@ -154,6 +154,101 @@ public static unsafe class QuantDot
         return ScalarBlocks<T>(row, xq, xd, blocks);
     }
 
+    /// <summary>True when the 512-bit decode kernels (<see cref="DotQ8_0Pairs"/>, <see cref="DotQ4_0Quads"/>) run here.</summary>
+    public static bool HasPairKernels => Avx512BW.IsSupported;
+
+    /// <summary>
+    /// A Q8_0 row against the pair layout of <see cref="Q8Activations"/>: two blocks per 512-bit vector,
+    /// |w| times x with w's sign (vpmaddubsw, vpmaddwd), one convert and one FMA per pair with the scales
+    /// [dA x8, dB x8]. An odd last block takes the 256-bit path.
+    /// </summary>
+    public static float DotQ8_0Pairs(byte* row, sbyte* xq, float* xd, float* pairScales, int blocks)
+    {
+        int even = blocks & ~1;
+        float total = Vector512.Sum(Q8Pairs(row, xq, pairScales, even));
+        if (even < blocks) total += Dot<Q8Blocks>(row + even * 34, xq + even * 32, xd + even, 1);
+        return total;
+    }
+
+    // The loop alone, with no call inside, so the JIT keeps the accumulators in registers.
+    private static Vector512<float> Q8Pairs(byte* row, sbyte* xq, float* pairScales, int blocks)
+    {
+        float* half = s_half;
+        var ones = Vector512.Create((short)1);
+        var acc0 = Vector512<float>.Zero; var acc1 = Vector512<float>.Zero;
+        int b = 0;
+        for (; b + 3 < blocks; b += 4)
+        {
+            Sse.Prefetch0(row + b * 34 + 640);
+            acc0 = Q8Pair(row + b * 34, xq + b * 32, pairScales + b * 8, half, ones, acc0);
+            acc1 = Q8Pair(row + (b + 2) * 34, xq + (b + 2) * 32, pairScales + (b + 2) * 8, half, ones, acc1);
+        }
+        if (b < blocks) acc0 = Q8Pair(row + b * 34, xq + b * 32, pairScales + b * 8, half, ones, acc0);
+        return acc0 + acc1;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q8Pair(byte* blk, sbyte* x, float* ps, float* half, Vector512<short> ones, Vector512<float> acc)
+    {
+        var w = Avx512F.InsertVector256(Avx.LoadVector256((sbyte*)(blk + 2)).ToVector512Unsafe(), Avx.LoadVector256((sbyte*)(blk + 36)), 1);
+        var xv = Avx512BW.LoadVector512(x);
+        var sx = Vector512.ConditionalSelect(Vector512.LessThan(w, Vector512<sbyte>.Zero), -xv, xv);
+        var sumi = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(Avx512BW.Abs(w), sx), ones);
+        var d = Avx512F.InsertVector256(Vector256.Create(half[*(ushort*)blk]).ToVector512Unsafe(), Vector256.Create(half[*(ushort*)(blk + 34)]), 1);
+        return Avx512F.FusedMultiplyAdd(d * Avx512F.LoadVector512(ps), Avx512F.ConvertToVector512Single(sumi), acc);
+    }
+
+    /// <summary>
+    /// A Q4_0 row against the quad layout of <see cref="Q8Activations"/>: four blocks per 512-bit vector, one
+    /// block's 16 packed bytes per 128-bit lane, so its low nibbles (codes 0-15) and high nibbles (codes 16-31)
+    /// each fill a vector against the matching activation codes. The nibbles are taken unsigned (0..15): their
+    /// products need no sign fix-up (vpmaddubsw), both halves add in 16 bits (at most 4·15·127), and the -8
+    /// offset comes back as the precomputed correction -8·Σx per lane, exactly. One convert and one FMA per
+    /// four blocks with the scales [dA x4, dB x4, dC x4, dD x4]. Blocks past a multiple of four take the
+    /// 256-bit path.
+    /// </summary>
+    public static float DotQ4_0Quads(byte* row, sbyte* quadCodes, int* correction, float* quadScales, sbyte* xq, float* xd, int blocks)
+    {
+        int full = blocks & ~3;
+        float total = Vector512.Sum(Q4Quads(row, quadCodes, correction, quadScales, full));
+        if (full < blocks) total += Dot<Q4Blocks>(row + full * 18, xq + full * 32, xd + full, blocks - full);
+        return total;
+    }
+
+    // The loop alone, with no call inside, so the JIT keeps the accumulators in registers.
+    private static Vector512<float> Q4Quads(byte* row, sbyte* quadCodes, int* correction, float* quadScales, int blocks)
+    {
+        float* half = s_half;
+        var ones = Vector512.Create((short)1);
+        var mask = Vector512.Create((byte)0x0F);
+        var acc0 = Vector512<float>.Zero; var acc1 = Vector512<float>.Zero;
+        int b = 0;
+        for (; b + 7 < blocks; b += 8)
+        {
+            Sse.Prefetch0(row + b * 18 + 640);
+            acc0 = Q4Quad(row + b * 18, quadCodes + b * 32, correction + b * 4, quadScales + b * 4, half, mask, ones, acc0);
+            acc1 = Q4Quad(row + (b + 4) * 18, quadCodes + (b + 4) * 32, correction + (b + 4) * 4, quadScales + (b + 4) * 4, half, mask, ones, acc1);
+        }
+        if (b < blocks) acc0 = Q4Quad(row + b * 18, quadCodes + b * 32, correction + b * 4, quadScales + b * 4, half, mask, ones, acc0);
+        return acc0 + acc1;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q4Quad(byte* blk, sbyte* x, int* corr, float* qs, float* half, Vector512<byte> mask, Vector512<short> ones, Vector512<float> acc)
+    {
+        var ab = Avx2.InsertVector128(Sse2.LoadVector128(blk + 2).ToVector256Unsafe(), Sse2.LoadVector128(blk + 20), 1);
+        var cd = Avx2.InsertVector128(Sse2.LoadVector128(blk + 38).ToVector256Unsafe(), Sse2.LoadVector128(blk + 56), 1);
+        var v = Avx512F.InsertVector256(ab.ToVector512Unsafe(), cd, 1);
+        var lo = v & mask;
+        var hi = (v.AsUInt16() >> 4).AsByte() & mask;
+        var s16 = Avx512BW.MultiplyAddAdjacent(lo, Avx512BW.LoadVector512(x)) + Avx512BW.MultiplyAddAdjacent(hi, Avx512BW.LoadVector512(x + 64));
+        var sumi = Avx512BW.MultiplyAddAdjacent(s16, ones) + Avx512F.LoadVector512(corr);
+        var dab = Avx.InsertVector128(Vector128.Create(half[*(ushort*)blk]).ToVector256Unsafe(), Vector128.Create(half[*(ushort*)(blk + 18)]), 1);
+        var dcd = Avx.InsertVector128(Vector128.Create(half[*(ushort*)(blk + 36)]).ToVector256Unsafe(), Vector128.Create(half[*(ushort*)(blk + 54)]), 1);
+        var d = Avx512F.InsertVector256(dab.ToVector512Unsafe(), dcd, 1);
+        return Avx512F.FusedMultiplyAdd(d * Avx512F.LoadVector512(qs), Avx512F.ConvertToVector512Single(sumi), acc);
+    }
+
     private static float ScalarBlocks<T>(byte* row, sbyte* xq, float* xd, int blocks) where T : struct, IWeightBlocks
     {
         float sum = 0;
@@ -174,46 +269,79 @@ public static unsafe class QuantDot
     }
 
     /// <summary>
-    /// Four activation rows against one Q8_0 or Q4_0 weight row: the weight codes of each pair of blocks are
-    /// loaded (and for Q4_0 unpacked) once and used four times. xq/xd point at row 0; rows are
-    /// <paramref name="stride"/> codes (and stride/32 scales) apart. AVX-512 only; callers fall back otherwise.
+    /// Four activation rows against one Q8_0 weight row (prompt processing): each pair of weight blocks is
+    /// loaded, its |w| and sign and scales found once, and used for four rows of the pair layout
+    /// (<see cref="Q8Activations"/>, rows <paramref name="laneStride"/> scales and <paramref name="codeStride"/>
+    /// codes apart). Sums land in result[0..3]. Blocks past a multiple of two: the caller's 256-bit tail.
     /// </summary>
-    public static void Dot4(bool q4, byte* row, sbyte* xq, float* xd, int stride, int blocks, Span<float> result)
+    public static void DotQ8_0Pairs4(byte* row, sbyte* xq, float* pairScales, int codeStride, int laneStride, int blocks, float* result)
     {
-        if (q4) Dot4<Q4Blocks>(row, xq, xd, stride, blocks, result);
-        else Dot4<Q8Blocks>(row, xq, xd, stride, blocks, result);
-    }
-
-    private static void Dot4<T>(byte* row, sbyte* xq, float* xd, int stride, int blocks, Span<float> result) where T : struct, IWeightBlocks
-    {
-        var a0 = Vector512<float>.Zero; var a1 = Vector512<float>.Zero; var a2 = Vector512<float>.Zero; var a3 = Vector512<float>.Zero;
-        int bs = T.BlockBytes, sb = stride / 32;
         float* half = s_half;
-        int b = 0;
-        for (; b + 1 < blocks; b += 2)
+        var ones = Vector512.Create((short)1);
+        var a0 = Vector512<float>.Zero; var a1 = Vector512<float>.Zero; var a2 = Vector512<float>.Zero; var a3 = Vector512<float>.Zero;
+        for (int b = 0; b + 1 < blocks; b += 2)
         {
-            byte* blk = row + b * bs;
-            var w = Vector512.Create(T.Codes(blk), T.Codes(blk + bs));
+            byte* blk = row + b * 34;
+            var w = Avx512F.InsertVector256(Avx.LoadVector256((sbyte*)(blk + 2)).ToVector512Unsafe(), Avx.LoadVector256((sbyte*)(blk + 36)), 1);
             var aw = Avx512BW.Abs(w);
             var neg = Vector512.LessThan(w, Vector512<sbyte>.Zero);
-            float dA = half[*(ushort*)blk], dB = half[*(ushort*)(blk + bs)];
-            a0 = Pair512(aw, neg, xq + b * 32, dA * xd[b], dB * xd[b + 1], a0);
-            a1 = Pair512(aw, neg, xq + stride + b * 32, dA * xd[sb + b], dB * xd[sb + b + 1], a1);
-            a2 = Pair512(aw, neg, xq + 2 * stride + b * 32, dA * xd[2 * sb + b], dB * xd[2 * sb + b + 1], a2);
-            a3 = Pair512(aw, neg, xq + 3 * stride + b * 32, dA * xd[3 * sb + b], dB * xd[3 * sb + b + 1], a3);
+            var d = Avx512F.InsertVector256(Vector256.Create(half[*(ushort*)blk]).ToVector512Unsafe(), Vector256.Create(half[*(ushort*)(blk + 34)]), 1);
+            sbyte* x = xq + b * 32;
+            float* ps = pairScales + b * 8;
+            a0 = Q8PairRow(aw, neg, d, x, ps, ones, a0);
+            a1 = Q8PairRow(aw, neg, d, x + codeStride, ps + laneStride, ones, a1);
+            a2 = Q8PairRow(aw, neg, d, x + 2 * codeStride, ps + 2 * laneStride, ones, a2);
+            a3 = Q8PairRow(aw, neg, d, x + 3 * codeStride, ps + 3 * laneStride, ones, a3);
         }
         result[0] = Vector512.Sum(a0); result[1] = Vector512.Sum(a1); result[2] = Vector512.Sum(a2); result[3] = Vector512.Sum(a3);
-        if (b < blocks)
-            for (int k = 0; k < 4; k++) result[k] += Dot<T>(row + b * bs, xq + k * stride + b * 32, xd + k * sb + b, 1);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Pair512(Vector512<byte> absW, Vector512<sbyte> negW, sbyte* x, float dA, float dB, Vector512<float> acc)
+    private static Vector512<float> Q8PairRow(Vector512<byte> aw, Vector512<sbyte> neg, Vector512<float> d, sbyte* x, float* ps, Vector512<short> ones, Vector512<float> acc)
     {
         var xv = Avx512BW.LoadVector512(x);
-        var sx = Vector512.ConditionalSelect(negW, -xv, xv);
-        var sumi = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(absW, sx), Vector512.Create((short)1));
-        return Avx512F.FusedMultiplyAdd(Vector512.Create(Vector256.Create(dA), Vector256.Create(dB)), Avx512F.ConvertToVector512Single(sumi), acc);
+        var sumi = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(aw, Vector512.ConditionalSelect(neg, -xv, xv)), ones);
+        return Avx512F.FusedMultiplyAdd(d * Avx512F.LoadVector512(ps), Avx512F.ConvertToVector512Single(sumi), acc);
+    }
+
+    /// <summary>
+    /// Four activation rows against one Q4_0 weight row (prompt processing), the quad kernel of
+    /// <see cref="DotQ4_0Quads"/> with each quad of weight blocks unpacked once for four rows of the quad layout.
+    /// Sums land in result[0..3]. Blocks past a multiple of four: the caller's 256-bit tail.
+    /// </summary>
+    public static void DotQ4_0Quads4(byte* row, sbyte* quadCodes, int* correction, float* quadScales, int codeStride, int laneStride, int blocks, float* result)
+    {
+        float* half = s_half;
+        var ones = Vector512.Create((short)1);
+        var mask = Vector512.Create((byte)0x0F);
+        var a0 = Vector512<float>.Zero; var a1 = Vector512<float>.Zero; var a2 = Vector512<float>.Zero; var a3 = Vector512<float>.Zero;
+        for (int b = 0; b + 3 < blocks; b += 4)
+        {
+            byte* blk = row + b * 18;
+            var ab = Avx2.InsertVector128(Sse2.LoadVector128(blk + 2).ToVector256Unsafe(), Sse2.LoadVector128(blk + 20), 1);
+            var cd = Avx2.InsertVector128(Sse2.LoadVector128(blk + 38).ToVector256Unsafe(), Sse2.LoadVector128(blk + 56), 1);
+            var v = Avx512F.InsertVector256(ab.ToVector512Unsafe(), cd, 1);
+            var lo = v & mask;
+            var hi = (v.AsUInt16() >> 4).AsByte() & mask;
+            var dab = Avx.InsertVector128(Vector128.Create(half[*(ushort*)blk]).ToVector256Unsafe(), Vector128.Create(half[*(ushort*)(blk + 18)]), 1);
+            var dcd = Avx.InsertVector128(Vector128.Create(half[*(ushort*)(blk + 36)]).ToVector256Unsafe(), Vector128.Create(half[*(ushort*)(blk + 54)]), 1);
+            var d = Avx512F.InsertVector256(dab.ToVector512Unsafe(), dcd, 1);
+            sbyte* x = quadCodes + b * 32;
+            int lane = b * 4;
+            a0 = Q4QuadRow(lo, hi, d, x, correction + lane, quadScales + lane, ones, a0);
+            a1 = Q4QuadRow(lo, hi, d, x + codeStride, correction + laneStride + lane, quadScales + laneStride + lane, ones, a1);
+            a2 = Q4QuadRow(lo, hi, d, x + 2 * codeStride, correction + 2 * laneStride + lane, quadScales + 2 * laneStride + lane, ones, a2);
+            a3 = Q4QuadRow(lo, hi, d, x + 3 * codeStride, correction + 3 * laneStride + lane, quadScales + 3 * laneStride + lane, ones, a3);
+        }
+        result[0] = Vector512.Sum(a0); result[1] = Vector512.Sum(a1); result[2] = Vector512.Sum(a2); result[3] = Vector512.Sum(a3);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q4QuadRow(Vector512<byte> lo, Vector512<byte> hi, Vector512<float> d, sbyte* x, int* corr, float* qs, Vector512<short> ones, Vector512<float> acc)
+    {
+        var s16 = Avx512BW.MultiplyAddAdjacent(lo, Avx512BW.LoadVector512(x)) + Avx512BW.MultiplyAddAdjacent(hi, Avx512BW.LoadVector512(x + 64));
+        var sumi = Avx512BW.MultiplyAddAdjacent(s16, ones) + Avx512F.LoadVector512(corr);
+        return Avx512F.FusedMultiplyAdd(d * Avx512F.LoadVector512(qs), Avx512F.ConvertToVector512Single(sumi), acc);
     }
 
     /// <summary>

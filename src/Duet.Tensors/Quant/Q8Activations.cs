@@ -1,0 +1,77 @@
+// The activation rows of a matrix product with Q8_0 or Q4_0 weights, quantized to Q8_0 once per call (as ggml
+// quantizes src1 to the weight type's vec_dot_type) and laid out for the kernels that read them:
+//  - Codes/Scales: plain Q8_0 blocks (codes and fp16-rounded scales), for the 256-bit and scalar kernels;
+//  - pair layouts for the AVX-512 decode kernels, which take two weight blocks per 512-bit vector:
+//      Q8_0 weights: codes as they are; scales [dA x8, dB x8] per pair of blocks A, B;
+//      Q4_0 weights: four blocks per vector, one block's packed bytes per 128-bit lane (see BuildQuads); since
+//      the nibbles are taken unsigned (0..15, not -8..7) each lane carries the correction -8·Σx;
+//  - a group layout for the batched kernel (MatMul), see QuantGemm.
+// Buffers grow to the largest call and are reused: nothing is allocated per token.
+namespace Duet.Tensors.Quant;
+
+public sealed unsafe class Q8Activations
+{
+    public int Rows { get; private set; }
+    public int Cols { get; private set; }
+    public int Blocks => Cols / 32;
+    public sbyte[] Codes { get; private set; } = [];
+    public float[] Scales { get; private set; } = [];
+    /// <summary>The decode layout (batch of one): codes (Q4_0), per-lane scales, per-lane corrections (Q4_0).</summary>
+    public sbyte[] PairCodes { get; private set; } = [];
+    public float[] PairScales { get; private set; } = [];
+    public int[] PairCorrection { get; private set; } = [];
+
+    /// <summary>Quantizes <paramref name="rows"/> rows of <paramref name="cols"/> (a multiple of 32).</summary>
+    public void Quantize(ReadOnlySpan<float> x, int rows, int cols)
+    {
+        if (cols % 32 != 0) throw new ArgumentException($"Q8_0 activations need a multiple of 32 columns, not {cols}");
+        Rows = rows; Cols = cols;
+        int n = rows * cols;
+        if (Codes.Length < n) { Codes = new sbyte[n]; Scales = new float[n / 32]; }
+        for (int r = 0; r < rows; r++)
+            QuantDot.QuantizeActivations(x.Slice(r * cols, cols), Codes.AsSpan(r * cols, cols), Scales.AsSpan(r * Blocks, Blocks));
+    }
+
+    /// <summary>Codes per row in the decode layout (Q4_0).</summary>
+    public int CodeStride => Cols;
+    /// <summary>Scales (and corrections) per row in the decode layout: 16 per pair (Q8_0) or per quad (Q4_0).</summary>
+    public int LaneStride(GgmlType type) => type == GgmlType.Q4_0 ? Blocks / 4 * 16 : Blocks / 2 * 16;
+
+    /// <summary>Builds, for every row, the layout that the AVX-512 kernels for <paramref name="type"/> read.</summary>
+    public void BuildPairs(GgmlType type)
+    {
+        int ls = LaneStride(type);
+        if (PairScales.Length < Rows * ls) { PairScales = new float[Rows * ls]; PairCorrection = new int[Rows * ls]; }
+        if (type == GgmlType.Q4_0 && PairCodes.Length < Rows * Cols) PairCodes = new sbyte[Rows * Cols];
+        for (int r = 0; r < Rows; r++)
+        {
+            if (type == GgmlType.Q4_0) { BuildQuads(r, ls); continue; }
+            var scales = PairScales.AsSpan(r * ls, ls);
+            for (int p = 0; p < Blocks / 2; p++)
+                for (int lane = 0; lane < 16; lane++) scales[p * 16 + lane] = Scales[r * Blocks + 2 * p + lane / 8];
+        }
+    }
+
+    // Q4_0: per four blocks A-D, the codes 0-15 of each block then the codes 16-31 of each (two 64-byte
+    // vectors), the scales [dA x4, dB x4, dC x4, dD x4] and the correction -8·Σx of each int32 lane, whose
+    // four 16-bit sums cover codes 4k..4k+3 of the low half and the same of the high half.
+    private void BuildQuads(int r, int ls)
+    {
+        for (int q = 0; q < Blocks / 4; q++)
+            for (int k = 0; k < 4; k++)
+            {
+                int blk = q * 4 + k;
+                var c = Codes.AsSpan(r * Cols + blk * 32, 32);
+                var dst = PairCodes.AsSpan(r * Cols + q * 128, 128);
+                c[..16].CopyTo(dst[(k * 16)..]);
+                c[16..].CopyTo(dst[(64 + k * 16)..]);
+                for (int j = 0; j < 4; j++)
+                {
+                    int lane = r * ls + q * 16 + k * 4 + j, sum = 0;
+                    for (int i = 0; i < 4; i++) sum += c[j * 4 + i] + c[16 + j * 4 + i];
+                    PairScales[lane] = Scales[r * Blocks + blk];
+                    PairCorrection[lane] = -8 * sum;
+                }
+            }
+    }
+}
