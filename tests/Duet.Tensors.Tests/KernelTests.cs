@@ -56,16 +56,20 @@ public unsafe class KernelTests
     }
 
     [Theory]
-    [InlineData(GgmlType.F32)]
-    [InlineData(GgmlType.F16)]
-    [InlineData(GgmlType.BF16)]
-    [InlineData(GgmlType.Q4_1)]
-    [InlineData(GgmlType.Q8_0)]
-    [InlineData(GgmlType.Q4_0)]
-    public void MatVec_AnyType_EqualsDotOfDequantizedRows(GgmlType type)
+    [InlineData(GgmlType.F32, 96)]
+    [InlineData(GgmlType.F16, 96)]
+    [InlineData(GgmlType.F16, 416)]
+    [InlineData(GgmlType.BF16, 96)]
+    [InlineData(GgmlType.Q4_1, 96)]
+    [InlineData(GgmlType.Q8_0, 96)]
+    [InlineData(GgmlType.Q8_0, 416)] // 13 blocks: the pair kernel's unrolled loop, its single pair and the odd block
+    [InlineData(GgmlType.Q4_0, 96)]
+    [InlineData(GgmlType.Q4_0, 416)] // the quad kernel's unrolled loop, its single quad and a block past them
+    [InlineData(GgmlType.Q4_0, 512)]
+    public void MatVec_AnyType_EqualsDotOfDequantizedRows(GgmlType type, int cols)
     {
         var rng = new Random(3);
-        const int rows = 37, cols = 96;
+        const int rows = 37;
         long rowBytes = GgmlTypeInfo.RowSize(type, cols);
         var data = new byte[rows * rowBytes];
         var w = RandomVector(rng, rows * cols, 0.5f);
@@ -137,7 +141,7 @@ public unsafe class KernelTests
     public void MatMul_Batch_EqualsMatVecOnEachRow(GgmlType type, int batch)
     {
         var rng = new Random(9);
-        const int rows = 29, cols = 160; // 5 blocks: the pair loop and its odd tail
+        const int rows = 29, cols = 416; // 13 blocks: the wide kernels and the blocks past them
         long rowBytes = GgmlTypeInfo.RowSize(type, cols);
         var data = new byte[rows * rowBytes];
         var w = RandomVector(rng, rows * cols, 0.5f);
@@ -153,7 +157,7 @@ public unsafe class KernelTests
             for (int b = 0; b < batch; b++)
             {
                 MatVec.Multiply(m, x.AsSpan(b * cols, cols), one, pool);
-                for (int r = 0; r < rows; r++) Assert.Equal(one[r], y[b * rows + r], 4);
+                for (int r = 0; r < rows; r++) Assert.True(Math.Abs(one[r] - y[b * rows + r]) <= 1e-5f * (1 + Math.Abs(one[r])), $"{type} token {b} row {r}: {y[b * rows + r]} vs {one[r]}");
             }
         }
     }
@@ -184,6 +188,20 @@ public unsafe class KernelTests
                     Assert.True(BitConverter.SingleToInt32Bits(got) == BitConverter.SingleToInt32Bits(want) || (got == 0 && want == 0), $"half 0x{w[i + k]:X4}: {got} vs {want}");
                 }
             }
+    }
+
+    [Fact]
+    public void HalfToSingle_EveryBitPattern_EqualsTheExactConversion()
+    {
+        var h = new ushort[65536 + 7]; // a length that is not a multiple of 16: the scalar tail too
+        for (int i = 0; i < h.Length; i++) h[i] = (ushort)i;
+        var f = new float[h.Length];
+        fixed (ushort* ph = h) fixed (float* pf = f) HalfDot.ToSingle(ph, pf, h.Length);
+        for (int i = 0; i < h.Length; i++)
+        {
+            float want = (float)BitConverter.UInt16BitsToHalf(h[i]);
+            Assert.True(BitConverter.SingleToInt32Bits(f[i]) == BitConverter.SingleToInt32Bits(want) || (float.IsNaN(want) && float.IsNaN(f[i])), $"0x{h[i]:X4}: {f[i]} vs {want}");
+        }
     }
 
     [Theory]

@@ -198,20 +198,39 @@ public static unsafe class MatMul
             }
             return;
         }
-        var buf = t_row is { } bb && bb.Length >= cols ? bb : t_row = new float[cols];
-        var row = buf.AsSpan(0, cols);
-        for (int r = start; r < end; r++)
+        // Float rows: F32 in place, other formats expanded into a 4-row panel once per batch; 4x4 register tiles.
+        var panel = t_row is { } bb && bb.Length >= 4 * cols ? bb : t_row = new float[4 * cols];
+        float* tile = stackalloc float[16];
+        var rows = stackalloc float*[4];
+        fixed (float* pp = panel)
         {
-            ReadOnlySpan<float> wr;
-            if (w.Type == GgmlType.F32) wr = new ReadOnlySpan<float>(w.Data + (long)r * cols * 4, cols);
-            else
+            float* x = job.X;
+            for (int r = start; r < end; r += 4)
             {
-                if (w.Type == GgmlType.F16) TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w.Data + (long)r * cols * 2, cols), row);
-                else w.DequantizeRow(r, row);
-                wr = row;
+                int nr = Math.Min(4, end - r);
+                for (int i = 0; i < 4; i++)
+                {
+                    int ri = r + Math.Min(i, nr - 1); // a short last tile repeats its last row
+                    if (w.Type == GgmlType.F32) rows[i] = (float*)(w.Data + (long)ri * cols * 4);
+                    else
+                    {
+                        rows[i] = pp + i * cols;
+                        if (i >= nr) continue;
+                        if (w.Type == GgmlType.F16) HalfDot.ToSingle((ushort*)(w.Data + (long)ri * cols * 2), rows[i], cols);
+                        else w.DequantizeRow(ri, new Span<float>(rows[i], cols));
+                    }
+                }
+                int b = 0;
+                for (; b + 4 <= batch; b += 4)
+                {
+                    FloatGemm.Tile4x4(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, tile);
+                    for (int t = 0; t < 4; t++)
+                        for (int i = 0; i < nr; i++) job.Y[(long)(b + t) * w.Rows + r + i] = tile[4 * t + i];
+                }
+                for (; b < batch; b++)
+                    for (int i = 0; i < nr; i++)
+                        job.Y[(long)b * w.Rows + r + i] = TensorPrimitives.Dot(new ReadOnlySpan<float>(rows[i], cols), new ReadOnlySpan<float>(x + (long)b * cols, cols));
             }
-            for (int b = 0; b < batch; b++)
-                job.Y[(long)b * w.Rows + r] = TensorPrimitives.Dot(wr, new ReadOnlySpan<float>(job.X + (long)b * cols, cols));
         }
     }
 }

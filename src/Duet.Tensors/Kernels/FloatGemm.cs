@@ -1,0 +1,53 @@
+// The register-blocked core of prompt processing for float weight panels (F32 rows in place, F16 and other
+// formats expanded once per batch): a tile of 4 weight rows x 4 activation rows keeps 16 accumulators in
+// registers, so each 16-float step loads 8 vectors for 16 FMAs instead of 2 loads per FMA as a plain dot
+// product does; the weight panel is read once per 4 tokens instead of once per token.
+using System.Numerics.Tensors;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Duet.Tensors.Kernels;
+
+public static unsafe class FloatGemm
+{
+    /// <summary>
+    /// out[4·t + i] = Σ_k w_i[k]·x[t·ldx + k] for i, t in 0..3.   torch: (x[:4] @ w[:4].T).T
+    /// </summary>
+    public static void Tile4x4(float* w0, float* w1, float* w2, float* w3, float* x, int ldx, int cols, float* result)
+    {
+        if (!Avx512F.IsSupported || cols % 16 != 0)
+        {
+            float*[] w = [w0, w1, w2, w3];
+            for (int t = 0; t < 4; t++)
+                for (int i = 0; i < 4; i++)
+                    result[4 * t + i] = TensorPrimitives.Dot(new ReadOnlySpan<float>(w[i], cols), new ReadOnlySpan<float>(x + t * ldx, cols));
+            return;
+        }
+        float* x0 = x, x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx;
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        for (int k = 0; k < cols; k += 16)
+        {
+            var a0 = Avx512F.LoadVector512(x0 + k); var a1 = Avx512F.LoadVector512(x1 + k);
+            var a2 = Avx512F.LoadVector512(x2 + k); var a3 = Avx512F.LoadVector512(x3 + k);
+            var b = Avx512F.LoadVector512(w0 + k);
+            c00 = Avx512F.FusedMultiplyAdd(a0, b, c00); c10 = Avx512F.FusedMultiplyAdd(a1, b, c10);
+            c20 = Avx512F.FusedMultiplyAdd(a2, b, c20); c30 = Avx512F.FusedMultiplyAdd(a3, b, c30);
+            b = Avx512F.LoadVector512(w1 + k);
+            c01 = Avx512F.FusedMultiplyAdd(a0, b, c01); c11 = Avx512F.FusedMultiplyAdd(a1, b, c11);
+            c21 = Avx512F.FusedMultiplyAdd(a2, b, c21); c31 = Avx512F.FusedMultiplyAdd(a3, b, c31);
+            b = Avx512F.LoadVector512(w2 + k);
+            c02 = Avx512F.FusedMultiplyAdd(a0, b, c02); c12 = Avx512F.FusedMultiplyAdd(a1, b, c12);
+            c22 = Avx512F.FusedMultiplyAdd(a2, b, c22); c32 = Avx512F.FusedMultiplyAdd(a3, b, c32);
+            b = Avx512F.LoadVector512(w3 + k);
+            c03 = Avx512F.FusedMultiplyAdd(a0, b, c03); c13 = Avx512F.FusedMultiplyAdd(a1, b, c13);
+            c23 = Avx512F.FusedMultiplyAdd(a2, b, c23); c33 = Avx512F.FusedMultiplyAdd(a3, b, c33);
+        }
+        result[0] = Vector512.Sum(c00); result[1] = Vector512.Sum(c01); result[2] = Vector512.Sum(c02); result[3] = Vector512.Sum(c03);
+        result[4] = Vector512.Sum(c10); result[5] = Vector512.Sum(c11); result[6] = Vector512.Sum(c12); result[7] = Vector512.Sum(c13);
+        result[8] = Vector512.Sum(c20); result[9] = Vector512.Sum(c21); result[10] = Vector512.Sum(c22); result[11] = Vector512.Sum(c23);
+        result[12] = Vector512.Sum(c30); result[13] = Vector512.Sum(c31); result[14] = Vector512.Sum(c32); result[15] = Vector512.Sum(c33);
+    }
+}
