@@ -127,6 +127,8 @@ public static unsafe class MatMul
 
     [ThreadStatic] private static float[]? t_row;
     [ThreadStatic] private static Job? t_job;
+    [ThreadStatic] private static byte[]? t_packed;
+    [ThreadStatic] private static float[]? t_packedScales;
 
     public static void Multiply(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int batch, WorkerPool? pool = null)
     {
@@ -141,9 +143,57 @@ public static unsafe class MatMul
             if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
             {
                 job.Q8.Quantize(x, batch, w.Cols);
-                if (QuantDot.HasPairKernels) job.Q8.BuildPairs(w.Type);
+                if (QuantGemm.Supported) job.Q8.BuildGroups(w.Type);
+                else if (QuantDot.HasPairKernels) job.Q8.BuildPairs(w.Type);
             }
             (pool ?? WorkerPool.Shared).For(w.Rows, static (s, e, st) => Rows((Job)st!, s, e), job);
+        }
+    }
+
+    // Q8_0/Q4_0 with AVX-VNNI: each weight row packed once, then four tokens at a time (QuantGemm); blocks past
+    // the last whole group of eight take the plain kernels.
+    private static void Grouped(Job job, int start, int end)
+    {
+        var w = job.W;
+        var q8 = job.Q8;
+        int cols = w.Cols, batch = job.Batch, blocks = cols / 32, groups = blocks / 8, full = groups * 8;
+        bool q4 = w.Type == GgmlType.Q4_0;
+        int bs = q4 ? 18 : 34;
+        long rb = w.RowBytes;
+        var packed = t_packed is { } pb && pb.Length >= groups * 256 ? pb : t_packed = new byte[Math.Max(1, groups) * 256];
+        var pscales = t_packedScales is { } ps && ps.Length >= blocks ? ps : t_packedScales = new float[blocks];
+        float* four = stackalloc float[4];
+        fixed (sbyte* xq = q8.Codes)
+        fixed (float* xd = q8.Scales)
+        fixed (sbyte* gx = q8.GroupCodes)
+        fixed (int* gs = q8.GroupStart)
+        fixed (byte* pw = packed)
+        fixed (float* pws = pscales)
+        {
+            int xs = groups * 256, ss = groups * 8;
+            for (int r = start; r < end; r++)
+            {
+                byte* wr = w.Data + r * rb;
+                if (groups > 0) QuantGemm.PackRow(w.Type, wr, blocks, pw, pws);
+                for (int b = 0; b < batch; b += 4)
+                {
+                    int n = Math.Min(4, batch - b);
+                    if (groups == 0) for (int k = 0; k < n; k++) four[k] = 0;
+                    else if (n == 4) QuantGemm.Row4(pw, pws, gx + b * xs, gs + b * ss, xd + b * blocks, xs, ss, blocks, groups, four);
+                    else for (int k = 0; k < n; k++) four[k] = QuantGemm.Row1(pw, pws, gx + (b + k) * xs, gs + (b + k) * ss, xd + (b + k) * blocks, groups);
+                    for (int k = 0; k < n; k++)
+                    {
+                        float v = four[k];
+                        if (full < blocks)
+                        {
+                            sbyte* tq = xq + (b + k) * cols + full * 32;
+                            float* td = xd + (b + k) * blocks + full;
+                            v += q4 ? QuantDot.DotQ4_0(wr + full * bs, tq, td, blocks - full) : QuantDot.DotQ8_0(wr + full * bs, tq, td, blocks - full);
+                        }
+                        job.Y[(long)(b + k) * w.Rows + r] = v;
+                    }
+                }
+            }
         }
     }
 
@@ -151,6 +201,11 @@ public static unsafe class MatMul
     {
         var w = job.W;
         int cols = w.Cols, batch = job.Batch;
+        if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0 && QuantGemm.Supported)
+        {
+            Grouped(job, start, end);
+            return;
+        }
         if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
         {
             var q8 = job.Q8;

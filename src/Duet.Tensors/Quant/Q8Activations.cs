@@ -5,7 +5,7 @@
 //      Q8_0 weights: codes as they are; scales [dA x8, dB x8] per pair of blocks A, B;
 //      Q4_0 weights: four blocks per vector, one block's packed bytes per 128-bit lane (see BuildQuads); since
 //      the nibbles are taken unsigned (0..15, not -8..7) each lane carries the correction -8·Σx;
-//  - a group layout for the batched kernel (MatMul), see QuantGemm.
+//  - a grouped layout for prompt processing (MatMul), see QuantGemm.
 // Buffers grow to the largest call and are reused: nothing is allocated per token.
 namespace Duet.Tensors.Quant;
 
@@ -20,6 +20,18 @@ public sealed unsafe class Q8Activations
     public sbyte[] PairCodes { get; private set; } = [];
     public float[] PairScales { get; private set; } = [];
     public int[] PairCorrection { get; private set; } = [];
+    /// <summary>The grouped layout of QuantGemm (prompt processing): codes and starting sums per row and group.</summary>
+    public sbyte[] GroupCodes { get; private set; } = [];
+    public int[] GroupStart { get; private set; } = [];
+
+    /// <summary>Builds the grouped layout of every row for weights of <paramref name="type"/>.</summary>
+    public void BuildGroups(GgmlType type)
+    {
+        int groups = Blocks / 8;
+        if (GroupStart.Length < Rows * groups * 8) { GroupCodes = new sbyte[Rows * groups * 256]; GroupStart = new int[Rows * groups * 8]; }
+        fixed (sbyte* c = Codes) fixed (sbyte* gc = GroupCodes) fixed (int* gs = GroupStart)
+            QuantGemm.PackActivations(c, Rows, Blocks, QuantGemm.Offset(type), gc, gs);
+    }
 
     /// <summary>Quantizes <paramref name="rows"/> rows of <paramref name="cols"/> (a multiple of 32).</summary>
     public void Quantize(ReadOnlySpan<float> x, int rows, int cols)

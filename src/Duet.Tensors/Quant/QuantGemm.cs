@@ -1,0 +1,143 @@
+// Prompt processing with Q8_0 and Q4_0 weights: the same integer arithmetic as ggml's vec_dot (int8 codes
+// of the weight times the Q8_0 codes of the activation, summed per block of 32, scaled by d_w·d_x), arranged
+// so that a matrix of tokens pays the per-block cost (convert, scale, FMA) once per eight blocks.
+//
+// Blocks are taken in groups of eight and each group is transposed: in step s (0..7) a 256-bit vector holds,
+// in int32 lane j, the codes 4s..4s+3 of block j. Eight vpdpbusd then leave in lane j the whole integer dot
+// of block j, and one convert and one FMA with the eight scales d_w[j]·d_x[j] finish the group. vpdpbusd
+// multiplies unsigned by signed bytes, so weight codes are made unsigned (Q4_0: the nibble itself, 0..15;
+// Q8_0: code + 128) and the offset is taken back exactly in integers: Σ (w + c)·x - c·Σx, with -c·Σx per
+// block of each token precomputed as the accumulator's starting value.
+//
+// Weights are packed per row once per call (a matrix product of up to 32 tokens), activations once per call.
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace Duet.Tensors.Quant;
+
+public static unsafe class QuantGemm
+{
+    /// <summary>True where the grouped kernel runs (AVX-VNNI: vpdpbusd on 256 bits).</summary>
+    public static bool Supported => AvxVnni.IsSupported;
+
+    /// <summary>The unsigned offset of the weight codes: 8 for Q4_0, 128 for Q8_0.</summary>
+    public static int Offset(GgmlType t) => t == GgmlType.Q4_0 ? 8 : 128;
+
+    /// <summary>
+    /// Packs the activation codes of <paramref name="rows"/> rows (<paramref name="blocks"/> blocks each) into
+    /// the grouped layout: per row, per group, 8 steps of 32 bytes; and per row and group the 8 starting sums
+    /// -offset·Σx. Only whole groups are packed (blocks past them take the plain kernels).
+    /// </summary>
+    public static void PackActivations(sbyte* codes, int rows, int blocks, int offset, sbyte* packed, int* start)
+    {
+        int groups = blocks / 8;
+        for (int r = 0; r < rows; r++)
+            for (int g = 0; g < groups; g++)
+            {
+                int* dst = (int*)(packed + ((long)r * groups + g) * 256);
+                int* st = start + ((long)r * groups + g) * 8;
+                for (int j = 0; j < 8; j++)
+                {
+                    sbyte* blk = codes + (long)r * blocks * 32 + (g * 8 + j) * 32;
+                    int sum = 0;
+                    for (int i = 0; i < 32; i++) sum += blk[i];
+                    st[j] = -offset * sum;
+                    for (int s = 0; s < 8; s++) dst[s * 8 + j] = *(int*)(blk + 4 * s);
+                }
+            }
+    }
+
+    /// <summary>Packs one weight row's whole groups (codes made unsigned) and their scales as floats.</summary>
+    public static void PackRow(GgmlType type, byte* row, int blocks, byte* packed, float* scales)
+    {
+        int groups = blocks / 8;
+        for (int g = 0; g < groups; g++)
+        {
+            uint* dst = (uint*)(packed + g * 256);
+            for (int j = 0; j < 8; j++)
+            {
+                int b = g * 8 + j;
+                if (type == GgmlType.Q4_0)
+                {
+                    byte* blk = row + b * 18;
+                    scales[b] = (float)BitConverter.UInt16BitsToHalf(*(ushort*)blk);
+                    for (int m = 0; m < 4; m++)
+                    {
+                        uint v = *(uint*)(blk + 2 + 4 * m); // bytes 4m..4m+3: codes 4m.. (low nibbles) and 16+4m.. (high)
+                        dst[m * 8 + j] = v & 0x0F0F0F0Fu;
+                        dst[(m + 4) * 8 + j] = (v >> 4) & 0x0F0F0F0Fu;
+                    }
+                }
+                else
+                {
+                    byte* blk = row + b * 34;
+                    scales[b] = (float)BitConverter.UInt16BitsToHalf(*(ushort*)blk);
+                    for (int s = 0; s < 8; s++) dst[s * 8 + j] = *(uint*)(blk + 2 + 4 * s) ^ 0x80808080u; // code + 128
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// One packed weight row against four packed activation rows (row k at packedX + k·xStride bytes,
+    /// start + k·sStride, xScales + k·dStride): result[k] = Σ over whole groups of d_w·d_x·Σ w·x.
+    /// </summary>
+    public static void Row4(byte* packedW, float* wScales, sbyte* packedX, int* start, float* xScales, int xStride, int sStride, int dStride, int groups, float* result)
+    {
+        var f0 = Vector256<float>.Zero; var f1 = Vector256<float>.Zero; var f2 = Vector256<float>.Zero; var f3 = Vector256<float>.Zero;
+        sbyte* x0 = packedX, x1 = packedX + xStride, x2 = packedX + 2 * xStride, x3 = packedX + 3 * xStride;
+        for (int g = 0; g < groups; g++)
+        {
+            // Two accumulators per token (even and odd steps): eight dependent vpdpbusd would wait on latency.
+            var a0 = Avx.LoadVector256(start + g * 8); var a1 = Avx.LoadVector256(start + sStride + g * 8);
+            var a2 = Avx.LoadVector256(start + 2 * sStride + g * 8); var a3 = Avx.LoadVector256(start + 3 * sStride + g * 8);
+            var b0 = Vector256<int>.Zero; var b1 = Vector256<int>.Zero; var b2 = Vector256<int>.Zero; var b3 = Vector256<int>.Zero;
+            byte* w = packedW + g * 256;
+            int o = g * 256;
+            for (int s = 0; s < 256; s += 64)
+            {
+                var we = Avx.LoadVector256(w + s);
+                var wo = Avx.LoadVector256(w + s + 32);
+                a0 = AvxVnni.MultiplyWideningAndAdd(a0, we, Avx.LoadVector256(x0 + o + s));
+                a1 = AvxVnni.MultiplyWideningAndAdd(a1, we, Avx.LoadVector256(x1 + o + s));
+                a2 = AvxVnni.MultiplyWideningAndAdd(a2, we, Avx.LoadVector256(x2 + o + s));
+                a3 = AvxVnni.MultiplyWideningAndAdd(a3, we, Avx.LoadVector256(x3 + o + s));
+                b0 = AvxVnni.MultiplyWideningAndAdd(b0, wo, Avx.LoadVector256(x0 + o + s + 32));
+                b1 = AvxVnni.MultiplyWideningAndAdd(b1, wo, Avx.LoadVector256(x1 + o + s + 32));
+                b2 = AvxVnni.MultiplyWideningAndAdd(b2, wo, Avx.LoadVector256(x2 + o + s + 32));
+                b3 = AvxVnni.MultiplyWideningAndAdd(b3, wo, Avx.LoadVector256(x3 + o + s + 32));
+            }
+            var dw = Avx.LoadVector256(wScales + g * 8);
+            f0 = Finish(a0 + b0, dw, xScales + g * 8, f0);
+            f1 = Finish(a1 + b1, dw, xScales + dStride + g * 8, f1);
+            f2 = Finish(a2 + b2, dw, xScales + 2 * dStride + g * 8, f2);
+            f3 = Finish(a3 + b3, dw, xScales + 3 * dStride + g * 8, f3);
+        }
+        result[0] = Vector256.Sum(f0); result[1] = Vector256.Sum(f1); result[2] = Vector256.Sum(f2); result[3] = Vector256.Sum(f3);
+    }
+
+    /// <summary>One packed weight row against one packed activation row.</summary>
+    public static float Row1(byte* packedW, float* wScales, sbyte* packedX, int* start, float* xScales, int groups)
+    {
+        var f = Vector256<float>.Zero;
+        for (int g = 0; g < groups; g++)
+        {
+            var a = Avx.LoadVector256(start + g * 8);
+            var b = Vector256<int>.Zero;
+            byte* w = packedW + g * 256;
+            sbyte* x = packedX + g * 256;
+            for (int s = 0; s < 256; s += 64)
+            {
+                a = AvxVnni.MultiplyWideningAndAdd(a, Avx.LoadVector256(w + s), Avx.LoadVector256(x + s));
+                b = AvxVnni.MultiplyWideningAndAdd(b, Avx.LoadVector256(w + s + 32), Avx.LoadVector256(x + s + 32));
+            }
+            f = Finish(a + b, Avx.LoadVector256(wScales + g * 8), xScales + g * 8, f);
+        }
+        return Vector256.Sum(f);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Finish(Vector256<int> sums, Vector256<float> dw, float* dx, Vector256<float> acc)
+        => Fma.MultiplyAdd(dw * Avx.LoadVector256(dx), Avx.ConvertToVector256Single(sums), acc);
+}
