@@ -15,11 +15,12 @@ if [ ! -f "$work/tinyllama-f16.gguf" ]; then
   "${duet[@]}" quantize "$work/tinyllama-f16.gguf" "$work/tinyllama-q8_0.gguf" --type Q8_0
   "${duet[@]}" quantize "$work/tinyllama-f16.gguf" "$work/tinyllama-q4_0.gguf" --type Q4_0
 fi
-# Duet processes a prompt one token at a time for now, so pp is measured on 64 tokens (its rate does not
-# depend on the length); generation on the same 128 tokens as llama-bench's tg128... shortened to 64 to fit.
+# Prompt and generation lengths: P and N (default 128 and 32, so that the 12 pairs of runs fit in about a
+# quarter of an hour on 2 cores); both tools get the same ones, alternating per file and thread count.
+P="${P:-128}"; N="${N:-32}"
 for t in 1 2; do
   for f in f16 q8_0 q4_0; do
-    "$bin/llama-bench" -m "$work/tinyllama-$f.gguf" -t $t -p 512 -n 128 -r 2 -o jsonl 2> /dev/null | sed "s/^{/{\"tool\":\"llama.cpp\",/"
-    "${duet[@]}" bench -m "$work/tinyllama-$f.gguf" -t $t -p 64 -n 64 -r 2 --json | sed "s/^{/{\"tool\":\"duet\",/"
+    "$bin/llama-bench" -m "$work/tinyllama-$f.gguf" -t $t -p "$P" -n "$N" -r 2 -o jsonl 2> /dev/null | sed "s/^{/{\"tool\":\"llama.cpp\",\"file\":\"$f\",/"
+    "${duet[@]}" bench -m "$work/tinyllama-$f.gguf" -t $t -p "$P" -n "$N" -r 2 --json | sed "s/^{/{\"tool\":\"duet\",\"file\":\"$f\",/"
   done
 done
