@@ -34,6 +34,7 @@ public sealed class Generator(LlamaModel model, Tokenizer tokenizer)
         var history = new List<int>(promptIds);
         Model.Prefill(state, promptIds.ToArray());
         var decoder = Tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
+        decoder.Prime(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(history)); // text continues the prompt's
         for (int i = 0; i < maxTokens && !cancel.IsCancellationRequested; i++)
         {
             int next = sampler.Sample(state.Logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(history));

@@ -28,6 +28,17 @@ public sealed class StreamingDecoder
         return Drain(final: false);
     }
 
+    /// <summary>
+    /// Decodes <paramref name="ids"/> (a prompt) without output, so that the tokens pushed next decode as its
+    /// continuation: a leading space of the first generated piece is then part of the text (" world" after
+    /// "Hello"), as in the decode of the whole sequence, not a prefix to strip.
+    /// </summary>
+    public void Prime(ReadOnlySpan<int> ids)
+    {
+        _decoder.Decode(ids, _skipSpecial, _pending, ref _state);
+        _pending.Clear();
+    }
+
     /// <summary>Returns whatever is held back, incomplete characters as U+FFFD. Call at the end of the stream.</summary>
     public string Flush() => Drain(final: true);
 

@@ -21,6 +21,26 @@ public class DecodingTests
         Assert.Equal(text, string.Concat(pieces));
     }
 
+    /// <summary>
+    /// Generated text continues its prompt: primed with the prompt, the streamed pieces are exactly what the
+    /// decode of prompt + continuation adds (the leading space of "▁world" kept), as llama.cpp prints them.
+    /// </summary>
+    [Theory]
+    [InlineData("llama2")]
+    [InlineData("llama3")]
+    [InlineData("spm-bpe")]
+    public void StreamingDecoder_PrimedWithPrompt_StreamsTheContinuation(string name)
+    {
+        var tok = name == "spm-bpe" ? Tokenizer.Load(RepoFiles.TestData("spm-bpe.model")) : Tokenizer.Load(RepoFiles.LenmlTokenizer(name));
+        var prompt = tok.Encode("Hello");
+        var all = tok.Encode("Hello world 你好");
+        Assert.Equal(prompt, all.Take(prompt.Length));
+        var stream = tok.CreateStreamingDecoder();
+        stream.Prime(prompt);
+        var pieces = all.Skip(prompt.Length).Select(stream.Push).Append(stream.Flush());
+        Assert.Equal(" world 你好", string.Concat(pieces));
+    }
+
     [Fact]
     public void StreamingDecoder_IncompleteTail_BecomesReplacementOnFlush()
     {

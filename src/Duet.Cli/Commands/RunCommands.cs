@@ -102,8 +102,9 @@ internal static class RunCommands
                     var ids = tok.Encode(prompt, parseSpecial: true);
                     if (ids.Length >= m.Config.ContextLength) { Console.Error.WriteLine("the conversation no longer fits in the context"); break; }
                     var reply = new System.Text.StringBuilder();
-                    foreach (var piece in gen.Generate(ids, Math.Min(r.GetValue(n), m.Config.ContextLength - ids.Length), options))
+                    foreach (var generated in gen.Generate(ids, Math.Min(r.GetValue(n), m.Config.ContextLength - ids.Length), options))
                     {
+                        var piece = reply.Length == 0 ? generated.TrimStart() : generated; // a reply starts at its first word
                         Console.Write(piece);
                         reply.Append(piece);
                     }
