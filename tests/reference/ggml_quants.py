@@ -604,6 +604,194 @@ def quant_q6_k(xb, fma=False):
 
 
 # ---------------------------------------------------------------------------------------------
+# Q8_K activations and the K-quant x Q8_K dot products of ggml's x86 CPU backend
+
+# block_q8_K (292 bytes): float d; int8_t qs[256]; int16_t bsums[16];   x[j] = d * qs[j]
+# quantize_row_q8_K_ref (ggml-quants.c; ggml-cpu's quantize_row_q8_K calls it on x86):
+#   max = the first x[j] of largest |x[j]| (if (ax > amax) { amax = ax; max = x[j]; })
+#   amax == 0: d = 0, qs = 0 (the C leaves bsums unwritten; 0 here, and they only ever meet a zero d)
+#   iscale = -127.f/max; qs[j] = MIN(127, nearest_int(iscale*x[j])); bsums[k] = sum of qs[16k..16k+15];
+#   d = 1/iscale.
+Q8K_BYTES = 292
+
+
+def quant_q8_k(xb):
+    """xb: [N, 256] float32 -> (d float32 [N], qs int64 [N, 256], bsums int64 [N, 16])."""
+    xb = np.ascontiguousarray(xb, dtype=F32).reshape(-1, QK_K)
+    amax, mx = _abs_max_signed(xb)
+    zero = amax == 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        iscale = (F32(-127) / mx).astype(F32)
+        q = np.minimum(127, nearest_int((iscale[:, None] * xb).astype(F32)))
+        d = (F32(1) / iscale).astype(F32)
+    q = ((q & 0xFF) ^ 0x80) - 0x80                                         # int8_t store
+    q[zero] = 0
+    d = np.where(zero, F32(0), d).astype(F32)
+    bsums = q.reshape(-1, 16, 16).sum(axis=2)
+    return d, q, bsums
+
+
+def q8_k_bytes(d, q, bsums):
+    return np.concatenate([np.ascontiguousarray(d, dtype="<f4").view(np.uint8).reshape(-1, 4),
+                           (q & 0xFF).astype(np.uint8),
+                           np.ascontiguousarray(bsums, dtype="<i2").view(np.uint8).reshape(-1, 32)], axis=1)
+
+
+def q8_k_fields(b):
+    """block_q8_K bytes [N, 292] -> (d, qs, bsums) as quant_q8_k returns them."""
+    b = np.ascontiguousarray(b, dtype=np.uint8).reshape(-1, Q8K_BYTES)
+    d = np.ascontiguousarray(b[:, 0:4]).view("<f4").reshape(-1).astype(F32)
+    q = b[:, 4:260].view(np.int8).astype(np.int64)
+    bs = np.ascontiguousarray(b[:, 260:292]).view("<i2").astype(np.int64)
+    return d, q, bs
+
+
+def fma32(a, b, c):
+    """float32 a*b + c with one rounding (vfmadd*ps), computed exactly: the product of two float32 is exact in
+    float64, TwoSum recovers the error of the float64 sum, and that error only matters when the float64 sum
+    lies exactly halfway between two float32 values (then the exact value is on the error's side)."""
+    a, b, c = (np.asarray(v, dtype=F32).astype(np.float64) for v in (a, b, c))
+    p = a * b
+    s = p + c
+    bb = s - p
+    err = (p - (s - bb)) + (c - bb)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = s.astype(F32)
+        rd = r.astype(np.float64)
+        other = np.nextafter(r, np.where(s > rd, F32(np.inf), F32(-np.inf)).astype(F32)).astype(F32)
+        mid = (rd + other.astype(np.float64)) * 0.5
+        tie = (rd != s) & (s == mid) & (err != 0)
+        toward_other = np.sign(other.astype(np.float64) - s) == np.sign(err)
+    return np.where(tie & toward_other, other, r).astype(F32)
+
+
+def _sum8(a):
+    """hsum_float_8: ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)), float32 at every step."""
+    r = [(a[..., 4 + i] + a[..., i]).astype(F32) for i in range(4)]
+    return (((r[0] + r[2]).astype(F32)) + ((r[1] + r[3]).astype(F32))).astype(F32)
+
+
+def _k_codes(qtype, b):
+    """Weight super-blocks [N, bytes] -> (d, dmin (Q6_K: None) float32 [N], per-element scale int64 [N, 256],
+    per-sub-block min int64 [N, 8] (Q6_K: None), codes int64 [N, 256] in element order; Q6_K codes are q - 32)."""
+    n = b.shape[0]
+    q = np.empty((n, QK_K), dtype=np.int64)
+    if qtype == "Q6_K":
+        sc = np.empty((n, QK_K), dtype=np.int64)
+        scales = b[:, 192:208].view(np.int8).astype(np.int64)
+        for h in range(2):
+            ql = b[:, 64 * h:64 * h + 64].astype(np.int64)
+            qh = b[:, 128 + 32 * h:160 + 32 * h].astype(np.int64)
+            for k in range(4):
+                src = ql[:, 32 * (k & 1):32 * (k & 1) + 32]
+                lo = src & 0xF if k < 2 else src >> 4
+                q[:, 128 * h + 32 * k:128 * h + 32 * k + 32] = (lo | (((qh >> (2 * k)) & 3) << 4)) - 32
+                for half in range(2):
+                    e = 128 * h + 32 * k + 16 * half
+                    sc[:, e:e + 16] = scales[:, 8 * h + 2 * k + half][:, None]
+        return fp16_to_f32(_field_u16(b, 208)), None, sc, None, q
+    q5 = qtype == "Q5_K"
+    ql = (b[:, 48:176] if q5 else b[:, 16:144]).astype(np.int64)
+    for c in range(4):
+        lo, hi = ql[:, 32 * c:32 * c + 32] & 0xF, ql[:, 32 * c:32 * c + 32] >> 4
+        if q5:
+            h = b[:, 16:48].astype(np.int64)
+            lo = lo | (((h >> (2 * c)) & 1) << 4)
+            hi = hi | (((h >> (2 * c + 1)) & 1) << 4)
+        q[:, 64 * c:64 * c + 32] = lo
+        q[:, 64 * c + 32:64 * c + 64] = hi
+    sm = [get_scale_min_k4(j, b[:, 4:16]) for j in range(8)]
+    sc = np.repeat(np.stack([s for s, _ in sm], axis=1), 32, axis=1)
+    m = np.stack([mm for _, mm in sm], axis=1)
+    return fp16_to_f32(_field_u16(b, 0)), fp16_to_f32(_field_u16(b, 2)), sc, m, q
+
+
+def vec_dot_q8_k(qtype, w, a):
+    """Dots of K-quant weight rows w (uint8 [N, row bytes]) with Q8_K activation rows a (uint8 [M, row blocks *
+    292]) as ggml's x86 AVX2 kernels compute them (ggml_vec_dot_q4_K_q8_K, _q5_K_, _q6_K_): per super-block the
+    exact integer sums in 8 lanes (lane k: elements at positions 4k..4k+3 of every 32), converted to float32 and
+    FMA-accumulated with d = d_x * d_w; the Q4_K min term in 4 lanes (lane k: sub-blocks 2k, 2k+1) FMA-accumulated
+    with dmin = -d_x * dmin_w, the Q5_K one as one float FMA-accumulated; hsum_float_8 of the lanes, plus
+    (m0+m2)+(m1+m3) (Q4_K) or the float (Q5_K). Returns float32 [N, M]."""
+    _, _, bb = TYPES[qtype]
+    w = np.ascontiguousarray(w, dtype=np.uint8)
+    nw, nb = w.shape[0], w.shape[1] // bb
+    dw, dminw, sc, m, q = _k_codes(qtype, w.reshape(-1, bb))
+    dw, sc, q = dw.reshape(nw, nb), sc.reshape(nw, nb, QK_K), q.reshape(nw, nb, QK_K)
+    xd, xq, xbs = q8_k_fields(a)
+    na = xd.size // nb
+    xd, xq, xbs = xd.reshape(na, nb), xq.reshape(na, nb, QK_K), xbs.reshape(na, nb, 16)
+    acc = np.zeros((nw, na, 8), dtype=F32)
+    accm = np.zeros((nw, na, 4), dtype=F32)
+    accm5 = np.zeros((nw, na), dtype=F32)
+    for i in range(nb):
+        prod = (sc[:, i] * q[:, i])[:, None, :] * xq[None, :, i, :]              # [N, M, 256]
+        lanes = prod.reshape(nw, na, 8, 8, 4).sum(axis=(2, 4))                  # [N, M, 8]
+        d = (xd[None, :, i] * dw[:, None, i]).astype(F32)
+        acc = fma32(d[..., None], lanes.astype(F32), acc)
+        if m is not None:
+            mi = m.reshape(nw, nb, 8)[:, i]
+            sub = xbs[:, i, 0::2] + xbs[:, i, 1::2]                              # [M, 8] sums of 32 codes
+            terms = mi[:, None, :] * sub[None, :, :]                             # [N, M, 8]
+            mlanes = terms[..., 0::2] + terms[..., 1::2]                         # [N, M, 4]
+            dmin = ((-xd[None, :, i]) * dminw.reshape(nw, nb)[:, None, i]).astype(F32)
+            if qtype == "Q4_K":
+                accm = fma32(dmin[..., None], mlanes.astype(F32), accm)
+            else:
+                accm5 = fma32(dmin, mlanes.sum(axis=2).astype(F32), accm5)
+    total = _sum8(acc)
+    if qtype == "Q4_K":
+        total = (total + (((accm[..., 0] + accm[..., 2]).astype(F32)) + ((accm[..., 1] + accm[..., 3]).astype(F32))).astype(F32)).astype(F32)
+    elif qtype == "Q5_K":
+        total = (total + accm5).astype(F32)
+    return total
+
+
+Q8K_EXTRA_ROW_KINDS = [
+    "N(0,1) with outliers x100 (activation-like)",
+    "|max| twice with both signs: +a first in block 0, -a first in block 1",
+    "ties: max -127 (iscale 1) in block 0, +127 (iscale -1) in block 1, other values k + 0.5",
+    "max at the last element of each block",
+    "all -0.0 in block 0, one tiny value in block 1",
+    "subnormal floats (iscale overflows to -inf: all codes 0, d -0.0)",
+    "N(0,1e4)",
+    "uniform 0..1 then 0..-1",
+]
+
+
+def make_q8k_rows(seed=4321, n=None):
+    """Activation rows for Q8_K: the fixture rows of make_test_rows plus the edge cases above."""
+    n = n or ROW_LEN
+    rng = np.random.default_rng(seed)
+    rows = []
+    r = rng.standard_normal(n)
+    r[rng.choice(n, 6, replace=False)] *= 100
+    rows.append(r)
+    r = rng.uniform(-1, 1, n)
+    r[10], r[200] = 3.0, -3.0
+    r[256 + 5], r[256 + 100] = -3.0, 3.0
+    rows.append(r)
+    r = rng.integers(-126, 126, n) + 0.5
+    r[7] = -127.0
+    r[256 + 9] = -127.0
+    r[256:] = -r[256:]                       # block 1: max +127, iscale -1
+    rows.append(r)
+    r = rng.uniform(-1, 1, n)
+    r[255], r[511] = -1.5, 1.5
+    rows.append(r)
+    r = np.zeros(n)
+    r[:256] = -0.0
+    r[256 + 17] = 1e-6
+    rows.append(r)
+    rows.append(rng.uniform(-1, 1, n) * 1e-39)
+    rows.append(rng.standard_normal(n) * 1e4)
+    rows.append(np.concatenate([rng.uniform(0, 1, n // 2), -rng.uniform(0, 1, n // 2)]))
+    extra = np.asarray(rows, dtype=F32)
+    extra[4, :256] = -0.0                    # keep the sign through the float32 cast
+    return np.concatenate([make_test_rows(), extra], axis=0).astype(F32)
+
+
+# ---------------------------------------------------------------------------------------------
 # F16 / BF16 (one element per "block")
 
 def dequant_f16(b):
@@ -812,6 +1000,7 @@ def write_fixtures(out_dir, seed=1234):
             qf = quantize(qt, x, fma=True)
             entry["blocks_differing_with_fma"] = int((qf.reshape(-1, bb) != q.reshape(-1, bb)).any(axis=1).sum())
         index["types"][qt] = entry
+    index["q8_k"] = write_q8k_fixtures(out_dir, x.shape[1])
     with open(os.path.join(out_dir, "index.json"), "w") as f:
         json.dump(index, f, indent=1)
         f.write("\n")
@@ -822,6 +1011,34 @@ def write_fixtures(out_dir, seed=1234):
         print(f"  {qt:5s} {e['row_bytes']:5d} bytes/row  rms err {e['rms_error']:.4g}  "
               f"rel rms err (row 0, N(0,1)) {e['relative_rms_error_per_row'][0]:.4g}{extra}")
     return index
+
+
+def write_q8k_fixtures(out_dir, n):
+    """Q8_K activations of make_q8k_rows and ggml's x86 dots of the K-quant fixture rows with them."""
+    a = make_q8k_rows(n=n)
+    np.save(os.path.join(out_dir, "Q8_K.input.npy"), a)
+    q8 = q8_k_bytes(*quant_q8_k(a))
+    q8.tofile(os.path.join(out_dir, "Q8_K.bin"))
+    q8 = q8.reshape(a.shape[0], -1)
+    entry = {
+        "ggml_type": 15, "block_elements": QK_K, "block_bytes": Q8K_BYTES, "rows": a.shape[0], "row_length": n,
+        "row_bytes": n // QK_K * Q8K_BYTES,
+        "input": "Q8_K.input.npy", "input_row_kinds": ROW_KINDS + Q8K_EXTRA_ROW_KINDS,
+        "quantized": "Q8_K.bin",
+        "files": "Q8_K.bin: block_q8_K (float d, int8 qs[256], int16 bsums[16]) of Q8_K.input.npy by "
+                 "quantize_row_q8_K_ref; TYPE.q8k_dot.npy: float32 [weight rows, activation rows], the dots of the "
+                 "rows of TYPE.bin then TYPE.rand.bin with the rows of Q8_K.bin as ggml's x86 AVX2 "
+                 "ggml_vec_dot_TYPE_q8_K computes them (vec_dot_q8_k)",
+        "dots": {},
+    }
+    for qt in ("Q4_K", "Q5_K", "Q6_K"):
+        rb = row_bytes(qt, n)
+        w = np.concatenate([np.fromfile(os.path.join(out_dir, f"{qt}.bin"), dtype=np.uint8).reshape(-1, rb),
+                            np.fromfile(os.path.join(out_dir, f"{qt}.rand.bin"), dtype=np.uint8).reshape(-1, rb)])
+        np.save(os.path.join(out_dir, f"{qt}.q8k_dot.npy"), vec_dot_q8_k(qt, w, q8))
+        entry["dots"][qt] = {"file": f"{qt}.q8k_dot.npy", "weight_rows": [f"{qt}.bin", f"{qt}.rand.bin"],
+                             "shape": [int(w.shape[0]), int(a.shape[0])]}
+    return entry
 
 
 # ---------------------------------------------------------------------------------------------
@@ -980,8 +1197,65 @@ def check_libggml(path, n_rows=512):
             ok &= same
             nd = int((a.view(np.uint32) != out.view(np.uint32)).sum())
             print(f"  {qt:5s} dequantize ({label}): {'bit-identical' if same else f'{nd} values differ'}")
+    ok &= check_libggml_q8k(lib, path, x)
     print("libggml check", "passed" if ok else "FAILED")
     return 0 if ok else 1
+
+
+def check_libggml_q8k(base, path, x):
+    """Q8_K quantization (quantize_row_q8_K_ref in ggml-base, quantize_row_q8_K in ggml-cpu) and the K-quant
+    dots of ggml-cpu (libggml-cpu.so beside libggml-base.so; its x86 kernels if it was built for x86 with AVX2)
+    against quant_q8_k and vec_dot_q8_k."""
+    import ctypes
+    P = ctypes.c_void_p
+    x = np.concatenate([x, make_q8k_rows(n=x.shape[1])]).astype(F32)
+    src = np.ascontiguousarray(x.reshape(-1))
+    mine = q8_k_bytes(*quant_q8_k(src))
+    ok = True
+    fns = [(base, "quantize_row_q8_K_ref")]
+    cpu_path = os.path.join(os.path.dirname(os.path.abspath(path)), "libggml-cpu.so")
+    cpu = None
+    if os.path.exists(cpu_path):
+        cpu = ctypes.CDLL(cpu_path)
+        cpu.ggml_cpu_init()
+        fns.append((cpu, "quantize_row_q8_K"))
+    for lib, name in fns:
+        f = getattr(lib, name)
+        f.argtypes = [P, P, ctypes.c_int64]
+        f.restype = None
+        theirs = np.zeros(mine.shape, dtype=np.uint8)      # the C leaves bsums of all-zero blocks unwritten
+        f(src.ctypes.data, theirs.ctypes.data, src.size)
+        bad = int((theirs != mine).any(axis=1).sum())
+        ok &= bad == 0
+        print(f"  Q8_K  {name}: {'bit-identical' if bad == 0 else f'{bad} of {mine.shape[0]} blocks differ'}"
+              f" ({mine.shape[0]} blocks)")
+    if cpu is None:
+        print(f"  {cpu_path} not found: K-quant dot check skipped")
+        return ok
+    rng = np.random.default_rng(11)
+    a = mine.reshape(x.shape[0], -1)
+    n = x.shape[1]
+    for qt in ("Q4_K", "Q5_K", "Q6_K"):
+        f = getattr(cpu, f"ggml_vec_dot_{qt[:2].lower()}_K_q8_K")
+        f.argtypes = [ctypes.c_int, P, ctypes.c_size_t, P, ctypes.c_size_t, P, ctypes.c_size_t, ctypes.c_int]
+        f.restype = None
+        rb = row_bytes(qt, n)
+        w = np.concatenate([quantize(qt, x[:64]).reshape(-1, rb), random_blocks(qt, 64 * n // QK_K, rng).reshape(-1, rb)])
+        expect = vec_dot_q8_k(qt, w, a)
+        got = np.zeros(expect.shape, dtype=F32)
+        out = np.zeros(1, dtype=F32)
+        for i in range(w.shape[0]):
+            wi = np.ascontiguousarray(w[i])
+            for j in range(a.shape[0]):
+                aj = np.ascontiguousarray(a[j])
+                f(n, out.ctypes.data, 0, wi.ctypes.data, 0, aj.ctypes.data, 0, 1)
+                got[i, j] = out[0]
+        same = _bits_equal(got, expect)
+        ok &= same
+        nd = int((got.view(np.uint32) != expect.view(np.uint32)).sum())
+        print(f"  {qt:5s} ggml_vec_dot_{qt[:2].lower()}_K_q8_K vs vec_dot_q8_k: "
+              f"{'bit-identical' if same else f'{nd} of {got.size} differ'} ({got.size} dots)")
+    return ok
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1068,6 +1342,19 @@ def self_test():
            and set(q[2:].tolist()) == {0x88})
     q = quantize("Q6_K", np.zeros(256, F32))
     report("Q6_K all-zero block is all zero bytes", not q.any())
+    # Q8_K: max -127 gives iscale 1, so the codes are x rounded half to even; +127 first wins over a later -127
+    xb = np.zeros(256, F32)
+    xb[:6] = [-127, 0.5, 1.5, 2.5, -0.5, -1.5]
+    d, q, bs = quant_q8_k(xb)
+    report("Q8_K known block (max -127: d 1, ties to even, bsums)", d[0] == 1 and q[0, :6].tolist() == [-127, 0, 2, 2, 0, -2]
+           and bs[0, 0] == -125 and not bs[0, 1:].any())
+    xb[:2] = [127, -127]
+    d, q, _ = quant_q8_k(xb)
+    report("Q8_K keeps the sign of the first largest |x|", d[0] == -1 and q[0, :2].tolist() == [-127, 127])
+    # fma32: a*b + c exactly halfway in float64 but not exactly: 1 + 2^-23 + 2^-24 - 2^-60 rounds down to 1 + 2^-23
+    a, b, c = F32(2.0 ** -24 * (1 + 2.0 ** -18)), F32(1 - 2.0 ** -18), F32(1 + 2.0 ** -23)
+    report("fma32 rounds once where float64 would round twice", fma32(a, b, c) == F32(1 + 2.0 ** -23)
+           and ((a.astype(np.float64) * b + c).astype(F32)) == F32(1 + 2.0 ** -22))
     print("self-test", "passed" if ok else "FAILED")
     return 0 if ok else 1
 
