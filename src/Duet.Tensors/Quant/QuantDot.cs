@@ -18,6 +18,9 @@ public static unsafe class QuantDot
     // software conversion per block. Loops read it through a local copy of the pointer.
     private static readonly float* s_half = BuildHalfTable();
 
+    /// <summary>The fp16 -> fp32 table, shared with <see cref="KQuantDot"/>.</summary>
+    internal static float* HalfTable => s_half;
+
     private static float* BuildHalfTable()
     {
         var t = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc(65536 * 4, 64); // lives as long as the process
