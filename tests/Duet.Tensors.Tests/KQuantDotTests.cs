@@ -3,6 +3,8 @@
 // libggml); the row dots equal, bit for bit, ggml's x86 kernels' float order (vec_dot_q8_k, checked against
 // libggml-cpu's ggml_vec_dot_*_q8_K), and the float64 dot of the dequantized row with d·code within float
 // rounding. Every check runs the AVX2 path (when the CPU has it) and the portable scalar path.
+using Duet.Tensors.Kernels;
+using Duet.Tensors.Parallel;
 using Duet.Tensors.Quant;
 using Duet.Tests;
 
@@ -164,5 +166,40 @@ public unsafe class KQuantDotTests
                 Assert.True(Math.Abs(got - expected) <= 1e-5 * magnitude, $"{name} {nb} super-blocks: {got:R} vs float64 {expected:R} (Σ|terms| {magnitude:R})");
                 Assert.True(BitConverter.SingleToInt32Bits(got) == BitConverter.SingleToInt32Bits(other), $"{name} {nb} super-blocks: AVX2 and scalar paths differ ({got:R} vs {other:R})");
             }
+    }
+
+    [Theory]
+    [InlineData("Q4_K")]
+    [InlineData("Q5_K")]
+    [InlineData("Q6_K")]
+    public void MatVecAndMatMul_KQuantWeights_EqualRowDotsWithQ8KActivations(string name)
+    {
+        var type = Enum.Parse<GgmlType>(name);
+        var rng = new Random(5);
+        const int rows = 37, nb = 3, cols = nb * QK, batch = 5;
+        var w = RandomRows(rng, type, rows, nb);
+        var x = Enumerable.Range(0, batch * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var y = new float[rows];
+        var yb = new float[batch * rows];
+        using var pool = new WorkerPool(3);
+        long rowBytes = GgmlTypeInfo.RowSize(type, cols);
+        fixed (byte* pw = w)
+        {
+            var m = new WeightMatrix(type, pw, rows, cols);
+            MatVec.Multiply(m, x.AsSpan(0, cols), y, pool);
+            MatMul.Multiply(m, x, yb, batch, pool);
+            var codes = new sbyte[cols]; var scales = new float[nb]; var sums = new short[nb * 16];
+            for (int b = 0; b < batch; b++)
+            {
+                KQuantDot.QuantizeActivationsQ8K(x.AsSpan(b * cols, cols), codes, scales, sums);
+                fixed (sbyte* pq = codes) fixed (float* pd = scales) fixed (short* pb = sums)
+                    for (int r = 0; r < rows; r++)
+                    {
+                        float expected = KQuantDot.Dot(type, pw + r * rowBytes, pq, pd, pb, nb);
+                        if (b == 0) Assert.True(BitConverter.SingleToInt32Bits(y[r]) == BitConverter.SingleToInt32Bits(expected), $"{name} MatVec row {r}: {y[r]:R} vs {expected:R}");
+                        Assert.True(BitConverter.SingleToInt32Bits(yb[b * rows + r]) == BitConverter.SingleToInt32Bits(expected), $"{name} MatMul token {b} row {r}: {yb[b * rows + r]:R} vs {expected:R}");
+                    }
+            }
+        }
     }
 }

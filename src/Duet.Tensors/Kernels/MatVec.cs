@@ -1,7 +1,7 @@
 // y = W x for a weight matrix W [rows, cols] stored row-major in any GGUF/safetensors element type,
 // rows split across the worker pool. F32 rows are dotted in place; Q8_0 and Q4_0 rows take fused int8 dot
-// products with the activation quantized to Q8_0 once per call (as ggml does); other types are expanded
-// one row at a time into a per-thread buffer.
+// products with the activation quantized to Q8_0 once per call (as ggml does), Q4_K, Q5_K and Q6_K rows with
+// it quantized to Q8_K (KQuantDot); other types are expanded one row at a time into a per-thread buffer.
 using System.Numerics.Tensors;
 using Duet.Tensors.Parallel;
 using Duet.Tensors.Quant;
@@ -31,6 +31,9 @@ public static unsafe class MatVec
         public float* Y;
         public Q8Activations Q8 = new();  // the activation quantized to Q8_0 (for Q8_0 and Q4_0 weights)
         public float[] Permuted = [];  // the activation as HalfDot reads it (for F16 weights)
+        public sbyte[] KCodes = [];    // the activation quantized to Q8_K (for Q4_K, Q5_K, Q6_K weights)
+        public float[] KScales = [];
+        public short[] KBsums = [];    // Q8_K: sums of 16 codes
     }
 
     private static bool UsesQ8Activations(GgmlType t) => t is GgmlType.Q8_0 or GgmlType.Q4_0;
@@ -57,6 +60,12 @@ public static unsafe class MatVec
             {
                 if (job.Permuted.Length < x.Length) job.Permuted = new float[x.Length];
                 HalfDot.Prepare(x, job.Permuted);
+            }
+            else if (KQuantDot.Supports(w.Type))
+            {
+                if (job.KCodes.Length < x.Length) { job.KCodes = new sbyte[x.Length]; job.KScales = new float[x.Length / KQuantDot.QK_K]; }
+                if (job.KBsums.Length < x.Length / 16) job.KBsums = new short[x.Length / 16];
+                KQuantDot.QuantizeActivationsQ8K(x, job.KCodes, job.KScales, job.KBsums);
             }
             (pool ?? WorkerPool.Shared).For(w.Rows, static (s, e, st) => Rows((Job)st!, s, e), job);
         }
@@ -93,6 +102,17 @@ public static unsafe class MatVec
             }
             return;
         }
+        if (KQuantDot.Supports(w.Type))
+        {
+            fixed (sbyte* xq = job.KCodes)
+            fixed (float* xd = job.KScales)
+            fixed (short* bs = job.KBsums)
+            {
+                long rb = w.RowBytes;
+                for (int r = start; r < end; r++) y[r] = KQuantDot.Dot(w.Type, w.Data + r * rb, xq, xd, bs, w.Cols / KQuantDot.QK_K);
+            }
+            return;
+        }
         var buf = t_row is { } b && b.Length >= w.Cols ? b : t_row = new float[w.Cols];
         var row = buf.AsSpan(0, w.Cols);
         if (w.Type == GgmlType.F16)
@@ -123,6 +143,9 @@ public static unsafe class MatMul
         public float* Y;
         public int Batch;
         public Q8Activations Q8 = new();
+        public sbyte[] KCodes = [];    // Q8_K activations, batch rows one after another
+        public float[] KScales = [];
+        public short[] KBsums = [];
     }
 
     [ThreadStatic] private static float[]? t_row;
@@ -145,6 +168,14 @@ public static unsafe class MatMul
                 job.Q8.Quantize(x, batch, w.Cols);
                 if (QuantGemm.Supported) job.Q8.BuildGroups(w.Type);
                 else if (QuantDot.HasPairKernels) job.Q8.BuildPairs(w.Type);
+            }
+            else if (KQuantDot.Supports(w.Type))
+            {
+                int n = batch * w.Cols, sb = w.Cols / KQuantDot.QK_K;
+                if (job.KCodes.Length < n) { job.KCodes = new sbyte[n]; job.KScales = new float[n / KQuantDot.QK_K]; }
+                if (job.KBsums.Length < n / 16) job.KBsums = new short[n / 16];
+                for (int b = 0; b < batch; b++)
+                    KQuantDot.QuantizeActivationsQ8K(x.Slice(b * w.Cols, w.Cols), job.KCodes.AsSpan(b * w.Cols, w.Cols), job.KScales.AsSpan(b * sb, sb), job.KBsums.AsSpan(b * sb * 16, sb * 16));
             }
             (pool ?? WorkerPool.Shared).For(w.Rows, static (s, e, st) => Rows((Job)st!, s, e), job);
         }
@@ -250,6 +281,20 @@ public static unsafe class MatMul
                             : (q4 ? QuantDot.DotQ4_0(wr, bq, bd, blocks) : QuantDot.DotQ8_0(wr, bq, bd, blocks));
                     }
                 }
+            }
+            return;
+        }
+        if (KQuantDot.Supports(w.Type))
+        {
+            fixed (sbyte* xq = job.KCodes)
+            fixed (float* xd = job.KScales)
+            fixed (short* bs = job.KBsums)
+            {
+                int sb = cols / KQuantDot.QK_K;
+                long rb = w.RowBytes;
+                for (int r = start; r < end; r++)
+                    for (int b = 0; b < batch; b++)
+                        job.Y[(long)b * w.Rows + r] = KQuantDot.Dot(w.Type, w.Data + r * rb, xq + (long)b * cols, xd + b * sb, bs + b * sb * 16, sb);
             }
             return;
         }
