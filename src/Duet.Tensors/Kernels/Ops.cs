@@ -14,12 +14,18 @@ public enum RopeStyle
 
 public static class Ops
 {
-    /// <summary>out = x / sqrt(mean(x²) + eps) * w.   torch: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w</summary>
+    /// <summary>
+    /// out = x / sqrt(mean(x²) + eps) * w.   torch: x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+    /// Rounded as ggml's rms_norm then mul: float squares summed in double, the mean rounded to float, then
+    /// 1/sqrt(mean + eps) in float. A scale one ulp away moves every output by an ulp, and a quantized
+    /// activation near a rounding boundary then takes the neighbouring code (greedy tokens drift from llama.cpp).
+    /// </summary>
     public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> w, float eps, Span<float> output)
     {
         double ss = 0;
-        for (int i = 0; i < x.Length; i++) ss += (double)x[i] * x[i];
-        float scale = (float)(1.0 / Math.Sqrt(ss / x.Length + eps));
+        for (int i = 0; i < x.Length; i++) ss += x[i] * x[i];   // float product, double sum
+        float mean = (float)(ss / x.Length);
+        float scale = 1f / MathF.Sqrt(mean + eps);
         TensorPrimitives.Multiply(x, scale, output);
         TensorPrimitives.Multiply(output, w, output);
     }
