@@ -34,8 +34,8 @@ for f in duet-f32 duet-q8_0 duet-q4_0 duet-q4_k duet-q5_k duet-q6_k llamacpp-f16
   ours="$("${duet[@]}" generate -m $f.gguf -p "$prompt" -n 32 --temp 0 -t 2)"
   theirs="$("$bin/llama-cli" -m $f.gguf -p "$prompt" -n 32 --temp 0 -ctk f32 -ctv f32 -no-cnv --no-warmup -t 2 2> /dev/null)"
   theirs="${theirs#" $prompt"}"; theirs="${theirs#"$prompt"}"
-  # Duet's streamed text drops the leading space of a first token that starts a word (as SentencePiece
-  # decoding does); llama-cli prints it after the prompt. The tokens are the same either way.
+  # Compare without a leading space: Duet before fb7ab39 dropped it from a first token that starts a word
+  # (as SentencePiece decoding of a whole text does); llama-cli prints it. The tokens are the same either way.
   ours="${ours# }"; theirs="${theirs# }"
   if [ "$ours" == "$theirs" ]; then echo "$f.gguf: same 32 greedy tokens in Duet and llama.cpp"
   else echo "$f.gguf: DIFFERENT"; echo "  duet:      $ours"; echo "  llama.cpp: $theirs"; status=1; fi
