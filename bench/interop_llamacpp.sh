@@ -29,10 +29,12 @@ for t in q4_k q5_k q6_k; do "${duet[@]}" quantize duet-f32.gguf duet-$t.gguf --t
 "$bin/llama-quantize" duet-f32.gguf llamacpp-f16.gguf F16 > /dev/null 2>&1
 "$bin/llama-quantize" duet-f32.gguf llamacpp-q6_k.gguf Q6_K > /dev/null 2>&1
 "$bin/llama-quantize" duet-f32.gguf llamacpp-q4_k_m.gguf Q4_K_M > /dev/null 2>&1
+pre=()   # NOAMX=1: llama.cpp without its AMX kernels (bench/ggml/noamx.c; see docs/interop.md)
+if [ "${NOAMX:-0}" = 1 ]; then gcc -O2 -shared -fPIC -o noamx.so "$root/bench/ggml/noamx.c" -ldl; pre=(env LD_PRELOAD="$PWD/noamx.so"); fi
 status=0
 for f in duet-f32 duet-q8_0 duet-q4_0 duet-q4_k duet-q5_k duet-q6_k llamacpp-f16 llamacpp-q8_0 llamacpp-q4_0 llamacpp-q6_k llamacpp-q4_k_m; do
   ours="$("${duet[@]}" generate -m $f.gguf -p "$prompt" -n 32 --temp 0 -t 2)"
-  theirs="$("$bin/llama-cli" -m $f.gguf -p "$prompt" -n 32 --temp 0 -ctk f32 -ctv f32 -no-cnv --no-warmup -t 2 2> /dev/null)"
+  theirs="$("${pre[@]}" "$bin/llama-cli" -m $f.gguf -p "$prompt" -n 32 --temp 0 -ctk f32 -ctv f32 -no-cnv --no-warmup -t 2 2> /dev/null)"
   theirs="${theirs#" $prompt"}"; theirs="${theirs#"$prompt"}"
   # Compare without a leading space: Duet before fb7ab39 dropped it from a first token that starts a word
   # (as SentencePiece decoding of a whole text does); llama-cli prints it. The tokens are the same either way.

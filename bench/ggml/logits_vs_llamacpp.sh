@@ -3,7 +3,10 @@
 # a check of the engines' arithmetic that does not depend on greedy near-ties (see docs/interop.md).
 # For each file: max |logit difference| Duet vs llama.cpp, how many positions agree to 1e-4, and each engine's
 # own drift from the F32 file (the quantization's effect, for scale).
-# Usage: bench/ggml/logits_vs_llamacpp.sh LLAMA_CPP_DIR [WORK_DIR]   (LLAMA_CPP_DIR: the source tree, built in build/)
+# Usage: [NOAMX=1] [STD=0.02] bench/ggml/logits_vs_llamacpp.sh LLAMA_CPP_DIR [WORK_DIR]
+#   LLAMA_CPP_DIR: the source tree, built in build/. NOAMX=1 preloads bench/ggml/noamx.c so that llama.cpp
+#   does not use its AMX kernels on a CPU that has AMX (they sum in another order, and their Q4_0/Q4_1 tile
+#   kernel for 32-row batches is wrong in c392e50: docs/interop.md).
 set -euo pipefail
 src="${1:?path to a llama.cpp source tree built in build/}"
 work="${2:-$(mktemp -d)}"
@@ -13,11 +16,13 @@ duet=(dotnet "$root/src/Duet.Cli/bin/Release/net10.0/duet.dll")
 mkdir -p "$work" && cd "$work"
 gcc -O2 -o ggml_logits "$root/bench/ggml/ggml_logits.c" -I"$src/include" -I"$src/ggml/include" \
   -L"$src/build/bin" -Wl,-rpath,"$src/build/bin" -lllama -lggml -lggml-base
+pre=()
+if [ "${NOAMX:-0}" = 1 ]; then gcc -O2 -shared -fPIC -o noamx.so "$root/bench/ggml/noamx.c" -ldl; pre=(env LD_PRELOAD="$PWD/noamx.so"); fi
 "${duet[@]}" init --dim 256 --layers 4 --heads 8 --kv-heads 2 --ffn 512 --ctx 512 --std "${STD:-0.1}" --seed "${SEED:-7}" -o f32.gguf 2> /dev/null
 for t in Q8_0 Q4_0 Q4_K Q6_K; do "${duet[@]}" quantize f32.gguf "$t.gguf" --type $t 2> /dev/null; done
 ids="$(python3 -c 'print(" ".join(str((i * 7919 + 13) % 32000) for i in range(64)))')"
 for f in f32 Q8_0 Q4_0 Q4_K Q6_K; do
-  ./ggml_logits "$f.gguf" "$f.ggml.bin" 2 f32 $ids 2> /dev/null
+  "${pre[@]}" ./ggml_logits "$f.gguf" "$f.ggml.bin" 2 f32 $ids 2> /dev/null
   "${duet[@]}" logits --model "$f.gguf" --ids "$ids" --out "$f.duet.npy" -t 2 > /dev/null
 done
 /usr/bin/python3 - <<'PY'
