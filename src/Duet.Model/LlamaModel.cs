@@ -102,7 +102,7 @@ public sealed class LlamaModel : IDisposable
             s.V.CopyTo(s.ValueCache[l].AsSpan(pos * c.KvDim, c.KvDim));
 
             var outAtt = s.Xb.AsSpan(0, c.QDim);
-            Attend(s, l, s.Q, pos, outAtt);
+            Attend(s, l, s.Q, pos, 1, s.Xb);
             MatVec.Multiply(L.O, outAtt, s.Xb2, Pool);
             System.Numerics.Tensors.TensorPrimitives.Add(s.X, s.Xb2, s.X);
 
@@ -118,27 +118,50 @@ public sealed class LlamaModel : IDisposable
         s.Length = pos + 1;
     }
 
+    private sealed class AttendJob
+    {
+        public LlamaState? State;
+        public float[] Query = [], Output = [];
+        public int Layer, Start, Count;
+    }
+
+    private readonly AttendJob _attend = new();
+
     /// <summary>
-    /// Attention of one query (all heads, [QDim]) at position <paramref name="pos"/> over the cached keys and values
-    /// 0..pos of layer <paramref name="layer"/>; query head h reads kv head h / (Heads / KvHeads).
-    /// torch: softmax(q·Kᵀ / sqrt(d)) · V per head.
+    /// Causal attention of <paramref name="count"/> queries ([count, QDim] in <paramref name="queries"/>, at
+    /// positions start..start+count-1) over the cached keys and values of <paramref name="layer"/>, into
+    /// <paramref name="output"/> ([count, QDim]); query head h reads kv head h / (Heads / KvHeads). Heads are
+    /// independent, so they are split across the worker pool (each head owns its row of the score buffer).
+    /// torch: softmax(q·Kᵀ / sqrt(d) + causal mask) · V per head.
     /// </summary>
-    private static void Attend(LlamaState s, int layer, ReadOnlySpan<float> query, int pos, Span<float> output)
+    private void Attend(LlamaState s, int layer, float[] queries, int start, int count, float[] output)
+    {
+        var job = _attend;
+        job.State = s; job.Query = queries; job.Output = output; job.Layer = layer; job.Start = start; job.Count = count;
+        Pool.For(s.Config.Heads, static (h0, h1, st) =>
+        {
+            var j = (AttendJob)st!;
+            for (int h = h0; h < h1; h++) AttendHead(j.State!, j.Layer, j.Query, j.Start, j.Count, h, j.Output);
+        }, job);
+        job.State = null;
+    }
+
+    private static void AttendHead(LlamaState s, int layer, float[] queries, int start, int count, int h, float[] output)
     {
         var c = s.Config;
-        int hd = c.HeadDim, group = c.Heads / c.KvHeads;
+        int hd = c.HeadDim, group = c.Heads / c.KvHeads, kvOff = (h / group) * hd;
         float scale = 1f / MathF.Sqrt(hd);
         var keys = s.KeyCache[layer];
         var values = s.ValueCache[layer];
-        for (int h = 0; h < c.Heads; h++)
+        for (int b = 0; b < count; b++)
         {
-            var q = query.Slice(h * hd, hd);
+            int pos = start + b;
+            var q = queries.AsSpan(b * c.QDim + h * hd, hd);
             var att = s.Att.AsSpan(h * s.Capacity, pos + 1);
-            int kvOff = (h / group) * hd;
             for (int t = 0; t <= pos; t++)
                 att[t] = System.Numerics.Tensors.TensorPrimitives.Dot(q, keys.AsSpan(t * c.KvDim + kvOff, hd)) * scale;
             Ops.Softmax(att);
-            var o = output.Slice(h * hd, hd);
+            var o = output.AsSpan(b * c.QDim + h * hd, hd);
             o.Clear();
             for (int t = 0; t <= pos; t++)
                 System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(values.AsSpan(t * c.KvDim + kvOff, hd), att[t], o, o);
@@ -196,7 +219,7 @@ public sealed class LlamaModel : IDisposable
                 V.AsSpan(b * c.KvDim, c.KvDim).CopyTo(s.ValueCache[l].AsSpan((start + b) * c.KvDim, c.KvDim));
             }
             // Causal attention: token b sees positions 0..start+b.
-            for (int b = 0; b < B; b++) Attend(s, l, Q.AsSpan(b * c.QDim, c.QDim), start + b, Xb.AsSpan(b * c.QDim, c.QDim));
+            Attend(s, l, Q, start, B, Xb);
             MatMul.Multiply(L.O, Xb, Xb2, B, Pool);
             System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
             for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.FfnNorm, c.NormEps, Xb.AsSpan(b * D, D));

@@ -165,9 +165,12 @@ public static unsafe class MatMul
             job.W = w; job.X = px; job.Y = py; job.Batch = batch;
             if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
             {
-                job.Q8.Quantize(x, batch, w.Cols);
-                if (QuantGemm.Supported) job.Q8.BuildGroups(w.Type);
-                else if (QuantDot.HasPairKernels) job.Q8.BuildPairs(w.Type);
+                if (QuantGemm.Supported) job.Q8.QuantizeGrouped(x, batch, w.Cols, w.Type, pool ?? WorkerPool.Shared);
+                else
+                {
+                    job.Q8.Quantize(x, batch, w.Cols);
+                    if (QuantDot.HasPairKernels) job.Q8.BuildPairs(w.Type);
+                }
             }
             else if (KQuantDot.Supports(w.Type))
             {

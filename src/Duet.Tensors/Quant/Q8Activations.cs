@@ -27,10 +27,57 @@ public sealed unsafe class Q8Activations
     /// <summary>Builds the grouped layout of every row for weights of <paramref name="type"/>.</summary>
     public void BuildGroups(GgmlType type)
     {
+        AllocateGroups();
+        BuildGroups(type, 0, Rows);
+    }
+
+    private void AllocateGroups()
+    {
         int groups = Blocks / 8;
         if (GroupStart.Length < Rows * groups * 8) { GroupCodes = new sbyte[Rows * groups * 256]; GroupStart = new int[Rows * groups * 8]; }
+    }
+
+    private void BuildGroups(GgmlType type, int r0, int r1)
+    {
+        int groups = Blocks / 8;
         fixed (sbyte* c = Codes) fixed (sbyte* gc = GroupCodes) fixed (int* gs = GroupStart)
-            QuantGemm.PackActivations(c, Rows, Blocks, QuantGemm.Offset(type), gc, gs);
+            QuantGemm.PackActivations(c + r0 * Cols, r1 - r0, Blocks, QuantGemm.Offset(type), gc + r0 * groups * 256, gs + r0 * groups * 8);
+    }
+
+    private sealed class PrepareJob
+    {
+        public Q8Activations? Owner;
+        public float* X;
+        public GgmlType Type;
+    }
+
+    private readonly PrepareJob _prepare = new();
+
+    /// <summary>
+    /// Quantizes <paramref name="rows"/> rows and builds the grouped layout for <paramref name="type"/>, rows split
+    /// across <paramref name="pool"/> (prompt processing: the batch's rows are independent).
+    /// </summary>
+    public void QuantizeGrouped(ReadOnlySpan<float> x, int rows, int cols, GgmlType type, Parallel.WorkerPool pool)
+    {
+        if (cols % 32 != 0) throw new ArgumentException($"Q8_0 activations need a multiple of 32 columns, not {cols}");
+        if (x.Length < rows * cols) throw new ArgumentException("Q8Activations: x is shorter than rows x cols");
+        Rows = rows; Cols = cols;
+        if (Codes.Length < rows * cols) { Codes = new sbyte[rows * cols]; Scales = new float[rows * cols / 32]; }
+        AllocateGroups();
+        fixed (float* px = x)
+        {
+            var job = _prepare;
+            job.Owner = this; job.X = px; job.Type = type;
+            pool.For(rows, static (r0, r1, st) =>
+            {
+                var j = (PrepareJob)st!;
+                var q = j.Owner!;
+                for (int r = r0; r < r1; r++)
+                    QuantDot.QuantizeActivations(new ReadOnlySpan<float>(j.X + (long)r * q.Cols, q.Cols), q.Codes.AsSpan(r * q.Cols, q.Cols), q.Scales.AsSpan(r * q.Blocks, q.Blocks));
+                q.BuildGroups(j.Type, r0, r1);
+            }, job);
+            job.Owner = null;
+        }
     }
 
     /// <summary>Quantizes <paramref name="rows"/> rows of <paramref name="cols"/> (a multiple of 32).</summary>
