@@ -2,7 +2,8 @@
 # Decode (tg) and prompt (pp) speed of Duet next to llama-bench on the same GGUF files, same thread counts,
 # alternating the two per configuration. TinyLlama-1.1B shape (dim 2048, 22 layers, 32 heads, 4 KV heads,
 # ffn 5632, vocab 32000), random weights, F16 / Q8_0 / Q4_0.
-# Usage: bench/engine_vs_llamacpp.sh LLAMA_CPP_BIN_DIR [WORK_DIR]   (prints JSON lines; then a table)
+# Usage: [P=128] [N=32] [NOAMX=1] bench/engine_vs_llamacpp.sh LLAMA_CPP_BIN_DIR [WORK_DIR] > run.jsonl
+#        bench/engine_table.py run.jsonl   (the markdown table)
 set -euo pipefail
 bin="${1:?path to llama.cpp build/bin}"
 work="${2:-/tmp/duet-bench}"
@@ -18,9 +19,12 @@ fi
 # Prompt and generation lengths: P and N (default 128 and 32, so that the 12 pairs of runs fit in about a
 # quarter of an hour on 2 cores); both tools get the same ones, alternating per file and thread count.
 P="${P:-128}"; N="${N:-32}"
+# NOAMX=1: llama.cpp without its AMX kernels (bench/ggml/noamx.c), i.e. on the vector units Duet uses too.
+pre=()
+if [ "${NOAMX:-0}" = 1 ]; then gcc -O2 -shared -fPIC -o "$work/noamx.so" "$root/bench/ggml/noamx.c" -ldl; pre=(env LD_PRELOAD="$work/noamx.so"); fi
 for t in 1 2; do
   for f in f16 q8_0 q4_0; do
-    "$bin/llama-bench" -m "$work/tinyllama-$f.gguf" -t $t -p "$P" -n "$N" -r 2 -o jsonl 2> /dev/null | sed "s/^{/{\"tool\":\"llama.cpp\",\"file\":\"$f\",/"
+    "${pre[@]}" "$bin/llama-bench" -m "$work/tinyllama-$f.gguf" -t $t -p "$P" -n "$N" -r 2 -o jsonl 2> /dev/null | sed "s/^{/{\"tool\":\"llama.cpp\",\"file\":\"$f\",/"
     "${duet[@]}" bench -m "$work/tinyllama-$f.gguf" -t $t -p "$P" -n "$N" -r 2 --json | sed "s/^{/{\"tool\":\"duet\",\"file\":\"$f\",/"
   done
 done
