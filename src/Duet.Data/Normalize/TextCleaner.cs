@@ -1,0 +1,123 @@
+// Normalization of extracted text before it is tagged, filtered and deduplicated:
+//  - terminal artefacts out: ANSI escape sequences (CSI "ESC [ ... final", OSC "ESC ] ... BEL/ST", two-byte
+//    escapes) and the backspace overstrike of formatted man pages ("x\bx" bold, "_\bx" underline -> "x");
+//  - control characters out (C0 except tab and newline, DEL, C1, the BOM); ZWJ and other format characters
+//    stay, since emoji sequences and some scripts need them;
+//  - NFKC where it is safe: full-width letters and digits become ASCII and compatibility forms fold, but the
+//    full-width punctuation of Chinese text (，！？：；（）…) is kept as written, since NFKC would turn it into
+//    ASCII punctuation and change how the text reads and tokenizes;
+//  - whitespace: CR LF and CR become LF, exotic spaces become a space (by NFKC), trailing spaces of each
+//    line go, runs of blank lines shrink to one, and the document is trimmed of blank lines at both ends.
+// Indentation inside a line is kept (code and tables depend on it).
+using System.Text;
+
+namespace Duet.Data.Normalize;
+
+public static class TextCleaner
+{
+    /// <summary>Cleans one document (see the file header). Returns "" for a document with no visible text.</summary>
+    public static string Clean(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var stripped = StripControls(text);
+        var folded = SafeNfkc(stripped);
+        return NormalizeWhitespace(folded);
+    }
+
+    /// <summary>ANSI escapes, overstrike and control characters removed; CR LF and CR made LF.</summary>
+    internal static string StripControls(string s)
+    {
+        var sb = new StringBuilder(s.Length);
+        for (int i = 0; i < s.Length; i++)
+        {
+            char c = s[i];
+            if (c == '\u001B') { i = SkipEscape(s, i); continue; }
+            if (c == '\b')
+            {
+                if (sb.Length > 0 && sb[^1] != '\n') sb.Length--; // overstrike: the character after \b replaces the one before
+                continue;
+            }
+            if (c == '\r')
+            {
+                sb.Append('\n');
+                if (i + 1 < s.Length && s[i + 1] == '\n') i++;
+                continue;
+            }
+            if (c is '\n' or '\t') { sb.Append(c); continue; }
+            if (c < 0x20 || c == 0x7F || (c >= 0x80 && c <= 0x9F) || c == '\uFEFF') continue;
+            sb.Append(c);
+        }
+        return sb.ToString();
+    }
+
+    // Returns the index of the last character of the escape sequence that starts at s[i] (an ESC).
+    private static int SkipEscape(string s, int i)
+    {
+        if (i + 1 >= s.Length) return i;
+        char k = s[i + 1];
+        if (k == '[') // CSI: parameters and intermediates, then one final byte in 0x40..0x7E
+        {
+            int j = i + 2;
+            while (j < s.Length && !(s[j] >= 0x40 && s[j] <= 0x7E)) j++;
+            return Math.Min(j, s.Length - 1);
+        }
+        if (k == ']') // OSC: up to BEL or ESC \
+        {
+            for (int j = i + 2; j < s.Length; j++)
+            {
+                if (s[j] == '\u0007') return j;
+                if (s[j] == '\u001B' && j + 1 < s.Length && s[j + 1] == '\\') return j + 1;
+            }
+            return s.Length - 1;
+        }
+        return i + 1; // a two-character escape (ESC c, ESC =, ...)
+    }
+
+    /// <summary>True for the full-width punctuation that Chinese text uses and NFKC would make ASCII.</summary>
+    internal static bool IsProtectedPunctuation(char c) =>
+        c is (>= '\uFF01' and <= '\uFF0F') or (>= '\uFF1A' and <= '\uFF20') or (>= '\uFF3B' and <= '\uFF40')
+            or (>= '\uFF5B' and <= '\uFF5E') or '\u2026' or '\u3000';
+
+    /// <summary>NFKC on the runs between protected punctuation (each protected character is a starter, so the runs normalize independently).</summary>
+    internal static string SafeNfkc(string s)
+    {
+        try
+        {
+            if (s.IsNormalized(NormalizationForm.FormKC)) return s;
+        }
+        catch (ArgumentException) { } // unpaired surrogates: normalize run by run below
+        var sb = new StringBuilder(s.Length);
+        int start = 0;
+        for (int i = 0; i <= s.Length; i++)
+        {
+            if (i < s.Length && !IsProtectedPunctuation(s[i])) continue;
+            if (i > start) sb.Append(NormalizeRun(s.AsSpan(start, i - start)));
+            if (i < s.Length) sb.Append(s[i]);
+            start = i + 1;
+        }
+        return sb.ToString();
+    }
+
+    private static string NormalizeRun(ReadOnlySpan<char> run)
+    {
+        var str = run.ToString();
+        try { return str.Normalize(NormalizationForm.FormKC); }
+        catch (ArgumentException) { return str; } // unpaired surrogates: keep the run as it is
+    }
+
+    /// <summary>Trailing spaces off each line, exotic spaces to ' ', at most one blank line in a row, no blank lines at the ends.</summary>
+    internal static string NormalizeWhitespace(string s)
+    {
+        var sb = new StringBuilder(s.Length);
+        int blank = 0;
+        foreach (var raw in s.Split('\n'))
+        {
+            var line = raw.Replace('\u00A0', ' ').TrimEnd(' ', '\t', '\u3000');
+            if (line.Length == 0) { blank++; continue; }
+            if (sb.Length > 0) sb.Append(blank > 0 ? "\n\n" : "\n");
+            blank = 0;
+            sb.Append(line);
+        }
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,49 @@
+// Normalization of extracted text: terminal artefacts, controls, safe NFKC, whitespace.
+using Duet.Data.Normalize;
+
+namespace Duet.Data.Tests;
+
+public class TextCleanerTests
+{
+    [Theory]
+    [InlineData("\u001B[1;31mred\u001B[0m text", "red text")]                  // CSI colour codes
+    [InlineData("\u001B]0;window title\u0007after", "after")]                  // OSC up to BEL
+    [InlineData("\u001B]8;;http://x\u001B\\link\u001B]8;;\u001B\\", "link")]  // OSC hyperlink, ST-terminated
+    [InlineData("N\bNA\bAM\bME\bE", "NAME")]                                  // man page bold (overstrike)
+    [InlineData("_\bu_\bn_\bd_\be_\br", "under")]                              // man page underline
+    [InlineData("a\u0000b\u0007c\u007Fd\u0085e\uFEFFf", "abcdef")]             // C0, DEL, C1, BOM
+    [InlineData("line one\r\nline two\rline three", "line one\nline two\nline three")]
+    public void Clean_TerminalArtefactsAndControls_AreRemoved(string input, string expected)
+        => Assert.Equal(expected, TextCleaner.Clean(input));
+
+    [Fact]
+    public void Clean_FullWidthLettersAndDigits_BecomeAscii_ChinesePunctuationStays()
+    {
+        Assert.Equal("ABC 123", TextCleaner.Clean("ＡＢＣ　１２３").Replace('\u3000', ' '));
+        const string zh = "你好，世界！真的吗？是的：（注释）……好；“引号”、《书名》。";
+        Assert.Equal(zh, TextCleaner.Clean(zh));
+        Assert.Equal("fi 1 kg", TextCleaner.Clean("ﬁ ① ㎏"));
+    }
+
+    [Fact]
+    public void Clean_Whitespace_TrailingSpacesBlankRunsAndEndsNormalized()
+    {
+        const string input = "\n\n  indented line   \n\n\n\nnext\u00A0word\t\n\n";
+        Assert.Equal("  indented line\n\nnext word", TextCleaner.Clean(input));
+    }
+
+    [Fact]
+    public void Clean_EmojiZwjSequencesAndCombiningMarks_Survive()
+    {
+        const string s = "family 👨‍👩‍👧 and café (e + \u0301)";
+        Assert.Equal("family 👨‍👩‍👧 and café (e + \u0301)".Normalize(System.Text.NormalizationForm.FormKC), TextCleaner.Clean(s));
+    }
+
+    [Fact]
+    public void Clean_UnpairedSurrogate_DoesNotThrow()
+        => Assert.Equal("a\uD800b", TextCleaner.Clean("a\uD800b"));
+
+    [Fact]
+    public void Clean_OnlyControlsAndSpace_IsEmpty()
+        => Assert.Equal("", TextCleaner.Clean("\u001B[0m \r\n\t \u0001\n"));
+}
