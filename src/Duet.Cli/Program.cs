@@ -5,6 +5,7 @@ using Duet.Cli.Commands;
 var root = new RootCommand("Duet: a bilingual (English + 中文) LLM toolchain: data, tokenizer, train, eval, chat, serve.");
 root.Subcommands.Add(TokenizeCommands.Tokenize());
 root.Subcommands.Add(TokenizeCommands.Detokenize());
+root.Subcommands.Add(DataCommands.Create());
 root.Subcommands.Add(TokenizerCommands.Create());
 foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
 foreach (var c in RunCommands.Create()) root.Subcommands.Add(c);

@@ -1,0 +1,90 @@
+// duet data {build, inspect}: the corpus pipeline of a recipe, and what it kept and dropped.
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using Duet.Data;
+using Spectre.Console;
+
+namespace Duet.Cli.Commands;
+
+internal static class DataCommands
+{
+    public static Command Create()
+    {
+        var cmd = new Command("data", "Build a corpus from a recipe (extract, clean, language-tag, filter, dedup, split, shard) and inspect it.");
+        cmd.Subcommands.Add(Build());
+        cmd.Subcommands.Add(Inspect());
+        return cmd;
+    }
+
+    private static Command Build()
+    {
+        var recipe = new Option<string>("--recipe", "-r") { Description = "the recipe (data/recipes/NAME.json)", Required = true };
+        var output = new Option<string>("--out", "-o") { Description = "output folder: train/ and validation/ shards, manifest.json, dropped.jsonl", Required = true };
+        var cmd = new Command("build", "Run a data recipe: sources -> clean -> language tag -> quality filters -> exact and near dedup -> split -> JSONL shards + manifest.")
+        {
+            recipe, output,
+        };
+        cmd.SetAction(r =>
+        {
+            var path = r.GetRequiredValue(recipe);
+            if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such recipe", path);
+            using var pipeline = new DataPipeline(Recipe.Load(path), r.GetRequiredValue(output));
+            var sw = Stopwatch.StartNew();
+            Manifest? manifest = null;
+            AnsiConsole.Status().Start("reading sources", ctx =>
+            {
+                pipeline.Progress = (docs, chars) => ctx.Status($"{docs:N0} documents, {chars / 1e6:F1} M characters read ({chars / 1e6 / Math.Max(1e-3, sw.Elapsed.TotalSeconds):F1} M/s)");
+                manifest = pipeline.Run(path);
+            });
+            PrintSummary(manifest!, sw.Elapsed);
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static void PrintSummary(Manifest m, TimeSpan? elapsed)
+    {
+        var t = new Table().AddColumns("", "documents", "characters");
+        foreach (var (name, s) in m.Sources) t.AddRow($"source {Markup.Escape(name)}", $"{s.Documents:N0}", $"{s.Characters:N0}");
+        foreach (var (name, s) in m.Sources)
+            foreach (var (reason, n) in s.Skipped) t.AddRow($"  skipped {Markup.Escape(name)}: {Markup.Escape(reason)}", $"{n:N0}", "");
+        foreach (var (reason, d) in m.Dropped) t.AddRow($"dropped: {Markup.Escape(reason)}", $"{d.Documents:N0}", $"{d.Characters:N0}");
+        foreach (var (split, langs) in m.Kept)
+            foreach (var (lang, d) in langs) t.AddRow($"kept {split} [{Markup.Escape(lang)}]", $"{d.Documents:N0}", $"{d.Characters:N0}");
+        AnsiConsole.Write(t);
+        if (elapsed is { } e) AnsiConsole.MarkupLine($"{m.Shards.Count} shards in {e.TotalSeconds:F1} s");
+    }
+
+    private static Command Inspect()
+    {
+        var dir = new Argument<string>("DIR") { Description = "a folder written by `duet data build`" };
+        var samples = new Option<int>("--samples", "-n") { Description = "dropped samples shown per reason", DefaultValueFactory = _ => 2 };
+        var cmd = new Command("inspect", "Show per filter how many documents and characters were dropped, with samples, and what was kept.") { dir, samples };
+        cmd.SetAction(r =>
+        {
+            var d = r.GetValue(dir)!;
+            var manifestPath = Path.Combine(d, "manifest.json");
+            if (!File.Exists(manifestPath)) throw new FileNotFoundException($"{manifestPath}: no manifest (is {d} the output of `duet data build`?)", manifestPath);
+            Manifest m;
+            try { m = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(manifestPath), DataPipeline.OutputJson) ?? throw new InvalidDataException($"{manifestPath}: empty"); }
+            catch (JsonException e) { throw new InvalidDataException($"{manifestPath}: not a valid manifest: {e.Message}", e); }
+            PrintSummary(m, null);
+            var dropped = Path.Combine(d, "dropped.jsonl");
+            if (!File.Exists(dropped)) return 0;
+            int n = r.GetValue(samples);
+            foreach (var group in File.ReadLines(dropped).Select(l => JsonDocument.Parse(l).RootElement).GroupBy(e => e.GetProperty("reason").GetString()))
+            {
+                AnsiConsole.MarkupLine($"[bold]{Markup.Escape(group.Key ?? "")}[/]");
+                foreach (var e in group.Take(n))
+                {
+                    var text = e.GetProperty("text").GetString() ?? "";
+                    if (text.Length > 300) text = text[..300] + "…";
+                    AnsiConsole.MarkupLine($"  [grey]{Markup.Escape(e.GetProperty("id").GetString() ?? "")}[/]: {Markup.Escape(text.ReplaceLineEndings(" ⏎ "))}");
+                }
+            }
+            return 0;
+        });
+        return cmd;
+    }
+}

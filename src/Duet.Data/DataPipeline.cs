@@ -1,0 +1,246 @@
+// `duet data build`: sources -> clean -> language tag -> quality filter -> exact dedup -> near dedup ->
+// train/validation split -> JSONL text shards + manifest.json + dropped.jsonl (samples per reason).
+// One pass, in a fixed order (sources as the recipe lists them, files in ordinal order), so the same recipe and
+// sources give byte-identical output. Every file is written to a temporary name and renamed when complete,
+// the manifest last: a killed run leaves no half-written file under a final name.
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Duet.Data.Dedup;
+using Duet.Data.Filters;
+using Duet.Data.LanguageId;
+using Duet.Data.Normalize;
+using Duet.Data.Sources;
+
+namespace Duet.Data;
+
+/// <summary>A kept document as the shards store it (one JSON object per line).</summary>
+public sealed record CorpusDocument(string Id, string Source, string Lang, string Text);
+
+/// <summary>Documents and characters that one reason removed.</summary>
+public sealed class DropCount
+{
+    public long Documents { get; set; }
+    public long Characters { get; set; }
+}
+
+public sealed record ShardInfo(string Path, string Split, long Documents, long Characters, string Sha256);
+
+public sealed class Manifest
+{
+    public string Recipe { get; set; } = "";
+    public string RecipeSha256 { get; set; } = "";
+    public Dictionary<string, SourceManifest> Sources { get; set; } = [];
+    public SortedDictionary<string, DropCount> Dropped { get; set; } = new(StringComparer.Ordinal);
+    /// <summary>Kept documents and characters by split, then language.</summary>
+    public SortedDictionary<string, SortedDictionary<string, DropCount>> Kept { get; set; } = new(StringComparer.Ordinal);
+    public List<ShardInfo> Shards { get; set; } = [];
+}
+
+public sealed class SourceManifest
+{
+    public string[] Paths { get; set; } = [];
+    public long Files { get; set; }
+    public long Documents { get; set; }
+    public long Characters { get; set; }
+    public SortedDictionary<string, long> Skipped { get; set; } = new(StringComparer.Ordinal);
+}
+
+public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
+{
+    public void Dispose()
+    {
+        _train?.Dispose();
+        _validation?.Dispose();
+    }
+
+    public static readonly JsonSerializerOptions OutputJson = new()
+    {
+        Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // Chinese stays readable in the shards
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+    };
+    private static readonly JsonSerializerOptions s_manifestJson = new(OutputJson) { WriteIndented = true };
+
+    /// <summary>Called now and then with the number of source documents read and their characters.</summary>
+    public Action<long, long>? Progress { get; set; }
+
+    private readonly Manifest _manifest = new();
+    private readonly Dictionary<string, List<string>> _samples = [];
+    private readonly HashSet<UInt128> _exact = [];
+    private MinHasher? _hasher;
+    private MinHashIndex? _index;
+    private ShardWriter? _train, _validation;
+
+    public Manifest Run(string recipePath)
+    {
+        Directory.CreateDirectory(outDir);
+        _manifest.Recipe = recipe.Name;
+        _manifest.RecipeSha256 = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(recipePath)));
+        if (recipe.Dedup.Near) { _hasher = new MinHasher(recipe.Dedup.MinHash); _index = new MinHashIndex(recipe.Dedup.MinHash); }
+        _train = new ShardWriter(outDir, "train", recipe.ShardCharacters, _manifest);
+        _validation = new ShardWriter(outDir, "validation", recipe.ShardCharacters, _manifest);
+        ReadSources();
+        WriteSamples();
+        AtomicWrite(Path.Combine(outDir, "manifest.json"), JsonSerializer.SerializeToUtf8Bytes(_manifest, s_manifestJson));
+        return _manifest;
+    }
+
+    private void ReadSources()
+    {
+        long read = 0, chars = 0;
+        foreach (var spec in recipe.Sources)
+        {
+            var stats = new SourceStats();
+            var files = spec.Paths.SelectMany(p => Expand(Path.Combine(recipe.BaseDirectory, p), stats)).ToList();
+            foreach (var doc in FileSource.Read(spec.Name, recipe.BaseDirectory, files, stats, spec.Format, spec.JsonField))
+            {
+                Process(doc);
+                read++; chars += doc.Text.Length;
+                if (read % 256 == 0) Progress?.Invoke(read, chars);
+            }
+            _manifest.Sources[spec.Name] = new SourceManifest
+            {
+                Paths = spec.Paths, Files = stats.Files, Documents = stats.Documents, Characters = stats.Characters, Skipped = stats.Skipped,
+            };
+        }
+        Progress?.Invoke(read, chars);
+        _train!.Close();
+        _validation!.Close();
+    }
+
+    private static IEnumerable<string> Expand(string path, SourceStats stats)
+    {
+        if (File.Exists(path)) return [path];
+        if (Directory.Exists(path)) return Directory.EnumerateFiles(path, "*", SearchOption.AllDirectories);
+        stats.Skip("missing_path");
+        return [];
+    }
+
+    private void Process(SourceDocument doc)
+    {
+        var text = TextCleaner.Clean(doc.Text);
+        if (text.Length == 0) { Drop("empty_after_cleaning", doc.Id, doc.Text); return; }
+        var lang = LanguageTagger.TagDocument(text);
+        if (lang == Languages.Mixed)
+        {
+            // Split by paragraph into the recipe's languages; paragraphs of other languages are dropped.
+            foreach (var group in LanguageTagger.TagParagraphs(text).GroupBy(p => p.Language).OrderBy(g => g.Key, StringComparer.Ordinal))
+            {
+                var part = string.Join("\n\n", group.Select(p => p.Paragraph));
+                Keep(doc with { Id = $"{doc.Id}#{group.Key}" }, part, group.Key);
+            }
+            return;
+        }
+        Keep(doc, text, lang);
+    }
+
+    private void Keep(SourceDocument doc, string text, string lang)
+    {
+        if (!recipe.Languages.Contains(lang)) { Drop($"language.{lang}", doc.Id, text); return; }
+        var reason = lang == Languages.Chinese ? QualityFilter.CheckChinese(text, recipe.Quality)
+            : lang == Languages.English ? QualityFilter.CheckEnglish(text, recipe.Quality) : null;
+        if (reason is not null) { Drop($"quality.{reason}", doc.Id, text); return; }
+        if (recipe.Dedup.Exact && !_exact.Add(ExactKey(text))) { Drop("dedup.exact", doc.Id, text); return; }
+        if (_index is not null && _index.IsDuplicate(_hasher!.Signature(text))) { Drop("dedup.near", doc.Id, text); return; }
+        var hash = SHA256.HashData(Encoding.UTF8.GetBytes(text));
+        bool validation = BitConverter.ToUInt64(hash, 0) % 1_000_000 < (ulong)(recipe.Split.ValidationFraction * 1_000_000);
+        (validation ? _validation! : _train!).Add(new CorpusDocument(doc.Id, doc.Source, lang, text));
+        var byLang = _manifest.Kept.TryGetValue(validation ? "validation" : "train", out var d) ? d
+            : _manifest.Kept[validation ? "validation" : "train"] = new SortedDictionary<string, DropCount>(StringComparer.Ordinal);
+        var c = byLang.TryGetValue(lang, out var dc) ? dc : byLang[lang] = new DropCount();
+        c.Documents++; c.Characters += text.Length;
+    }
+
+    // Exact duplicates compare case-folded text with all whitespace runs as one space.
+    private static UInt128 ExactKey(string text)
+    {
+        var sb = new StringBuilder(text.Length);
+        bool space = false;
+        foreach (char ch in text)
+        {
+            if (char.IsWhiteSpace(ch)) { space = sb.Length > 0; continue; }
+            if (space) { sb.Append(' '); space = false; }
+            sb.Append(char.ToLowerInvariant(ch));
+        }
+        var h = SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString()));
+        return new UInt128(BitConverter.ToUInt64(h, 0), BitConverter.ToUInt64(h, 8));
+    }
+
+    private void Drop(string reason, string id, string text)
+    {
+        var c = _manifest.Dropped.TryGetValue(reason, out var dc) ? dc : _manifest.Dropped[reason] = new DropCount();
+        c.Documents++; c.Characters += text.Length;
+        var list = _samples.TryGetValue(reason, out var l) ? l : _samples[reason] = [];
+        if (list.Count < recipe.SamplesPerReason)
+            list.Add(JsonSerializer.Serialize(new { reason, id, text = text.Length > 2000 ? text[..2000] + "…" : text }, OutputJson));
+    }
+
+    private void WriteSamples()
+    {
+        var sb = new StringBuilder();
+        foreach (var reason in _samples.Keys.Order(StringComparer.Ordinal))
+            foreach (var line in _samples[reason]) sb.Append(line).Append('\n');
+        AtomicWrite(Path.Combine(outDir, "dropped.jsonl"), Encoding.UTF8.GetBytes(sb.ToString()));
+    }
+
+    internal static void AtomicWrite(string path, byte[] bytes)
+    {
+        var tmp = path + ".tmp";
+        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+        {
+            f.Write(bytes);
+            f.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, path, overwrite: true);
+    }
+
+    /// <summary>JSONL shards of one split, each closed (hashed, renamed) when it reaches its character budget.</summary>
+    private sealed class ShardWriter(string dir, string split, long maxChars, Manifest manifest) : IDisposable
+    {
+        /// <summary>After a failure: the open shard stays a .tmp file, never a shard under its final name.</summary>
+        public void Dispose()
+        {
+            _file?.Dispose();
+            _sha?.Dispose();
+            _file = null;
+        }
+
+        private FileStream? _file;
+        private IncrementalHash? _sha;
+        private long _docs, _chars;
+        private int _index;
+        private string _path = "";
+
+        public void Add(CorpusDocument doc)
+        {
+            if (_file is null) Open();
+            var line = JsonSerializer.SerializeToUtf8Bytes(doc, OutputJson);
+            _file!.Write(line); _file.WriteByte((byte)'\n');
+            _sha!.AppendData(line); _sha.AppendData("\n"u8);
+            _docs++; _chars += doc.Text.Length;
+            if (_chars >= maxChars) Close();
+        }
+
+        private void Open()
+        {
+            Directory.CreateDirectory(Path.Combine(dir, split));
+            _path = Path.Combine(split, $"{split}-{_index++:D5}.jsonl");
+            _file = new FileStream(Path.Combine(dir, _path + ".tmp"), FileMode.Create, FileAccess.Write);
+            _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            _docs = 0; _chars = 0;
+        }
+
+        public void Close()
+        {
+            if (_file is null) return;
+            _file.Flush(flushToDisk: true);
+            _file.Dispose();
+            File.Move(Path.Combine(dir, _path + ".tmp"), Path.Combine(dir, _path), overwrite: true);
+            manifest.Shards.Add(new ShardInfo(_path.Replace('\\', '/'), split, _docs, _chars, Convert.ToHexStringLower(_sha!.GetHashAndReset())));
+            _sha.Dispose();
+            _file = null;
+        }
+    }
+}
