@@ -11,7 +11,7 @@ internal static class CliRunner
         var parse = root.Parse(args);
         try
         {
-            return parse.Invoke();
+            return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false }); // errors a user causes: one line below, not a stack trace
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or ArgumentException or FormatException or NotSupportedException)
         {

@@ -51,7 +51,7 @@ internal static class DataCommands
             foreach (var (reason, n) in s.Skipped) t.AddRow($"  skipped {Markup.Escape(name)}: {Markup.Escape(reason)}", $"{n:N0}", "");
         foreach (var (reason, d) in m.Dropped) t.AddRow($"dropped: {Markup.Escape(reason)}", $"{d.Documents:N0}", $"{d.Characters:N0}");
         foreach (var (split, langs) in m.Kept)
-            foreach (var (lang, d) in langs) t.AddRow($"kept {split} [{Markup.Escape(lang)}]", $"{d.Documents:N0}", $"{d.Characters:N0}");
+            foreach (var (lang, d) in langs) t.AddRow($"kept {split} ({Markup.Escape(lang)})", $"{d.Documents:N0}", $"{d.Characters:N0}");
         AnsiConsole.Write(t);
         if (elapsed is { } e) AnsiConsole.MarkupLine($"{m.Shards.Count} shards in {e.TotalSeconds:F1} s");
     }
