@@ -42,6 +42,8 @@ public sealed class Manifest
 public sealed class SourceManifest
 {
     public string[] Paths { get; set; } = [];
+    public string? Package { get; set; }
+    public string? PackageVersion { get; set; }
     public long Files { get; set; }
     public long Documents { get; set; }
     public long Characters { get; set; }
@@ -93,8 +95,11 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
         foreach (var spec in recipe.Sources)
         {
             var stats = new SourceStats();
-            var files = spec.Paths.SelectMany(p => Expand(Path.Combine(recipe.BaseDirectory, p), stats)).ToList();
-            foreach (var doc in FileSource.Read(spec.Name, recipe.BaseDirectory, files, stats, spec.Format, spec.JsonField))
+            var debian = spec.Debian is null ? null : DebianSources.Find(spec.Debian);
+            var files = debian is not null ? DebianSources.Files(debian).ToList()
+                : spec.Paths.SelectMany(p => Expand(Path.Combine(recipe.BaseDirectory, p), stats)).ToList();
+            var root = debian?.Root ?? recipe.BaseDirectory;
+            foreach (var doc in FileSource.Read(spec.Name, root, files, stats, debian?.Format ?? spec.Format, spec.JsonField))
             {
                 Process(doc);
                 read++; chars += doc.Text.Length;
@@ -102,7 +107,10 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
             }
             _manifest.Sources[spec.Name] = new SourceManifest
             {
-                Paths = spec.Paths, Files = stats.Files, Documents = stats.Documents, Characters = stats.Characters, Skipped = stats.Skipped,
+                Paths = debian is null ? spec.Paths : [debian.Root],
+                Package = debian?.Package,
+                PackageVersion = debian is null ? null : DebianSources.PackageVersion(debian.Package),
+                Files = stats.Files, Documents = stats.Documents, Characters = stats.Characters, Skipped = stats.Skipped,
             };
         }
         Progress?.Invoke(read, chars);

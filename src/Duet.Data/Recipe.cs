@@ -16,6 +16,8 @@ public sealed record SourceSpec
     public required string Name { get; init; }
     /// <summary>Files or folders (read recursively), relative to the recipe.</summary>
     public string[] Paths { get; init; } = [];
+    /// <summary>A named Debian documentation source instead of paths (DebianSources.All: "debian-handbook/zh-CN", "fortunes-zh", ...).</summary>
+    public string? Debian { get; init; }
     /// <summary>text, markdown, html or jsonl; by file extension when absent.</summary>
     public SourceFormat? Format { get; init; }
     /// <summary>The field of a JSONL line that holds the text.</summary>

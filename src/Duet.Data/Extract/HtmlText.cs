@@ -106,7 +106,7 @@ public static class HtmlText
     }
 
     // Lines trimmed at the end, at most one blank line in a row, none at the ends.
-    private static string Tidy(string s)
+    internal static string Tidy(string s)
     {
         var sb = new StringBuilder(s.Length);
         bool blank = false;

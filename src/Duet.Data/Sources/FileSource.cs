@@ -23,7 +23,8 @@ public sealed class SourceStats
     public void Skip(string reason) => Skipped[reason] = Skipped.GetValueOrDefault(reason) + 1;
 }
 
-public enum SourceFormat { Text, Markdown, Html, Jsonl }
+/// <summary>Fortune: strfile text, entries separated by "%" lines. Roff: man page source.</summary>
+public enum SourceFormat { Text, Markdown, Html, Jsonl, Fortune, Roff }
 
 public static class FileSource
 {
@@ -65,12 +66,41 @@ public static class FileSource
             }
             var text = ReadWhole(file, stats);
             if (text is null) continue;
+            if (fmt == SourceFormat.Fortune)
+            {
+                foreach (var (part, n) in FortuneDocuments(text).Select((p, n) => (p, n)))
+                {
+                    stats.Documents++;
+                    stats.Characters += part.Length;
+                    yield return new SourceDocument(source, $"{id}#{n}", part);
+                }
+                continue;
+            }
             if (fmt == SourceFormat.Html) text = HtmlText.Extract(text);
+            else if (fmt == SourceFormat.Roff) text = RoffText.Extract(text);
             if (string.IsNullOrWhiteSpace(text)) { stats.Skip("empty"); continue; }
             stats.Documents++;
             stats.Characters += text.Length;
             yield return new SourceDocument(source, id, text);
         }
+    }
+
+    /// <summary>Characters of fortunes joined into one document: single fortunes are too short to filter or dedup.</summary>
+    public const int FortuneDocumentCharacters = 2000;
+
+    // Fortunes (separated by lines holding only "%") joined, a blank line apart, into documents of about 2000 characters.
+    private static IEnumerable<string> FortuneDocuments(string text)
+    {
+        var sb = new StringBuilder();
+        foreach (var entry in text.Replace("\r\n", "\n").Split("\n%\n"))
+        {
+            var e = entry.Trim('\n', '%');
+            if (e.Trim().Length == 0) continue;
+            if (sb.Length > 0) sb.Append("\n\n");
+            sb.Append(e);
+            if (sb.Length >= FortuneDocumentCharacters) { yield return sb.ToString(); sb.Clear(); }
+        }
+        if (sb.Length > 0) yield return sb.ToString();
     }
 
     private static Stream Open(string file)
