@@ -1,7 +1,8 @@
 // `duet data build`: sources -> clean -> language tag -> quality filter -> exact dedup -> near dedup ->
 // train/validation split -> JSONL text shards + manifest.json + dropped.jsonl (samples per reason).
 // One pass, in a fixed order (sources as the recipe lists them, files in ordinal order), so the same recipe and
-// sources give byte-identical output. Every file is written to a temporary name and renamed when complete,
+// sources give byte-identical output: the per-document stages (clean, tag, quality, dedup keys) run in parallel
+// over batches of documents, and their results are committed (dedup, shards, counts) in input order. Every file is written to a temporary name and renamed when complete,
 // the manifest last: a killed run leaves no half-written file under a final name.
 using System.Security.Cryptography;
 using System.Text;
@@ -99,12 +100,14 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
             var files = debian is not null ? DebianSources.Files(debian).ToList()
                 : spec.Paths.SelectMany(p => Expand(Path.Combine(recipe.BaseDirectory, p), stats)).ToList();
             var root = debian?.Root ?? recipe.BaseDirectory;
-            foreach (var doc in FileSource.Read(spec.Name, root, files, stats, debian?.Format ?? spec.Format, spec.JsonField))
+            var batch = new List<SourceDocument>(Batch);
+            foreach (var doc in FileSource.Read(spec.Name, root, files, stats, debian?.Format ?? spec.Format, spec.JsonField, deferExtraction: true))
             {
-                Process(doc);
+                batch.Add(doc);
                 read++; chars += doc.Text.Length;
-                if (read % 256 == 0) Progress?.Invoke(read, chars);
+                if (batch.Count == Batch) { ProcessBatch(batch); Progress?.Invoke(read, chars); }
             }
+            ProcessBatch(batch);
             _manifest.Sources[spec.Name] = new SourceManifest
             {
                 Paths = debian is null ? spec.Paths : [debian.Root],
@@ -126,39 +129,56 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
         return [];
     }
 
-    private void Process(SourceDocument doc)
+    /// <summary>
+    /// A document (or the part of a mixed one in one language) after the stages that depend on it alone:
+    /// cleaning, tagging, quality rules, and the keys of dedup. Computed in parallel; committed in input order.
+    /// </summary>
+    private sealed record Part(SourceDocument Doc, string Text, string Lang, string? DropReason, UInt128 ExactKey, ulong[]? Signature, bool Validation);
+
+    private List<Part> Prepare(SourceDocument doc)
     {
-        var text = TextCleaner.Clean(doc.Text);
-        if (text.Length == 0) { Drop("empty_after_cleaning", doc.Id, doc.Text); return; }
+        var text = TextCleaner.Clean(doc.Readable());
+        if (text.Length == 0) return [new Part(doc, doc.Text, "", "empty_after_cleaning", default, null, false)];
         var lang = LanguageTagger.TagDocument(text);
-        if (lang == Languages.Mixed)
-        {
-            // Split by paragraph into the recipe's languages; paragraphs of other languages are dropped.
-            foreach (var group in LanguageTagger.TagParagraphs(text).GroupBy(p => p.Language).OrderBy(g => g.Key, StringComparer.Ordinal))
-            {
-                var part = string.Join("\n\n", group.Select(p => p.Paragraph));
-                Keep(doc with { Id = $"{doc.Id}#{group.Key}" }, part, group.Key);
-            }
-            return;
-        }
-        Keep(doc, text, lang);
+        if (lang != Languages.Mixed) return [Judge(doc, text, lang)];
+        // Split by paragraph into its languages; each part is judged on its own.
+        return LanguageTagger.TagParagraphs(text).GroupBy(p => p.Language).OrderBy(g => g.Key, StringComparer.Ordinal)
+            .Select(g => Judge(doc with { Id = $"{doc.Id}#{g.Key}" }, string.Join("\n\n", g.Select(p => p.Paragraph)), g.Key)).ToList();
     }
 
-    private void Keep(SourceDocument doc, string text, string lang)
+    private Part Judge(SourceDocument doc, string text, string lang)
     {
-        if (!recipe.Languages.Contains(lang)) { Drop($"language.{lang}", doc.Id, text); return; }
+        if (!recipe.Languages.Contains(lang)) return new Part(doc, text, lang, $"language.{lang}", default, null, false);
         var reason = lang == Languages.Chinese ? QualityFilter.CheckChinese(text, recipe.Quality)
             : lang == Languages.English ? QualityFilter.CheckEnglish(text, recipe.Quality) : null;
-        if (reason is not null) { Drop($"quality.{reason}", doc.Id, text); return; }
-        if (recipe.Dedup.Exact && !_exact.Add(ExactKey(text))) { Drop("dedup.exact", doc.Id, text); return; }
-        if (_index is not null && _index.IsDuplicate(_hasher!.Signature(text))) { Drop("dedup.near", doc.Id, text); return; }
+        if (reason is not null) return new Part(doc, text, lang, $"quality.{reason}", default, null, false);
         var hash = SHA256.HashData(Encoding.UTF8.GetBytes(text));
         bool validation = BitConverter.ToUInt64(hash, 0) % 1_000_000 < (ulong)(recipe.Split.ValidationFraction * 1_000_000);
-        (validation ? _validation! : _train!).Add(new CorpusDocument(doc.Id, doc.Source, lang, text));
-        var byLang = _manifest.Kept.TryGetValue(validation ? "validation" : "train", out var d) ? d
-            : _manifest.Kept[validation ? "validation" : "train"] = new SortedDictionary<string, DropCount>(StringComparer.Ordinal);
-        var c = byLang.TryGetValue(lang, out var dc) ? dc : byLang[lang] = new DropCount();
-        c.Documents++; c.Characters += text.Length;
+        return new Part(doc, text, lang, null, recipe.Dedup.Exact ? ExactKey(text) : default, _hasher?.Signature(text), validation);
+    }
+
+    // The order-dependent stages: dedup against what was kept before, then the shards and counts.
+    private void Commit(Part p)
+    {
+        if (p.DropReason is not null) { Drop(p.DropReason, p.Doc.Id, p.Text); return; }
+        if (recipe.Dedup.Exact && !_exact.Add(p.ExactKey)) { Drop("dedup.exact", p.Doc.Id, p.Text); return; }
+        if (_index is not null && _index.IsDuplicate(p.Signature!)) { Drop("dedup.near", p.Doc.Id, p.Text); return; }
+        (p.Validation ? _validation! : _train!).Add(new CorpusDocument(p.Doc.Id, p.Doc.Source, p.Lang, p.Text));
+        string split = p.Validation ? "validation" : "train";
+        var byLang = _manifest.Kept.TryGetValue(split, out var d) ? d : _manifest.Kept[split] = new SortedDictionary<string, DropCount>(StringComparer.Ordinal);
+        var c = byLang.TryGetValue(p.Lang, out var dc) ? dc : byLang[p.Lang] = new DropCount();
+        c.Documents++; c.Characters += p.Text.Length;
+    }
+
+    /// <summary>Documents prepared together: enough to keep both cores busy, few enough to bound memory.</summary>
+    private const int Batch = 512;
+
+    private void ProcessBatch(List<SourceDocument> batch)
+    {
+        var parts = new List<Part>[batch.Count];
+        Parallel.For(0, batch.Count, i => parts[i] = Prepare(batch[i]));
+        foreach (var list in parts) foreach (var p in list) Commit(p);
+        batch.Clear();
     }
 
     // Exact duplicates compare case-folded text with all whitespace runs as one space.

@@ -11,7 +11,19 @@ using Duet.Data.Extract;
 namespace Duet.Data.Sources;
 
 /// <summary>One document as a source gives it: where it came from and its raw text.</summary>
-public sealed record SourceDocument(string Source, string Id, string Text);
+public sealed record SourceDocument(string Source, string Id, string Text)
+{
+    /// <summary>Html or Roff when <see cref="Text"/> is still markup (read with deferred extraction), else Text.</summary>
+    public SourceFormat Markup { get; init; } = SourceFormat.Text;
+
+    /// <summary>The readable text: <see cref="Text"/>, extracted from its markup if that was deferred.</summary>
+    public string Readable() => Markup switch
+    {
+        SourceFormat.Html => HtmlText.Extract(Text),
+        SourceFormat.Roff => RoffText.Extract(Text),
+        _ => Text,
+    };
+}
 
 /// <summary>What a source read and what it skipped, by reason.</summary>
 public sealed class SourceStats
@@ -51,8 +63,10 @@ public static class FileSource
     /// Documents of <paramref name="files"/> (sorted here), ids relative to <paramref name="root"/> (JSONL: path:line).
     /// <paramref name="format"/> null: by extension. <paramref name="jsonField"/>: the text field of JSONL lines.
     /// </summary>
+    /// With <paramref name="deferExtraction"/>, HTML and roff come back as markup (SourceDocument.Markup set) for
+    /// the caller to extract in parallel; their empty pages are then the caller's to count.
     public static IEnumerable<SourceDocument> Read(string source, string root, IEnumerable<string> files, SourceStats stats,
-        SourceFormat? format = null, string jsonField = "text")
+        SourceFormat? format = null, string jsonField = "text", bool deferExtraction = false)
     {
         foreach (var file in files.OrderBy(f => f, StringComparer.Ordinal))
         {
@@ -76,12 +90,12 @@ public static class FileSource
                 }
                 continue;
             }
-            if (fmt == SourceFormat.Html) text = HtmlText.Extract(text);
-            else if (fmt == SourceFormat.Roff) text = RoffText.Extract(text);
+            bool markup = fmt is SourceFormat.Html or SourceFormat.Roff;
+            if (markup && !deferExtraction) text = fmt == SourceFormat.Html ? HtmlText.Extract(text) : RoffText.Extract(text);
             if (string.IsNullOrWhiteSpace(text)) { stats.Skip("empty"); continue; }
             stats.Documents++;
             stats.Characters += text.Length;
-            yield return new SourceDocument(source, id, text);
+            yield return new SourceDocument(source, id, text) { Markup = markup && deferExtraction ? fmt : SourceFormat.Text };
         }
     }
 
