@@ -10,14 +10,7 @@
 set -euo pipefail
 src="${1:?path to a llama.cpp source tree built in build/}"
 work="${2:-$(mktemp -d)}"
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-"$root/duet" --help > /dev/null
-duet=(dotnet "$root/src/Duet.Cli/bin/Release/net10.0/duet.dll")
-mkdir -p "$work" && cd "$work"
-gcc -O2 -o ggml_logits "$root/bench/ggml/ggml_logits.c" -I"$src/include" -I"$src/ggml/include" \
-  -L"$src/build/bin" -Wl,-rpath,"$src/build/bin" -lllama -lggml -lggml-base
-pre=()
-if [ "${NOAMX:-0}" = 1 ]; then gcc -O2 -shared -fPIC -o noamx.so "$root/bench/ggml/noamx.c" -ldl; pre=(env LD_PRELOAD="$PWD/noamx.so"); fi
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 "${duet[@]}" init --dim 256 --layers 4 --heads 8 --kv-heads 2 --ffn 512 --ctx 512 --std "${STD:-0.1}" --seed "${SEED:-7}" -o f32.gguf 2> /dev/null
 for t in Q8_0 Q4_0 Q4_K Q6_K; do "${duet[@]}" quantize f32.gguf "$t.gguf" --type $t 2> /dev/null; done
 ids="$(python3 -c 'print(" ".join(str((i * 7919 + 13) % 32000) for i in range(64)))')"

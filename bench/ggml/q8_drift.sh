@@ -6,19 +6,14 @@ set -euo pipefail
 src="${1:?path to a llama.cpp source tree built in build/}"
 preset="${2:-yi}"
 work="${3:-$(mktemp -d)}"
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-"$root/duet" --help > /dev/null
-duet=(dotnet "$root/src/Duet.Cli/bin/Release/net10.0/duet.dll")
-mkdir -p "$work" && cd "$work"
-gcc -O2 -o ggml_logits "$root/bench/ggml/ggml_logits.c" -I"$src/include" -I"$src/ggml/include" \
-  -L"$src/build/bin" -Wl,-rpath,"$src/build/bin" -lllama -lggml -lggml-base
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 /usr/bin/python3 "$root/tests/reference/make_random_llama.py" --preset "$preset" --seed 11 --std 0.02 --out hf > /dev/null
 "${duet[@]}" convert hf f32.gguf --type F32 > /dev/null
 "${duet[@]}" quantize f32.gguf q8_0.gguf --type Q8_0 > /dev/null
 vocab="$(/usr/bin/python3 -c 'import json; print(json.load(open("hf/config.json"))["vocab_size"])')"
 ids="$(/usr/bin/python3 -c "print(' '.join(str((i * 7919 + 13) % $vocab) for i in range(64)))")"
 for f in f32 q8_0; do
-  ./ggml_logits $f.gguf $f.ggml.bin 2 f32 $ids 2> /dev/null
+  "${pre[@]}" ./ggml_logits $f.gguf $f.ggml.bin 2 f32 $ids 2> /dev/null
   "${duet[@]}" logits --model $f.gguf --ids "$ids" --out $f.duet.npy -t 2 > /dev/null
 done
 /usr/bin/python3 - <<'PY'

@@ -213,16 +213,7 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
         AtomicWrite(Path.Combine(outDir, "dropped.jsonl"), Encoding.UTF8.GetBytes(sb.ToString()));
     }
 
-    internal static void AtomicWrite(string path, byte[] bytes)
-    {
-        var tmp = path + ".tmp";
-        using (var f = new FileStream(tmp, FileMode.Create, FileAccess.Write))
-        {
-            f.Write(bytes);
-            f.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, path, overwrite: true);
-    }
+    private static void AtomicWrite(string path, byte[] bytes) => Duet.Formats.AtomicFile.Write(path, s => s.Write(bytes));
 
     /// <summary>JSONL shards of one split, each closed (hashed, renamed) when it reaches its character budget.</summary>
     private sealed class ShardWriter(string dir, string split, long maxChars, Manifest manifest) : IDisposable

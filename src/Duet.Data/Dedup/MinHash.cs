@@ -71,34 +71,33 @@ public sealed class MinHasher
     /// <summary>64-bit hashes of the document's shingles (duplicates included; they do not change minima).</summary>
     public static IEnumerable<ulong> Shingles(string text, MinHashOptions o)
     {
-        var (words, han) = Words(text);
-        if (han * 2 >= Math.Max(1, CountLetters(text)))
+        var (words, han, letters) = Words(text);
+        if (han * 2 >= Math.Max(1, letters))
         {
             // Chinese: character n-grams of the letters (punctuation and spaces out), so "同一句话" matches across line breaks.
-            var letters = text.Where(char.IsLetterOrDigit).Select(char.ToLowerInvariant).ToArray();
-            if (letters.Length < o.CharNgram) { if (letters.Length > 0) yield return Hash(letters); yield break; }
-            for (int i = 0; i + o.CharNgram <= letters.Length; i++) yield return Hash(letters.AsSpan(i, o.CharNgram));
+            var chars = text.Where(char.IsLetterOrDigit).Select(char.ToLowerInvariant).ToArray();
+            if (chars.Length < o.CharNgram) { if (chars.Length > 0) yield return Hash(chars); yield break; }
+            for (int i = 0; i + o.CharNgram <= chars.Length; i++) yield return Hash(chars.AsSpan(i, o.CharNgram));
             yield break;
         }
         if (words.Count < o.WordNgram) { if (words.Count > 0) yield return Hash(string.Join(' ', words).AsSpan()); yield break; }
         for (int i = 0; i + o.WordNgram <= words.Count; i++) yield return Hash(string.Join(' ', words.GetRange(i, o.WordNgram)).AsSpan());
     }
 
-    private static (List<string> Words, int Han) Words(string text)
+    private static (List<string> Words, int Han, int Letters) Words(string text)
     {
         var words = new List<string>();
-        int han = 0, start = -1;
+        int han = 0, letters = 0, start = -1;
         for (int i = 0; i <= text.Length; i++)
         {
             bool letter = i < text.Length && char.IsLetterOrDigit(text[i]);
+            if (letter) letters++;
             if (i < text.Length && IsHan(text[i])) han++;
             if (letter && start < 0) start = i;
             if (!letter && start >= 0) { words.Add(text[start..i].ToLowerInvariant()); start = -1; }
         }
-        return (words, han);
+        return (words, han, letters);
     }
-
-    private static int CountLetters(string text) => text.Count(char.IsLetterOrDigit);
 
     internal static bool IsHan(char c) => c is (>= '\u4E00' and <= '\u9FFF') or (>= '\u3400' and <= '\u4DBF') or (>= '\uF900' and <= '\uFAFF');
 

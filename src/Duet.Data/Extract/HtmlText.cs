@@ -49,7 +49,7 @@ public static class HtmlText
             if (s_paragraph.Contains(name)) { NewLine(sb); if (sb.Length > 0 && !(sb.Length > 1 && sb[^2] == '\n')) sb.Append('\n'); }
             else if (s_block.Contains(name)) NewLine(sb);
         }
-        return Tidy(sb.ToString());
+        return Normalize.TextCleaner.NormalizeWhitespace(sb.ToString());
     }
 
     private static bool LooksLikeTag(string s, int i) =>
@@ -103,21 +103,5 @@ public static class HtmlText
     {
         while (sb.Length > 0 && sb[^1] == ' ') sb.Length--;
         if (sb.Length > 0 && sb[^1] != '\n') sb.Append('\n');
-    }
-
-    // Lines trimmed at the end, at most one blank line in a row, none at the ends.
-    internal static string Tidy(string s)
-    {
-        var sb = new StringBuilder(s.Length);
-        bool blank = false;
-        foreach (var line in s.Split('\n'))
-        {
-            var t = line.TrimEnd();
-            if (t.Trim().Length == 0) { blank = true; continue; }
-            if (sb.Length > 0) sb.Append(blank ? "\n\n" : "\n");
-            blank = false;
-            sb.Append(t);
-        }
-        return sb.ToString();
     }
 }

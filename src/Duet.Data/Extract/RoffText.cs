@@ -43,7 +43,7 @@ public static class RoffText
             }
             Text(sb, Escapes(line), nofill);
         }
-        return HtmlText.Tidy(sb.ToString());
+        return Normalize.TextCleaner.NormalizeWhitespace(sb.ToString());
     }
 
     private static (string Req, string Args) SplitRequest(string s)

@@ -17,10 +17,12 @@ public static unsafe class FloatGemm
     {
         if (!Avx512F.IsSupported || cols % 16 != 0)
         {
-            float*[] w = [w0, w1, w2, w3];
             for (int t = 0; t < 4; t++)
                 for (int i = 0; i < 4; i++)
-                    result[4 * t + i] = TensorPrimitives.Dot(new ReadOnlySpan<float>(w[i], cols), new ReadOnlySpan<float>(x + t * ldx, cols));
+                {
+                    float* wi = i switch { 0 => w0, 1 => w1, 2 => w2, _ => w3 };
+                    result[4 * t + i] = TensorPrimitives.Dot(new ReadOnlySpan<float>(wi, cols), new ReadOnlySpan<float>(x + t * ldx, cols));
+                }
             return;
         }
         float* x0 = x, x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx;

@@ -242,6 +242,7 @@ public static unsafe class MatMul
         }
         if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
         {
+            // Without AVX-VNNI: each token against the row with the decode kernels (the activations were laid out for them).
             var q8 = job.Q8;
             fixed (sbyte* xq = q8.Codes)
             fixed (float* xd = q8.Scales)
@@ -251,35 +252,15 @@ public static unsafe class MatMul
             {
                 int blocks = cols / 32, ls = q8.LaneStride(w.Type);
                 long rb = w.RowBytes;
-                bool q4 = w.Type == GgmlType.Q4_0, fast = QuantDot.HasPairKernels;
-                int full = q4 ? blocks & ~3 : blocks & ~1; // blocks the wide kernels take; the rest go the 256-bit way
-                float* four = stackalloc float[4];
+                bool q4 = w.Type == GgmlType.Q4_0, pairs = QuantDot.HasPairKernels;
                 for (int r = start; r < end; r++)
                 {
                     byte* wr = w.Data + r * rb;
-                    int b0 = 0;
-                    if (fast)
-                        for (; b0 + 4 <= batch; b0 += 4)
-                        {
-                            if (q4) QuantDot.DotQ4_0Quads4(wr, pc + b0 * cols, pk + b0 * ls, ps + b0 * ls, cols, ls, blocks, four);
-                            else QuantDot.DotQ8_0Pairs4(wr, xq + b0 * cols, ps + b0 * ls, cols, ls, blocks, four);
-                            for (int k = 0; k < 4; k++)
-                            {
-                                float v = four[k];
-                                if (full < blocks)
-                                {
-                                    sbyte* tq = xq + (b0 + k) * cols + full * 32;
-                                    float* td = xd + (b0 + k) * blocks + full;
-                                    v += q4 ? QuantDot.DotQ4_0(wr + full * 18, tq, td, blocks - full) : QuantDot.DotQ8_0(wr + full * 34, tq, td, blocks - full);
-                                }
-                                job.Y[(long)(b0 + k) * w.Rows + r] = v;
-                            }
-                        }
-                    for (int b = b0; b < batch; b++)
+                    for (int b = 0; b < batch; b++)
                     {
                         sbyte* bq = xq + b * cols;
                         float* bd = xd + b * blocks;
-                        job.Y[(long)b * w.Rows + r] = fast
+                        job.Y[(long)b * w.Rows + r] = pairs
                             ? (q4 ? QuantDot.DotQ4_0Quads(wr, pc + b * cols, pk + b * ls, ps + b * ls, bq, bd, blocks) : QuantDot.DotQ8_0Pairs(wr, bq, bd, ps + b * ls, blocks))
                             : (q4 ? QuantDot.DotQ4_0(wr, bq, bd, blocks) : QuantDot.DotQ8_0(wr, bq, bd, blocks));
                     }

@@ -24,19 +24,6 @@ public sealed unsafe class Q8Activations
     public sbyte[] GroupCodes { get; private set; } = [];
     public int[] GroupStart { get; private set; } = [];
 
-    /// <summary>Builds the grouped layout of every row for weights of <paramref name="type"/>.</summary>
-    public void BuildGroups(GgmlType type)
-    {
-        AllocateGroups();
-        BuildGroups(type, 0, Rows);
-    }
-
-    private void AllocateGroups()
-    {
-        int groups = Blocks / 8;
-        if (GroupStart.Length < Rows * groups * 8) { GroupCodes = new sbyte[Rows * groups * 256]; GroupStart = new int[Rows * groups * 8]; }
-    }
-
     private void BuildGroups(GgmlType type, int r0, int r1)
     {
         int groups = Blocks / 8;
@@ -59,11 +46,9 @@ public sealed unsafe class Q8Activations
     /// </summary>
     public void QuantizeGrouped(ReadOnlySpan<float> x, int rows, int cols, GgmlType type, Parallel.WorkerPool pool)
     {
-        if (cols % 32 != 0) throw new ArgumentException($"Q8_0 activations need a multiple of 32 columns, not {cols}");
-        if (x.Length < rows * cols) throw new ArgumentException("Q8Activations: x is shorter than rows x cols");
-        Rows = rows; Cols = cols;
-        if (Codes.Length < rows * cols) { Codes = new sbyte[rows * cols]; Scales = new float[rows * cols / 32]; }
-        AllocateGroups();
+        Allocate(x, rows, cols);
+        int groups = Blocks / 8;
+        if (GroupStart.Length < rows * groups * 8) { GroupCodes = new sbyte[rows * groups * 256]; GroupStart = new int[rows * groups * 8]; }
         fixed (float* px = x)
         {
             var job = _prepare;
@@ -83,12 +68,17 @@ public sealed unsafe class Q8Activations
     /// <summary>Quantizes <paramref name="rows"/> rows of <paramref name="cols"/> (a multiple of 32).</summary>
     public void Quantize(ReadOnlySpan<float> x, int rows, int cols)
     {
-        if (cols % 32 != 0) throw new ArgumentException($"Q8_0 activations need a multiple of 32 columns, not {cols}");
-        Rows = rows; Cols = cols;
-        int n = rows * cols;
-        if (Codes.Length < n) { Codes = new sbyte[n]; Scales = new float[n / 32]; }
+        Allocate(x, rows, cols);
         for (int r = 0; r < rows; r++)
             QuantDot.QuantizeActivations(x.Slice(r * cols, cols), Codes.AsSpan(r * cols, cols), Scales.AsSpan(r * Blocks, Blocks));
+    }
+
+    private void Allocate(ReadOnlySpan<float> x, int rows, int cols)
+    {
+        if (cols % 32 != 0) throw new ArgumentException($"Q8_0 activations need a multiple of 32 columns, not {cols}");
+        if (x.Length < rows * cols) throw new ArgumentException($"Q8Activations: x has {x.Length} values, not {rows} x {cols}");
+        Rows = rows; Cols = cols;
+        if (Codes.Length < rows * cols) { Codes = new sbyte[rows * cols]; Scales = new float[rows * cols / 32]; }
     }
 
     /// <summary>Codes per row in the decode layout (Q4_0).</summary>

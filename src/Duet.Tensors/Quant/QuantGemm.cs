@@ -52,6 +52,7 @@ public static unsafe class QuantGemm
     public static void PackRow(GgmlType type, byte* row, int blocks, byte* packed, float* scales)
     {
         int groups = blocks / 8;
+        float* half = QuantDot.HalfTable;
         for (int g = 0; g < groups; g++)
         {
             uint* dst = (uint*)(packed + g * 256);
@@ -61,7 +62,7 @@ public static unsafe class QuantGemm
                 if (type == GgmlType.Q4_0)
                 {
                     byte* blk = row + b * 18;
-                    scales[b] = (float)BitConverter.UInt16BitsToHalf(*(ushort*)blk);
+                    scales[b] = half[*(ushort*)blk];
                     for (int m = 0; m < 4; m++)
                     {
                         uint v = *(uint*)(blk + 2 + 4 * m); // bytes 4m..4m+3: codes 4m.. (low nibbles) and 16+4m.. (high)
@@ -72,7 +73,7 @@ public static unsafe class QuantGemm
                 else
                 {
                     byte* blk = row + b * 34;
-                    scales[b] = (float)BitConverter.UInt16BitsToHalf(*(ushort*)blk);
+                    scales[b] = half[*(ushort*)blk];
                     for (int s = 0; s < 8; s++) dst[s * 8 + j] = *(uint*)(blk + 2 + 4 * s) ^ 0x80808080u; // code + 128
                 }
             }
