@@ -38,6 +38,14 @@ public sealed class Manifest
     /// <summary>Kept documents and characters by split, then language.</summary>
     public SortedDictionary<string, SortedDictionary<string, DropCount>> Kept { get; set; } = new(StringComparer.Ordinal);
     public List<ShardInfo> Shards { get; set; } = [];
+
+    /// <summary>Reads a corpus manifest, with one clear error for a missing or malformed file.</summary>
+    public static Manifest Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no manifest (is its folder the output of `duet data build`?)", path);
+        try { return JsonSerializer.Deserialize<Manifest>(File.ReadAllText(path), DataPipeline.OutputJson) ?? throw new InvalidDataException($"{path}: empty manifest"); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not a valid manifest: {e.Message}", e); }
+    }
 }
 
 public sealed class SourceManifest
@@ -82,8 +90,8 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
         _manifest.Recipe = recipe.Name;
         _manifest.RecipeSha256 = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(recipePath)));
         if (recipe.Dedup.Near) { _hasher = new MinHasher(recipe.Dedup.MinHash); _index = new MinHashIndex(recipe.Dedup.MinHash); }
-        _train = new ShardWriter(outDir, "train", recipe.ShardCharacters, _manifest);
-        _validation = new ShardWriter(outDir, "validation", recipe.ShardCharacters, _manifest);
+        _train = new ShardWriter(outDir, "train", recipe.ShardCharacters, recipe.Compress, _manifest);
+        _validation = new ShardWriter(outDir, "validation", recipe.ShardCharacters, recipe.Compress, _manifest);
         ReadSources();
         WriteSamples();
         AtomicWrite(Path.Combine(outDir, "manifest.json"), JsonSerializer.SerializeToUtf8Bytes(_manifest, s_manifestJson));
@@ -139,11 +147,20 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
     {
         var text = TextCleaner.Clean(doc.Readable());
         if (text.Length == 0) return [new Part(doc, doc.Text, "", "empty_after_cleaning", default, null, false)];
-        var lang = LanguageTagger.TagDocument(text);
-        if (lang != Languages.Mixed) return [Judge(doc, text, lang)];
-        // Split by paragraph into its languages; each part is judged on its own.
-        return LanguageTagger.TagParagraphs(text).GroupBy(p => p.Language).OrderBy(g => g.Key, StringComparer.Ordinal)
-            .Select(g => Judge(doc with { Id = $"{doc.Id}#{g.Key}" }, string.Join("\n\n", g.Select(p => p.Paragraph)), g.Key)).ToList();
+        var sections = Sections.Split(text, recipe.SectionCharacters);
+        if (sections.Count == 1) return PrepareSection(doc, text);
+        var parts = new List<Part>();
+        for (int k = 0; k < sections.Count; k++) parts.AddRange(PrepareSection(doc with { Id = $"{doc.Id}#s{k}" }, sections[k]));
+        return parts;
+    }
+
+    // One language: the section as it is. Several (LanguageSplitter): each language's part judged on its own.
+    private List<Part> PrepareSection(SourceDocument doc, string text)
+    {
+        var split = LanguageSplitter.Split(text);
+        if (split.Count == 1) return [Judge(doc, split[0].Text, split[0].Language)];
+        return split.OrderBy(p => p.Language, StringComparer.Ordinal)
+            .Select(p => Judge(doc with { Id = $"{doc.Id}#{p.Language}" }, p.Text, p.Language)).ToList();
     }
 
     private Part Judge(SourceDocument doc, string text, string lang)
@@ -216,17 +233,21 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
     private static void AtomicWrite(string path, byte[] bytes) => Duet.Formats.AtomicFile.Write(path, s => s.Write(bytes));
 
     /// <summary>JSONL shards of one split, each closed (hashed, renamed) when it reaches its character budget.</summary>
-    private sealed class ShardWriter(string dir, string split, long maxChars, Manifest manifest) : IDisposable
+    /// The SHA-256 is of the JSONL bytes, compressed or not: gzip output can differ between zlib versions while the
+    /// text cannot.
+    private sealed class ShardWriter(string dir, string split, long maxChars, bool compress, Manifest manifest) : IDisposable
     {
         /// <summary>After a failure: the open shard stays a .tmp file, never a shard under its final name.</summary>
         public void Dispose()
         {
+            _out?.Dispose();
             _file?.Dispose();
             _sha?.Dispose();
             _file = null;
         }
 
         private FileStream? _file;
+        private Stream? _out; // the file, or a gzip stream over it
         private IncrementalHash? _sha;
         private long _docs, _chars;
         private int _index;
@@ -236,7 +257,7 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
         {
             if (_file is null) Open();
             var line = JsonSerializer.SerializeToUtf8Bytes(doc, OutputJson);
-            _file!.Write(line); _file.WriteByte((byte)'\n');
+            _out!.Write(line); _out.WriteByte((byte)'\n');
             _sha!.AppendData(line); _sha.AppendData("\n"u8);
             _docs++; _chars += doc.Text.Length;
             if (_chars >= maxChars) Close();
@@ -245,8 +266,9 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
         private void Open()
         {
             Directory.CreateDirectory(Path.Combine(dir, split));
-            _path = Path.Combine(split, $"{split}-{_index++:D5}.jsonl");
+            _path = Path.Combine(split, $"{split}-{_index++:D5}.jsonl{(compress ? ".gz" : "")}");
             _file = new FileStream(Path.Combine(dir, _path + ".tmp"), FileMode.Create, FileAccess.Write);
+            _out = compress ? new System.IO.Compression.GZipStream(_file, System.IO.Compression.CompressionLevel.SmallestSize, leaveOpen: true) : _file;
             _sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             _docs = 0; _chars = 0;
         }
@@ -254,6 +276,8 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
         public void Close()
         {
             if (_file is null) return;
+            if (_out != _file) _out!.Dispose(); // the gzip trailer
+            _out = null;
             _file.Flush(flushToDisk: true);
             _file.Dispose();
             File.Move(Path.Combine(dir, _path + ".tmp"), Path.Combine(dir, _path), overwrite: true);

@@ -46,6 +46,10 @@ public sealed record Recipe
     public QualityOptions Quality { get; init; } = new();
     public DedupSpec Dedup { get; init; } = new();
     public SplitSpec Split { get; init; } = new();
+    /// <summary>Documents longer than this are cut into sections (Normalize/Sections.cs) before tagging and filters; 0: whole documents.</summary>
+    public int SectionCharacters { get; init; }
+    /// <summary>Shards written gzip-compressed (.jsonl.gz); the manifest's SHA-256 stays that of the JSONL text.</summary>
+    public bool Compress { get; init; }
     /// <summary>Characters per shard before a new one starts.</summary>
     public long ShardCharacters { get; init; } = 50_000_000;
     /// <summary>Dropped documents kept as samples per reason, for `duet data inspect`.</summary>

@@ -53,7 +53,7 @@ public sealed class FileSourceTests : IDisposable
         Assert.Equal(6, stats.Documents);
         Assert.Equal(1, stats.Skipped["binary"]);
         Assert.Equal(1, stats.Skipped["invalid_utf8"]);
-        Assert.Equal(1, stats.Skipped["unreadable"]);
+        Assert.Equal(1, stats.Skipped["gzip_corrupt"]);
         Assert.Equal(4, stats.Skipped["jsonl_bad_line"]); // not json, a number, no field, an array
         Assert.Equal(3, stats.Skipped["empty"]);          // h.txt, j.html, the blank JSONL text
     }
@@ -64,5 +64,39 @@ public sealed class FileSourceTests : IDisposable
         var stats = new SourceStats();
         Assert.Empty(FileSource.Read("test", _dir, [Path.Combine(_dir, "missing.txt")], stats));
         Assert.Equal(1, stats.Skipped["unreadable"]);
+    }
+
+    [Fact]
+    public void Read_TruncatedOrDamagedGzip_IsSkippedNotShortened()
+    {
+        // GZipStream alone returns the inflated prefix of a cut file without an error; the trailer check must catch it.
+        var text = string.Concat(Enumerable.Range(0, 4000).Select(i => $"line {i} of a long compressed document, 第{i}行。\n"));
+        var full = Gz(text);
+        var jsonl = Gz(string.Concat(Enumerable.Range(0, 2000).Select(i => $"{{\"text\": \"document number {i}\"}}\n")));
+        var files = new[]
+        {
+            Write("a-full.txt.gz", full),
+            Write("b-half.txt.gz", full[..(full.Length / 2)]),
+            Write("c-no-trailer.txt.gz", full[..^8]),
+            Write("d-short-trailer.txt.gz", full[..^3]),
+            Write("e-flipped.txt.gz", Flip(full, full.Length - 6)),   // the stored length
+            Write("f-half.jsonl.gz", jsonl[..(jsonl.Length / 2)]),
+        };
+        var stats = new SourceStats();
+        var docs = FileSource.Read("test", _dir, files, stats).ToList();
+        Assert.Equal(text, docs[0].Text);
+        Assert.Equal(5, stats.Skipped["gzip_corrupt"]); // four whole-file documents and the JSONL file
+        // The JSONL lines inflated before the cut were whole lines and are kept; the cut line is a bad line.
+        var lines = docs.Skip(1).ToList();
+        Assert.InRange(lines.Count, 100, 1999);
+        Assert.All(lines.Select((d, i) => (d, i)), x => Assert.Equal($"document number {x.i}", x.d.Text));
+        Assert.True(stats.Skipped.GetValueOrDefault("jsonl_bad_line") <= 1);
+    }
+
+    private static byte[] Flip(byte[] b, int at)
+    {
+        var c = (byte[])b.Clone();
+        c[at] ^= 0x40;
+        return c;
     }
 }

@@ -46,4 +46,12 @@ public class TextCleanerTests
     [Fact]
     public void Clean_OnlyControlsAndSpace_IsEmpty()
         => Assert.Equal("", TextCleaner.Clean("\u001B[0m \r\n\t \u0001\n"));
+
+    [Fact]
+    public void Clean_TableBorderLines_AreRemoved_RowsAndProseStay()
+    {
+        var text = "表 1.6. umask值举例\n┌───────┬──────┐\n│umask值│权限  │\n├───────┼──────┤\n│0022   │644   │\n└───────┴──────┘\n" +
+                   "+-----+\n| a | b |\n=====\n--\nx - y = z\n";
+        Assert.Equal("表 1.6. umask值举例\n│umask值│权限  │\n│0022   │644   │\n| a | b |\n--\nx - y = z", TextCleaner.Clean(text));
+    }
 }

@@ -50,6 +50,37 @@ public class TrainerTests
     }
 
     [Fact]
+    public void AddFiles_JsonlGzShards_ReadTheTextFieldOfEachLine_AndNameABadLine()
+    {
+        var lines = RepoFiles.TestLines().Take(400).ToArray();
+        var dir = Directory.CreateTempSubdirectory("duet-trainer-").FullName;
+        try
+        {
+            var path = Path.Combine(dir, "train-00000.jsonl.gz");
+            using (var gz = new System.IO.Compression.GZipStream(File.Create(path), System.IO.Compression.CompressionLevel.Fastest))
+            using (var w = new StreamWriter(gz, new UTF8Encoding(false)))
+                foreach (var (l, i) in lines.Select((l, i) => (l, i)))
+                    w.Write(System.Text.Json.JsonSerializer.Serialize(new { id = $"d{i}", lang = "x", text = l }) + "\n");
+            var fromFile = new BpeTrainer(new BpeTrainerOptions { VocabSize = 600 });
+            fromFile.AddFiles([path]);
+            var direct = new BpeTrainer(new BpeTrainerOptions { VocabSize = 600 });
+            foreach (var l in lines) direct.AddText(l);
+            Assert.Equal(direct.CharactersSeen, fromFile.CharactersSeen);
+            var a = new MemoryStream();
+            var b = new MemoryStream();
+            TokenizerJsonWriter.Write(direct.Train(), a);
+            TokenizerJsonWriter.Write(fromFile.Train(), b);
+            Assert.Equal(a.ToArray(), b.ToArray());
+
+            var bad = Path.Combine(dir, "bad.jsonl");
+            File.WriteAllText(bad, "{\"text\": \"fine\"}\n{\"text\": 3}\n");
+            var e = Assert.Throws<InvalidDataException>(() => new BpeTrainer(new BpeTrainerOptions { VocabSize = 600 }).AddFiles([bad]));
+            Assert.Contains("bad.jsonl:2", e.Message, StringComparison.Ordinal);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public void Train_Twice_GivesByteIdenticalTokenizerJson()
     {
         var a = new MemoryStream();

@@ -1,4 +1,4 @@
-// duet data {build, inspect}: the corpus pipeline of a recipe, and what it kept and dropped.
+// duet data {build, inspect, verify}: the corpus pipeline of a recipe, and what it kept and dropped.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
@@ -14,6 +14,24 @@ internal static class DataCommands
         var cmd = new Command("data", "Build a corpus from a recipe (extract, clean, language-tag, filter, dedup, split, shard) and inspect it.");
         cmd.Subcommands.Add(Build());
         cmd.Subcommands.Add(Inspect());
+        cmd.Subcommands.Add(Verify());
+        return cmd;
+    }
+
+    private static Command Verify()
+    {
+        var dir = new Argument<string>("DIR") { Description = "a folder written by `duet data build` (data/sample, for one)" };
+        var cmd = new Command("verify", "Check that every shard of a corpus matches its manifest (SHA-256 of the JSONL text, documents, characters).") { dir };
+        cmd.SetAction(r =>
+        {
+            var d = r.GetValue(dir)!;
+            var problems = CorpusVerifier.Verify(d);
+            foreach (var p in problems) Console.Error.WriteLine(p);
+            var m = Manifest.Load(Path.Combine(d, "manifest.json"));
+            if (problems.Count > 0) { Console.Error.WriteLine($"{d}: {problems.Count} problem(s)"); return 1; }
+            Console.WriteLine($"{d}: {m.Shards.Count} shards match manifest.json ({m.Shards.Sum(s => s.Documents):N0} documents, {m.Shards.Sum(s => s.Characters):N0} characters)");
+            return 0;
+        });
         return cmd;
     }
 
@@ -64,11 +82,7 @@ internal static class DataCommands
         cmd.SetAction(r =>
         {
             var d = r.GetValue(dir)!;
-            var manifestPath = Path.Combine(d, "manifest.json");
-            if (!File.Exists(manifestPath)) throw new FileNotFoundException($"{manifestPath}: no manifest (is {d} the output of `duet data build`?)", manifestPath);
-            Manifest m;
-            try { m = JsonSerializer.Deserialize<Manifest>(File.ReadAllText(manifestPath), DataPipeline.OutputJson) ?? throw new InvalidDataException($"{manifestPath}: empty"); }
-            catch (JsonException e) { throw new InvalidDataException($"{manifestPath}: not a valid manifest: {e.Message}", e); }
+            var m = Manifest.Load(Path.Combine(d, "manifest.json"));
             PrintSummary(m, null);
             var dropped = Path.Combine(d, "dropped.jsonl");
             if (!File.Exists(dropped)) return 0;

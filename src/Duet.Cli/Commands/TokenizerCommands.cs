@@ -25,7 +25,7 @@ internal static class TokenizerCommands
     {
         var input = new Option<string[]>("--input", "-i")
         {
-            Description = "text files (plain or .gz), each read as documents separated by blank lines",
+            Description = "text files (plain or .gz) read as documents separated by blank lines, JSONL shards (.jsonl, .jsonl.gz: the \"text\" field), or a corpus folder of `duet data build` (its train shards)",
             Required = true,
             AllowMultipleArgumentsPerToken = true,
         };
@@ -44,8 +44,7 @@ internal static class TokenizerCommands
         };
         cmd.SetAction(r =>
         {
-            var files = r.GetRequiredValue(input);
-            foreach (var f in files) if (!File.Exists(f)) throw new FileNotFoundException($"{f}: no such file", f);
+            var files = r.GetRequiredValue(input).SelectMany(CorpusFiles.TrainFiles).ToArray();
             var options = new BpeTrainerOptions
             {
                 VocabSize = r.GetValue(vocab),

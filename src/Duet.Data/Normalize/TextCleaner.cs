@@ -6,6 +6,7 @@
 //  - NFKC where it is safe: full-width letters and digits become ASCII and compatibility forms fold, but the
 //    full-width punctuation of Chinese text (，！？：；（）…) is kept as written, since NFKC would turn it into
 //    ASCII punctuation and change how the text reads and tokenizes;
+//  - layout: lines drawn only of box-drawing or ASCII rule characters (table borders) removed;
 //  - whitespace: CR LF and CR become LF, exotic spaces become a space (by NFKC), trailing spaces of each
 //    line go, runs of blank lines shrink to one, and the document is trimmed of blank lines at both ends.
 // Indentation inside a line is kept (code and tables depend on it).
@@ -21,8 +22,35 @@ public static class TextCleaner
         ArgumentNullException.ThrowIfNull(text);
         var stripped = StripControls(text);
         var folded = SafeNfkc(stripped);
-        return NormalizeWhitespace(folded);
+        return NormalizeWhitespace(DropRuleLines(folded));
     }
+
+    /// <summary>
+    /// Lines drawn only of box-drawing or ASCII rule characters (table borders "┌──┬──┐", "+----+", "-----",
+    /// "====") removed: layout, not text; table rows keep their cell separators.
+    /// </summary>
+    internal static string DropRuleLines(string s)
+    {
+        if (!s.AsSpan().ContainsAny(s_ruleStarts)) return s;
+        var sb = new StringBuilder(s.Length);
+        foreach (var line in s.Split('\n'))
+        {
+            int n = 0;
+            bool rule = true;
+            foreach (char c in line)
+            {
+                if (c is ' ' or '\t') continue;
+                n++;
+                if (!(c is (>= '\u2500' and <= '\u257F') or '-' or '=' or '+' or '_' or '|' or '~' or '*' or ':')) { rule = false; break; }
+            }
+            if (rule && n >= 3) continue;
+            sb.Append(line).Append('\n');
+        }
+        if (sb.Length > 0) sb.Length--;
+        return sb.ToString();
+    }
+
+    private static readonly System.Buffers.SearchValues<char> s_ruleStarts = System.Buffers.SearchValues.Create("-=+_|~*:\u2500\u2501\u2502\u2503\u250C\u2510\u2514\u2518\u251C\u2524\u252C\u2534\u253C\u2550\u2551\u2554\u2557\u255A\u255D\u2560\u2563\u2566\u2569\u256C");
 
     /// <summary>ANSI escapes, overstrike and control characters removed; CR LF and CR made LF.</summary>
     internal static string StripControls(string s)

@@ -3,7 +3,6 @@
 // run is reproducible. Bad input never stops a run: unreadable files, binary files (a NUL byte in the first
 // 8 KB), files that are not valid UTF-8, empty documents and JSONL lines that are not JSON objects with the
 // field as a string are skipped and counted, by reason, for the manifest.
-using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
 using Duet.Data.Extract;
@@ -119,8 +118,7 @@ public static class FileSource
 
     private static Stream Open(string file)
     {
-        Stream s = File.OpenRead(file);
-        return file.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(s, CompressionMode.Decompress) : s;
+        return file.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new CheckedGzipStream(file) : File.OpenRead(file);
     }
 
     // The whole file as strict UTF-8 (a BOM dropped), or null after counting why it was skipped.
@@ -141,7 +139,12 @@ public static class FileSource
             }
             bytes = ms.ToArray();
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
+        catch (InvalidDataException)
+        {
+            stats.Skip("gzip_corrupt"); // truncated or damaged .gz (see CheckedGzipStream)
+            return null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             stats.Skip("unreadable");
             return null;
@@ -163,6 +166,7 @@ public static class FileSource
     {
         StreamReader reader;
         try { reader = new StreamReader(Open(file), s_strictUtf8, detectEncodingFromByteOrderMarks: false); }
+        catch (InvalidDataException) { stats.Skip("gzip_corrupt"); yield break; }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             stats.Skip("unreadable");
@@ -176,7 +180,8 @@ public static class FileSource
                 string? line;
                 try { line = reader.ReadLine(); }
                 catch (DecoderFallbackException) { stats.Skip("invalid_utf8"); yield break; } // the rest of the file is not text
-                catch (Exception e) when (e is IOException or InvalidDataException) { stats.Skip("unreadable"); yield break; }
+                catch (InvalidDataException) { stats.Skip("gzip_corrupt"); yield break; } // lines before it were whole and stay
+                catch (IOException) { stats.Skip("unreadable"); yield break; }
                 if (line is null) yield break;
                 lineNo++;
                 if (line.Trim().Length == 0) continue;

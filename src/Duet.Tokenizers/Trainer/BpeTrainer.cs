@@ -161,6 +161,21 @@ public sealed class BpeTrainer(BpeTrainerOptions options)
             using var reader = new StreamReader(s, new UTF8Encoding(false, false), detectEncodingFromByteOrderMarks: false, 1 << 16);
             string? line;
             bool first = true;
+            if (IsJsonl(p))
+            {
+                // Corpus shards (duet data build): one document per line in its "text" field.
+                int lineNo = 0;
+                while ((line = reader.ReadLine()) is not null)
+                {
+                    lineNo++;
+                    if (line.Length == 0) continue;
+                    AddText(JsonlText(line, p, lineNo));
+                    if ((lineNo & 255) == 0)
+                        progress?.Report(new TrainerProgress("counting", (done + fs.Position) / (double)Math.Max(1, total), $"{_words.Count:N0} distinct pre-tokens"));
+                }
+                done += fs.Length;
+                continue;
+            }
             while ((line = reader.ReadLine()) is not null)
             {
                 // Feed paragraphs (blank-line separated) as units, so \n runs and the dummy prefix fall as in documents.
@@ -178,6 +193,22 @@ public sealed class BpeTrainer(BpeTrainerOptions options)
             if (sb.Length > 0) { AddText(sb.ToString()); sb.Clear(); }
             done += fs.Length;
         }
+    }
+
+    private static bool IsJsonl(string path) =>
+        path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".jsonl.gz", StringComparison.OrdinalIgnoreCase);
+
+    private static string JsonlText(string line, string path, int lineNo)
+    {
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(line);
+            if (doc.RootElement.ValueKind == System.Text.Json.JsonValueKind.Object && doc.RootElement.TryGetProperty("text", out var t)
+                && t.ValueKind == System.Text.Json.JsonValueKind.String)
+                return t.GetString()!;
+        }
+        catch (System.Text.Json.JsonException) { }
+        throw new InvalidDataException($"{path}:{lineNo}: not a JSON object with a string \"text\" field");
     }
 
     // ---- Pass 2: merges ---------------------------------------------------------------------
