@@ -1,5 +1,5 @@
 // A read-only memory map of a whole file, exposed as a base pointer and a length, for the format readers
-// (GGUF now, safetensors later) that hand out tensor bytes without copying them. The OS pages data in on
+// (GGUF, safetensors, Duet.Data's token shards) that hand out bytes without copying them. The OS pages data in on
 // first touch, so opening a multi-gigabyte model to read its vocabulary costs only the pages read.
 // Also: PointerMemoryManager, which wraps a pinned or mapped range as Memory<byte>.
 using System.Buffers;
@@ -7,7 +7,7 @@ using System.IO.MemoryMappedFiles;
 
 namespace Duet.Formats;
 
-internal sealed unsafe class MappedFile : IDisposable
+public sealed unsafe class MappedFile : IDisposable
 {
     private readonly MemoryMappedFile _map;
     private readonly MemoryMappedViewAccessor _view;
