@@ -38,6 +38,9 @@ public sealed class Manifest
     /// <summary>Kept documents and characters by split, then language.</summary>
     public SortedDictionary<string, SortedDictionary<string, DropCount>> Kept { get; set; } = new(StringComparer.Ordinal);
     public List<ShardInfo> Shards { get; set; } = [];
+    /// <summary>The token shards of `duet data tokenize` (Tokens/TokenManifest.cs); not written until it has run.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Duet.Data.Tokens.TokenManifest? Tokens { get; set; }
 
     /// <summary>Reads a corpus manifest, with one clear error for a missing or malformed file.</summary>
     public static Manifest Load(string path)

@@ -1,8 +1,9 @@
-// duet data {build, inspect, verify}: the corpus pipeline of a recipe, and what it kept and dropped.
+// duet data {build, tokenize, inspect, verify}: the corpus pipeline of a recipe, its token shards, and what it kept and dropped.
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using Duet.Data;
+using Duet.Data.Tokens;
 using Spectre.Console;
 
 namespace Duet.Cli.Commands;
@@ -11,8 +12,9 @@ internal static class DataCommands
 {
     public static Command Create()
     {
-        var cmd = new Command("data", "Build a corpus from a recipe (extract, clean, language-tag, filter, dedup, split, shard) and inspect it.");
+        var cmd = new Command("data", "Build a corpus from a recipe (extract, clean, language-tag, filter, dedup, split, shard), tokenize it, and inspect it.");
         cmd.Subcommands.Add(Build());
+        cmd.Subcommands.Add(Tokenize());
         cmd.Subcommands.Add(Inspect());
         cmd.Subcommands.Add(Verify());
         return cmd;
@@ -61,6 +63,46 @@ internal static class DataCommands
         return cmd;
     }
 
+    private static Command Tokenize()
+    {
+        var dir = new Argument<string>("DIR") { Description = "a folder written by `duet data build`" };
+        var tok = TokenizeCommands.TokenizerOption();
+        var threads = new Option<int>("--threads") { Description = "encoding threads (the output does not depend on it)", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var cmd = new Command("tokenize", "Encode the text shards into binary token shards (DIR/tokens/*.bin + .idx) and add token counts per language to the manifest.")
+        {
+            dir, tok, threads,
+        };
+        cmd.SetAction(r =>
+        {
+            var d = r.GetValue(dir)!;
+            int n = r.GetValue(threads);
+            if (n < 1) throw new ArgumentException($"--threads {n}: at least 1");
+            var corpus = CorpusTokenizer.ReadCorpus(d); // a missing or empty corpus fails before the tokenizer loads
+            var tokenizer = CorpusTokenizer.Load(r.GetRequiredValue(tok));
+            tokenizer.Threads = n;
+            var sw = Stopwatch.StartNew();
+            long total = corpus.Shards.Sum(s => s.Documents);
+            AnsiConsole.Status().Start("tokenizing", ctx =>
+            {
+                tokenizer.Progress = (docs, tokens) => ctx.Status($"{docs:N0} / {total:N0} documents, {tokens:N0} tokens ({tokens / 1e3 / Math.Max(1e-3, sw.Elapsed.TotalSeconds):N0} k tokens/s)");
+                tokenizer.Run(d, corpus);
+            });
+            PrintTokens(corpus.Tokens!);
+            AnsiConsole.MarkupLine($"{corpus.Tokens!.Shards.Count} token shards in {sw.Elapsed.TotalSeconds:F1} s ({Markup.Escape(Path.Combine(d, CorpusTokenizer.Folder))})");
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static void PrintTokens(TokenManifest t)
+    {
+        var table = new Table().AddColumns("", "documents", "tokens");
+        foreach (var (split, langs) in t.Counts)
+            foreach (var (lang, c) in langs) table.AddRow($"tokens {split} ({Markup.Escape(lang)})", $"{c.Documents:N0}", $"{c.Tokens:N0}");
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLine(Markup.Escape($"tokenizer {t.Tokenizer} (vocabulary {t.VocabSize:N0}, {t.BytesPerToken} bytes per token, bos {t.Bos?.ToString() ?? "none"}, eos {t.Eos?.ToString() ?? "none"})"));
+    }
+
     private static void PrintSummary(Manifest m, TimeSpan? elapsed)
     {
         var t = new Table().AddColumns("", "documents", "characters");
@@ -84,6 +126,7 @@ internal static class DataCommands
             var d = r.GetValue(dir)!;
             var m = Manifest.Load(Path.Combine(d, "manifest.json"));
             PrintSummary(m, null);
+            if (m.Tokens is not null) PrintTokens(m.Tokens);
             var dropped = Path.Combine(d, "dropped.jsonl");
             if (!File.Exists(dropped)) return 0;
             int n = r.GetValue(samples);
