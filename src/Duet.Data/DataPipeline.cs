@@ -46,7 +46,7 @@ public sealed class Manifest
     public static Manifest Load(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no manifest (is its folder the output of `duet data build`?)", path);
-        try { return JsonSerializer.Deserialize<Manifest>(File.ReadAllText(path), DataPipeline.OutputJson) ?? throw new InvalidDataException($"{path}: empty manifest"); }
+        try { return JsonSerializer.Deserialize<Manifest>(File.ReadAllBytes(path), Duet.Data.Tokens.ManifestFile.Json) ?? throw new InvalidDataException($"{path}: empty manifest"); }
         catch (JsonException e) { throw new InvalidDataException($"{path}: not a valid manifest: {e.Message}", e); }
     }
 }

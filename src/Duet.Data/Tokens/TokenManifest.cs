@@ -40,21 +40,15 @@ public static class ManifestFile
     public const string Name = "manifest.json";
 
     // As DataPipeline writes it; sorted maps keep ordinal order when read back (see OrdinalSortedDictionaryConverter).
-    private static readonly JsonSerializerOptions s_json = new(DataPipeline.OutputJson)
+    internal static readonly JsonSerializerOptions Json = new(DataPipeline.OutputJson)
     {
         WriteIndented = true,
         Converters = { new OrdinalSortedDictionaryConverter() },
     };
 
-    public static Manifest Read(string dir)
-    {
-        var path = Path.Combine(dir, Name);
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no manifest (is {dir} the output of `duet data build`?)", path);
-        try { return JsonSerializer.Deserialize<Manifest>(File.ReadAllBytes(path), s_json) ?? throw new InvalidDataException($"{path}: the manifest is null"); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not a valid manifest: {e.Message}", e); }
-    }
+    public static Manifest Read(string dir) => Manifest.Load(Path.Combine(dir, Name));
 
-    public static byte[] Serialize(Manifest manifest) => JsonSerializer.SerializeToUtf8Bytes(manifest, s_json);
+    public static byte[] Serialize(Manifest manifest) => JsonSerializer.SerializeToUtf8Bytes(manifest, Json);
 
     /// <summary>Replaces manifest.json atomically (temporary file, then rename).</summary>
     public static void Write(string dir, Manifest manifest)
