@@ -1,0 +1,264 @@
+// The ops of a LLaMA training step, each forward beside its backward (llm.c style), over raw float rows.
+// Conventions: row-major; a weight W is [out, in] as in Hugging Face (y = x Wᵀ); every backward ADDS into the
+// gradients of its inputs and weights (the residual stream sums its branches, a tied embedding gets two
+// contributions), so callers zero gradient buffers once per step. Each function works on a range of rows
+// [r0, r1) so the model can run rows in parallel; reductions over rows (norm weights) go into per-chunk
+// partial sums that the caller adds in a fixed order, which keeps results bit-identical for any thread count.
+// PyTorch equivalents are given per op; tests/reference/train_step.py holds the reference and the fixtures.
+using System.Numerics.Tensors;
+
+namespace Duet.Training.Ops;
+
+public static unsafe class RmsNormOp
+{
+    /// <summary>y = x · r · w, r = 1/√(mean(x²) + eps), r saved per row.   torch: x * rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w</summary>
+    public static void Forward(float* x, float* w, float* y, float* rstd, int dim, float eps, int r0, int r1)
+    {
+        var wv = new ReadOnlySpan<float>(w, dim);
+        for (int r = r0; r < r1; r++)
+        {
+            var xr = new ReadOnlySpan<float>(x + (long)r * dim, dim);
+            var yr = new Span<float>(y + (long)r * dim, dim);
+            float s = 1f / MathF.Sqrt(TensorPrimitives.SumOfSquares(xr) / dim + eps);
+            rstd[r] = s;
+            TensorPrimitives.Multiply(xr, s, yr);
+            TensorPrimitives.Multiply(yr, wv, yr);
+        }
+    }
+
+    /// <summary>
+    /// dx += r·(dy⊙w) − x·r³/D·Σ(dy⊙w⊙x);  dwPartial += Σ_rows dy⊙x·r over [r0, r1).
+    /// <paramref name="scratch"/> holds dim floats.
+    /// </summary>
+    public static void Backward(float* dy, float* x, float* w, float* rstd, float* dx, float* dwPartial, float* scratch, int dim, int r0, int r1)
+    {
+        var wv = new ReadOnlySpan<float>(w, dim);
+        var g = new Span<float>(scratch, dim);
+        var dw = new Span<float>(dwPartial, dim);
+        for (int r = r0; r < r1; r++)
+        {
+            var xr = new ReadOnlySpan<float>(x + (long)r * dim, dim);
+            var dyr = new ReadOnlySpan<float>(dy + (long)r * dim, dim);
+            var dxr = new Span<float>(dx + (long)r * dim, dim);
+            float s = rstd[r];
+            TensorPrimitives.Multiply(dyr, wv, g);                  // g = dy ⊙ w
+            float dot = TensorPrimitives.Dot(g, xr);
+            float c = -dot * s * s * s / dim;
+            TensorPrimitives.MultiplyAdd(g, s, dxr, dxr);           // dx += r g
+            TensorPrimitives.MultiplyAdd(xr, c, dxr, dxr);          // dx −= x r³ Σ(g x) / D
+            TensorPrimitives.Multiply(dyr, xr, g);                  // dw += dy ⊙ x · r
+            TensorPrimitives.MultiplyAdd(g, s, dw, dw);
+        }
+    }
+}
+
+/// <summary>
+/// Rotary position embedding in the Hugging Face layout (rotate_half): for d &lt; hd/2 the pair is (d, d + hd/2),
+///   y[d] = x[d] cos − x[d+h] sin,   y[d+h] = x[d+h] cos + x[d] sin,   angle = pos · θ^(−2d/hd).
+/// Backward is the inverse rotation. GGUF stores Q/K rows permuted so that llama.cpp's interleaved pairs give the
+/// same result (ModelFiles.WriteGguf applies it on export).
+/// </summary>
+public static unsafe class RopeOp
+{
+    /// <summary>cos and sin tables [positions, hd/2], angles computed in double.</summary>
+    public static (float[] Cos, float[] Sin) Tables(int positions, int headDim, double theta, int firstPosition = 0)
+    {
+        int half = headDim / 2;
+        var cos = new float[positions * half];
+        var sin = new float[positions * half];
+        for (int p = 0; p < positions; p++)
+            for (int d = 0; d < half; d++)
+            {
+                double inv = 1.0 / Math.Pow(theta, 2.0 * d / headDim);
+                double a = (firstPosition + p) * inv;
+                cos[p * half + d] = (float)Math.Cos(a);
+                sin[p * half + d] = (float)Math.Sin(a);
+            }
+        return (cos, sin);
+    }
+
+    /// <summary>
+    /// In place on rows [r0, r1) of x [rows, heads·hd]; row r is at position r % seqLen.
+    /// inverse: the backward rotation (by −angle), for gradients.
+    /// </summary>
+    public static void Apply(float* x, int heads, int headDim, float* cos, float* sin, int seqLen, bool inverse, int r0, int r1)
+    {
+        int half = headDim / 2, width = heads * headDim;
+        float sign = inverse ? -1f : 1f;
+        for (int r = r0; r < r1; r++)
+        {
+            float* c = cos + (r % seqLen) * half, s = sin + (r % seqLen) * half;
+            for (int h = 0; h < heads; h++)
+            {
+                float* v = x + (long)r * width + h * headDim;
+                for (int d = 0; d < half; d++)
+                {
+                    float a = v[d], b = v[d + half], sn = sign * s[d];
+                    v[d] = a * c[d] - b * sn;
+                    v[d + half] = b * c[d] + a * sn;
+                }
+            }
+        }
+    }
+}
+
+/// <summary>SwiGLU: y = silu(g) ⊙ u, silu(g) = g·σ(g).   torch: F.silu(gate) * up</summary>
+public static unsafe class SwiGluOp
+{
+    public static void Forward(float* g, float* u, float* y, long start, long end)
+    {
+        for (long i = start; i < end; i++)
+        {
+            float x = g[i];
+            y[i] = x / (1f + MathF.Exp(-x)) * u[i];
+        }
+    }
+
+    /// <summary>dg += dy·u·σ(g)(1 + g(1 − σ(g))),  du += dy·silu(g).</summary>
+    public static void Backward(float* dy, float* g, float* u, float* dg, float* du, long start, long end)
+    {
+        for (long i = start; i < end; i++)
+        {
+            float x = g[i], sg = 1f / (1f + MathF.Exp(-x));
+            dg[i] += dy[i] * u[i] * sg * (1f + x * (1f - sg));
+            du[i] += dy[i] * x * sg;
+        }
+    }
+}
+
+/// <summary>
+/// Causal grouped-query attention for one sequence and one KV head with its group of query heads:
+///   S = q kᵀ / √hd (s ≤ t), P = softmax(S), o = P v.   torch: F.scaled_dot_product_attention(q, k, v, is_causal=True)
+/// with query head h reading KV head h / (H / Hkv) (HF repeat_kv). q, o: [T, H·hd] rows of the sequence; k, v:
+/// [T, Hkv·hd]; P saved as [H, T, T] for the backward. The backward of a KV head sums over its query heads in a
+/// fixed order, so one job per (sequence, KV head) writes its dk, dv alone.
+/// </summary>
+public static unsafe class AttentionOp
+{
+    public static void Forward(float* q, float* k, float* v, float* o, float* p, int seqLen, int heads, int kvHeads, int headDim, int kvHead)
+    {
+        int group = heads / kvHeads, qw = heads * headDim, kw = kvHeads * headDim;
+        float scale = 1f / MathF.Sqrt(headDim);
+        for (int h = kvHead * group; h < (kvHead + 1) * group; h++)
+            for (int t = 0; t < seqLen; t++)
+            {
+                var qt = new ReadOnlySpan<float>(q + (long)t * qw + h * headDim, headDim);
+                float* pr = p + ((long)h * seqLen + t) * seqLen;
+                float max = float.NegativeInfinity;
+                for (int s = 0; s <= t; s++)
+                {
+                    float sc = TensorPrimitives.Dot(qt, new ReadOnlySpan<float>(k + (long)s * kw + kvHead * headDim, headDim)) * scale;
+                    pr[s] = sc;
+                    if (sc > max) max = sc;
+                }
+                float sum = 0;
+                for (int s = 0; s <= t; s++) { float e = MathF.Exp(pr[s] - max); pr[s] = e; sum += e; }
+                float inv = 1f / sum;
+                var ot = new Span<float>(o + (long)t * qw + h * headDim, headDim);
+                ot.Clear();
+                for (int s = 0; s <= t; s++)
+                {
+                    pr[s] *= inv;
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)s * kw + kvHead * headDim, headDim), pr[s], ot, ot);
+                }
+                for (int s = t + 1; s < seqLen; s++) pr[s] = 0;
+            }
+    }
+
+    /// <summary>
+    /// dP = do vᵀ, dS = P ⊙ (dP − Σ_s P dP), dq += dS k / √hd, dk += dSᵀ q / √hd, dv += Pᵀ do.
+    /// <paramref name="scratch"/> holds seqLen floats.
+    /// </summary>
+    public static void Backward(float* dout, float* q, float* k, float* v, float* p, float* dq, float* dk, float* dv, float* scratch,
+        int seqLen, int heads, int kvHeads, int headDim, int kvHead)
+    {
+        int group = heads / kvHeads, qw = heads * headDim, kw = kvHeads * headDim;
+        float scale = 1f / MathF.Sqrt(headDim);
+        for (int h = kvHead * group; h < (kvHead + 1) * group; h++)
+            for (int t = 0; t < seqLen; t++)
+            {
+                var dot = new ReadOnlySpan<float>(dout + (long)t * qw + h * headDim, headDim);
+                var qt = new ReadOnlySpan<float>(q + (long)t * qw + h * headDim, headDim);
+                var dqt = new Span<float>(dq + (long)t * qw + h * headDim, headDim);
+                float* pr = p + ((long)h * seqLen + t) * seqLen;
+                float* dp = scratch;
+                float sum = 0;
+                for (int s = 0; s <= t; s++)
+                {
+                    var vs = new ReadOnlySpan<float>(v + (long)s * kw + kvHead * headDim, headDim);
+                    dp[s] = TensorPrimitives.Dot(dot, vs);
+                    sum += pr[s] * dp[s];
+                    var dvs = new Span<float>(dv + (long)s * kw + kvHead * headDim, headDim);
+                    TensorPrimitives.MultiplyAdd(dot, pr[s], dvs, dvs);
+                }
+                for (int s = 0; s <= t; s++)
+                {
+                    float ds = pr[s] * (dp[s] - sum) * scale;
+                    var ks = new ReadOnlySpan<float>(k + (long)s * kw + kvHead * headDim, headDim);
+                    var dks = new Span<float>(dk + (long)s * kw + kvHead * headDim, headDim);
+                    TensorPrimitives.MultiplyAdd(ks, ds, dqt, dqt);
+                    TensorPrimitives.MultiplyAdd(qt, ds, dks, dks);
+                }
+            }
+    }
+}
+
+/// <summary>
+/// Softmax cross-entropy over rows of logits [rows, vocab]: loss_r = logsumexp(z_r) − z_r[target_r], nothing for a
+/// target &lt; 0 (masked).   torch: F.cross_entropy(z, t, ignore_index=-1, reduction="none")
+/// The forward leaves softmax(z) in the buffer (the backward and perplexity need nothing else), one pass fewer
+/// over the largest activation of a small model.
+/// </summary>
+public static unsafe class CrossEntropyOp
+{
+    /// <summary>Per-row losses (0 for masked rows); the logits are replaced by their softmax.</summary>
+    public static void Forward(float* logits, int* targets, int vocab, float* losses, int r0, int r1)
+    {
+        for (int r = r0; r < r1; r++)
+        {
+            var z = new Span<float>(logits + (long)r * vocab, vocab);
+            int t = targets[r];
+            if (t >= vocab) throw new ArgumentOutOfRangeException(nameof(targets), $"target {t} is outside the vocabulary of {vocab}");
+            float max = TensorPrimitives.Max(z);
+            float zt = t >= 0 ? z[t] : 0;
+            TensorPrimitives.Subtract(z, max, z);
+            TensorPrimitives.Exp(z, z);
+            float sum = TensorPrimitives.Sum(z);
+            losses[r] = t < 0 ? 0f : max + MathF.Log(sum) - zt;
+            TensorPrimitives.Multiply(z, 1f / sum, z);
+        }
+    }
+
+    /// <summary>In place: the softmax rows become dlogits = scale·(softmax(z) − onehot(target)); masked rows 0.</summary>
+    public static void Backward(float* probs, int* targets, int vocab, float scale, int r0, int r1)
+    {
+        for (int r = r0; r < r1; r++)
+        {
+            var z = new Span<float>(probs + (long)r * vocab, vocab);
+            int t = targets[r];
+            if (t < 0) { z.Clear(); continue; }
+            TensorPrimitives.Multiply(z, scale, z);
+            z[t] -= scale;
+        }
+    }
+}
+
+/// <summary>Token embedding: x[r] = E[id[r]].   torch: F.embedding(ids, E)</summary>
+public static unsafe class EmbeddingOp
+{
+    public static void Forward(float* table, int* ids, float* x, int dim, int r0, int r1)
+    {
+        for (int r = r0; r < r1; r++)
+            new ReadOnlySpan<float>(table + (long)ids[r] * dim, dim).CopyTo(new Span<float>(x + (long)r * dim, dim));
+    }
+
+    /// <summary>dE[id[r]] += dx[r] for columns [c0, c1), rows in order (repeated ids add up in the same order on any thread count).</summary>
+    public static void Backward(float* dx, int* ids, float* dTable, int dim, int rows, int c0, int c1)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            float* src = dx + (long)r * dim, dst = dTable + (long)ids[r] * dim;
+            for (int c = c0; c < c1; c++) dst[c] += src[c];
+        }
+    }
+}

@@ -1,0 +1,139 @@
+// Every op's forward and backward against the float64 PyTorch autograd fixtures of tests/reference/train_step.py
+// (fixtures/train/ops): y and the gradient of sum(y ⊙ dy) with respect to each input, within 1e-5 relative (the
+// issue asks 1e-4; float32 arithmetic lands near 1e-6).
+using Duet.Tensors.Parallel;
+using Duet.Training.Ops;
+
+namespace Duet.Training.Tests;
+
+public unsafe class OpsTests
+{
+    private const double Tolerance = 1e-5;
+
+    private static void Near(string what, float[] actual, (double[] Values, long[] Shape) expected)
+    {
+        double e = Fixtures.RelErr(actual, expected.Values);
+        Assert.True(e <= Tolerance, $"{what}: relative error {e:E2}");
+    }
+
+    [Fact]
+    public void RmsNorm_ForwardAndBackward_MatchAutograd()
+    {
+        var f = Fixtures.Read(Fixtures.Train("ops", "rmsnorm.safetensors"));
+        float[] x = f["x"].F(), w = f["w"].F(), dy = f["dy"].F();
+        int rows = (int)f["x"].Shape[0], dim = (int)f["x"].Shape[1];
+        float[] y = new float[x.Length], rstd = new float[rows], dx = new float[x.Length], dw = new float[dim], scratch = new float[dim];
+        fixed (float* px = x, pw = w, py = y, pr = rstd, pdy = dy, pdx = dx, pdw = dw, ps = scratch)
+        {
+            RmsNormOp.Forward(px, pw, py, pr, dim, 1e-5f, 0, rows);
+            RmsNormOp.Backward(pdy, px, pw, pr, pdx, pdw, ps, dim, 0, rows);
+        }
+        Near("y", y, f["y"]); Near("dx", dx, f["dx"]); Near("dw", dw, f["dw"]);
+    }
+
+    [Theory]
+    [InlineData("rope_theta1e4.safetensors", 1e4)]
+    [InlineData("rope_theta5e5.safetensors", 5e5)]
+    public void Rope_ForwardAndInverse_MatchAutograd(string file, double theta)
+    {
+        var f = Fixtures.Read(Fixtures.Train("ops", file));
+        int t = (int)f["x"].Shape[0], heads = (int)f["x"].Shape[1], hd = (int)f["x"].Shape[2];
+        int first = (int)f["positions"].Values[0];
+        var (cos, sin) = RopeOp.Tables(t, hd, theta, first);
+        float[] y = f["x"].F(), dx = f["dy"].F();
+        fixed (float* py = y, pdx = dx, pc = cos, ps = sin)
+        {
+            RopeOp.Apply(py, heads, hd, pc, ps, t, inverse: false, 0, t);
+            RopeOp.Apply(pdx, heads, hd, pc, ps, t, inverse: true, 0, t);
+        }
+        Near("y", y, f["y"]); Near("dx", dx, f["dx"]);
+    }
+
+    [Fact]
+    public void Attention_CausalGqa_ForwardAndBackward_MatchAutograd()
+    {
+        var f = Fixtures.Read(Fixtures.Train("ops", "attention_gqa.safetensors"));
+        int t = (int)f["q"].Shape[0], h = (int)f["q"].Shape[1], hd = (int)f["q"].Shape[2], kvh = (int)f["k"].Shape[1];
+        float[] q = f["q"].F(), k = f["k"].F(), v = f["v"].F(), dy = f["dy"].F();
+        float[] o = new float[t * h * hd], p = new float[h * t * t], dq = new float[q.Length], dk = new float[k.Length], dv = new float[v.Length], scratch = new float[t];
+        fixed (float* pq = q, pk = k, pv = v, po = o, pp = p, pdy = dy, pdq = dq, pdk = dk, pdv = dv, ps = scratch)
+            for (int g = 0; g < kvh; g++)
+            {
+                AttentionOp.Forward(pq, pk, pv, po, pp, t, h, kvh, hd, g);
+                AttentionOp.Backward(pdy, pq, pk, pv, pp, pdq, pdk, pdv, ps, t, h, kvh, hd, g);
+            }
+        Near("y", o, f["y"]); Near("dq", dq, f["dq"]); Near("dk", dk, f["dk"]); Near("dv", dv, f["dv"]);
+    }
+
+    [Fact]
+    public void SwiGlu_ForwardAndBackward_MatchAutograd_IncludingLargeGates()
+    {
+        var f = Fixtures.Read(Fixtures.Train("ops", "swiglu.safetensors"));
+        float[] g = f["g"].F(), u = f["u"].F(), dy = f["dy"].F();
+        float[] y = new float[g.Length], dg = new float[g.Length], du = new float[g.Length];
+        fixed (float* pg = g, pu = u, py = y, pdy = dy, pdg = dg, pdu = du)
+        {
+            SwiGluOp.Forward(pg, pu, py, 0, g.Length);
+            SwiGluOp.Backward(pdy, pg, pu, pdg, pdu, 0, g.Length);
+        }
+        Near("y", y, f["y"]); Near("dg", dg, f["dg"]); Near("du", du, f["du"]);
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Linear_ForwardAndBackward_MatchAutograd(int threads)
+    {
+        var f = Fixtures.Read(Fixtures.Train("ops", "linear.safetensors"));
+        float[] x = f["x"].F(), w = f["W"].F(), dy = f["dy"].F();
+        int rows = (int)f["x"].Shape[0], inDim = (int)f["x"].Shape[1], outDim = (int)f["W"].Shape[0];
+        float[] y = new float[rows * outDim], dx = new float[x.Length], dw = new float[w.Length];
+        using var pool = new WorkerPool(threads);
+        fixed (float* px = x, pw = w, py = y, pdy = dy, pdx = dx, pdw = dw)
+        {
+            MatOps.Forward(px, pw, py, rows, inDim, outDim, pool);
+            MatOps.BackwardInput(pdy, pw, pdx, rows, inDim, outDim, pool);
+            MatOps.BackwardWeight(pdy, px, pdw, rows, inDim, outDim, pool);
+        }
+        Near("y", y, f["y"]); Near("dx", dx, f["dx"]); Near("dW", dw, f["dW"]);
+    }
+
+    [Fact]
+    public void Embedding_RepeatedIds_ScatterAddTheirGradients()
+    {
+        var f = Fixtures.Read(Fixtures.Train("ops", "embedding.safetensors"));
+        float[] e = f["E"].F(), dy = f["dy"].F();
+        int[] ids = f["ids"].I();
+        int dim = (int)f["E"].Shape[1];
+        Assert.True(ids.Distinct().Count() < ids.Length, "the fixture repeats ids");
+        float[] y = new float[ids.Length * dim], de = new float[e.Length];
+        fixed (float* pe = e, py = y, pdy = dy, pde = de)
+        fixed (int* pid = ids)
+        {
+            EmbeddingOp.Forward(pe, pid, py, dim, 0, ids.Length);
+            EmbeddingOp.Backward(pdy, pid, pde, dim, ids.Length, 0, dim / 2);
+            EmbeddingOp.Backward(pdy, pid, pde, dim, ids.Length, dim / 2, dim);
+        }
+        Near("y", y, f["y"]); Near("dE", de, f["dE"]);
+    }
+
+    [Fact]
+    public void CrossEntropy_MaskedTargets_MeanLossAndGradient_MatchAutograd()
+    {
+        var f = Fixtures.Read(Fixtures.Train("ops", "cross_entropy.safetensors"));
+        float[] z = f["logits"].F();
+        int[] targets = f["targets"].I();
+        int rows = (int)f["logits"].Shape[0], vocab = (int)f["logits"].Shape[1];
+        int count = targets.Count(t => t >= 0);
+        Assert.True(count < rows, "the fixture masks rows");
+        float[] losses = new float[rows];
+        fixed (float* pz = z, pl = losses)
+        fixed (int* pt = targets)
+        {
+            CrossEntropyOp.Forward(pz, pt, vocab, pl, 0, rows);
+            CrossEntropyOp.Backward(pz, pt, vocab, (float)f["dy"].Values[0] / count, 0, rows);
+        }
+        Assert.Equal(f["y"].Values[0], losses.Sum(x => (double)x) / count, 5);
+        Near("dlogits", z, f["dlogits"]);
+    }
+}
