@@ -190,6 +190,28 @@ public sealed class TokenShardTests(TokenCorpusFixture fx) : IClassFixture<Token
     }
 
     [Fact]
+    public void Tokenize_IntoAnotherFolder_LeavesTheCorpusUntouched_AndGivesTheSameTokens()
+    {
+        var src = fx.CopyCorpus("out-src");
+        var inPlace = fx.CopyCorpus("out-inplace");
+        var before = Directory.EnumerateFiles(src, "*", SearchOption.AllDirectories).ToDictionary(f => f, File.ReadAllBytes);
+        var outDir = Path.Combine(Path.GetDirectoryName(src)!, "out-tokens");
+        var t = CorpusTokenizer.Load(fx.TokenizerPath);
+        var m = t.Run(src, CorpusTokenizer.ReadCorpus(src), outDir);
+        Tokenize(inPlace, 2);
+        // The corpus folder is exactly as it was: no tokens/, the same manifest.
+        Assert.Equal(before.Keys.Order(), Directory.EnumerateFiles(src, "*", SearchOption.AllDirectories).Order());
+        foreach (var (f, bytes) in before) Assert.Equal(bytes, File.ReadAllBytes(f));
+        // The new folder's manifest points at the corpus's text shards, which verify, and its token shards equal in-place ones.
+        Assert.All(m.Shards, s => Assert.StartsWith("../", s.Path, StringComparison.Ordinal));
+        Assert.Empty(CorpusVerifier.Verify(outDir));
+        using var corpus = TokenCorpus.Open(outDir, "train", verify: true);
+        Assert.True(corpus.TokenCount > 0);
+        foreach (var bin in Directory.GetFiles(Path.Combine(inPlace, "tokens")))
+            Assert.Equal(File.ReadAllBytes(bin), File.ReadAllBytes(Path.Combine(outDir, "tokens", Path.GetFileName(bin))));
+    }
+
+    [Fact]
     public void Tokenize_GzipTextShard_GivesTheSameTokenShard()
     {
         var plain = fx.CopyCorpus("plain");

@@ -68,9 +68,10 @@ internal static class DataCommands
         var dir = new Argument<string>("DIR") { Description = "a folder written by `duet data build`" };
         var tok = TokenizeCommands.TokenizerOption();
         var threads = new Option<int>("--threads") { Description = "encoding threads (the output does not depend on it)", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var output = new Option<string?>("--out", "-o") { Description = "write the token shards and a manifest there, leaving DIR untouched (default: into DIR)" };
         var cmd = new Command("tokenize", "Encode the text shards into binary token shards (DIR/tokens/*.bin + .idx) and add token counts per language to the manifest.")
         {
-            dir, tok, threads,
+            dir, tok, threads, output,
         };
         cmd.SetAction(r =>
         {
@@ -85,10 +86,10 @@ internal static class DataCommands
             AnsiConsole.Status().Start("tokenizing", ctx =>
             {
                 tokenizer.Progress = (docs, tokens) => ctx.Status($"{docs:N0} / {total:N0} documents, {tokens:N0} tokens ({tokens / 1e3 / Math.Max(1e-3, sw.Elapsed.TotalSeconds):N0} k tokens/s)");
-                tokenizer.Run(d, corpus);
+                tokenizer.Run(d, corpus, r.GetValue(output));
             });
             PrintTokens(corpus.Tokens!);
-            AnsiConsole.MarkupLine($"{corpus.Tokens!.Shards.Count} token shards in {sw.Elapsed.TotalSeconds:F1} s ({Markup.Escape(Path.Combine(d, CorpusTokenizer.Folder))})");
+            AnsiConsole.MarkupLine($"{corpus.Tokens!.Shards.Count} token shards in {sw.Elapsed.TotalSeconds:F1} s ({Markup.Escape(Path.Combine(r.GetValue(output) ?? d, CorpusTokenizer.Folder))})");
             return 0;
         });
         return cmd;

@@ -50,9 +50,20 @@ public sealed class CorpusTokenizer(Tokenizer tokenizer, string tokenizerName, s
 
     public Manifest Run(string dir) => Run(dir, ReadCorpus(dir));
 
-    /// <summary>Tokenizes every text shard of <paramref name="manifest"/> (read from <paramref name="dir"/>) and rewrites the manifest.</summary>
-    public Manifest Run(string dir, Manifest manifest)
+    /// <summary>
+    /// Tokenizes every text shard of <paramref name="manifest"/> (read from <paramref name="dir"/>) and rewrites the
+    /// manifest; with <paramref name="outDir"/>, the token shards and a manifest whose text shard paths point back to
+    /// <paramref name="dir"/> go there instead, and the corpus folder is left as it was (a shipped corpus stays clean).
+    /// </summary>
+    public Manifest Run(string dir, Manifest manifest, string? outDir = null)
     {
+        if (outDir is not null && Path.GetFullPath(outDir) != Path.GetFullPath(dir))
+        {
+            Directory.CreateDirectory(outDir);
+            manifest.Shards = manifest.Shards
+                .Select(s => s with { Path = Path.GetRelativePath(outDir, Path.Combine(dir, s.Path)).Replace('\\', '/') }).ToList();
+            dir = outDir;
+        }
         ArgumentOutOfRangeException.ThrowIfLessThan(Threads, 1, nameof(Threads));
         if (tokenizer.VocabSize <= 0) throw new ArgumentException("the tokenizer has an empty vocabulary");
         var stems = manifest.Shards.GroupBy(s => Stem(s.Path), StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
