@@ -1,8 +1,11 @@
 // duet data {build, tokenize, inspect, verify}: the corpus pipeline of a recipe, its token shards, and what it kept and dropped.
+// duet data langid-profiles (hidden, for maintainers): rebuilds the language tagger's n-gram profiles.
 using System.CommandLine;
 using System.Diagnostics;
+using System.Text;
 using System.Text.Json;
 using Duet.Data;
+using Duet.Data.LanguageId;
 using Duet.Data.Tokens;
 using Spectre.Console;
 
@@ -16,6 +19,7 @@ internal static class DataCommands
         cmd.Subcommands.Add(Build());
         cmd.Subcommands.Add(Tokenize());
         cmd.Subcommands.Add(Inspect());
+        cmd.Subcommands.Add(LangIdProfiles());
         cmd.Subcommands.Add(Verify());
         return cmd;
     }
@@ -145,4 +149,40 @@ internal static class DataCommands
         });
         return cmd;
     }
+
+    private static Command LangIdProfiles()
+    {
+        var output = new Option<string>("--out", "-o") { Description = $"the profile file to write ({HandbookProfiles.ShippedPath} in the repository)", Required = true };
+        var sample = new Option<string?>("--sample") { Description = $"also write the tests' held-out sample ({HandbookProfiles.SamplePath})" };
+        var root = new Option<string>("--handbook") { Description = "the handbook's HTML folder", DefaultValueFactory = _ => HandbookCorpus.DefaultRoot };
+        var cmd = new Command("langid-profiles", "Rebuild the language tagger's character n-gram profiles from the installed Debian handbook " +
+                                                 "(apt-get install debian-handbook) and show the tagger's accuracy on the held-out chapters.")
+        {
+            output, sample, root,
+        };
+        cmd.Hidden = true;
+        cmd.SetAction(r =>
+        {
+            var dir = r.GetRequiredValue(root);
+            var path = r.GetRequiredValue(output);
+            var paragraphs = HandbookProfiles.Read(dir);
+            var version = HandbookProfiles.Version(dir);
+            var profiles = HandbookProfiles.Build(paragraphs, version);
+            Write(path, profiles.ToUtf8());
+            var model = new NgramLanguageModel(profiles);
+            Console.WriteLine($"{path}: {profiles.Languages.Count} languages, {model.Size:N0} distinct n-grams, {new FileInfo(path).Length:N0} bytes");
+            if (r.GetValue(sample) is { } samplePath)
+            {
+                var picked = HandbookProfiles.Sample(paragraphs);
+                Write(samplePath, new UTF8Encoding(false).GetBytes(HandbookProfiles.FormatSample(picked, version)));
+                Console.WriteLine($"{samplePath}: {picked.Count} held-out paragraphs");
+            }
+            Console.WriteLine("Tagger with these profiles on held-out paragraphs of at least 200 characters (locale, expected tag, correct/all, tags):");
+            Console.WriteLine(HandbookProfiles.Format(HandbookProfiles.Evaluate(paragraphs, t => LanguageTagger.Tag(LanguageTagger.Score(t, model)))));
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static void Write(string path, byte[] bytes) => Duet.Formats.AtomicFile.Write(path, s => s.Write(bytes));
 }
