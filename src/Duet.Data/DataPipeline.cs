@@ -59,6 +59,8 @@ public sealed class SourceManifest
     public long Files { get; set; }
     public long Documents { get; set; }
     public long Characters { get; set; }
+    /// <summary>Bytes read (decompressed), for throughput in MB/s.</summary>
+    public long Bytes { get; set; }
     public SortedDictionary<string, long> Skipped { get; set; } = new(StringComparer.Ordinal);
 }
 
@@ -124,7 +126,7 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
                 Paths = debian is null ? spec.Paths : [debian.Root],
                 Package = debian?.Package,
                 PackageVersion = debian is null ? null : DebianSources.PackageVersion(debian.Package),
-                Files = stats.Files, Documents = stats.Documents, Characters = stats.Characters, Skipped = stats.Skipped,
+                Files = stats.Files, Documents = stats.Documents, Characters = stats.Characters, Bytes = stats.Bytes, Skipped = stats.Skipped,
             };
         }
         Progress?.Invoke(read, chars);

@@ -118,7 +118,8 @@ internal static class DataCommands
         foreach (var (split, langs) in m.Kept)
             foreach (var (lang, d) in langs) t.AddRow($"kept {split} ({Markup.Escape(lang)})", $"{d.Documents:N0}", $"{d.Characters:N0}");
         AnsiConsole.Write(t);
-        if (elapsed is { } e) AnsiConsole.MarkupLine($"{m.Shards.Count} shards in {e.TotalSeconds:F1} s");
+        long bytes = m.Sources.Values.Sum(s => s.Bytes);
+        if (elapsed is { } e) AnsiConsole.MarkupLine($"{m.Shards.Count} shards in {e.TotalSeconds:F1} s: {bytes / 1e6:F1} MB read, {bytes / 1e6 / Math.Max(1e-3, e.TotalSeconds):F2} MB/s");
     }
 
     private static Command Inspect()

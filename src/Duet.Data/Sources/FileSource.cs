@@ -30,6 +30,8 @@ public sealed class SourceStats
     public long Files { get; set; }
     public long Documents { get; set; }
     public long Characters { get; set; }
+    /// <summary>Bytes of the files read (after gzip), skipped files included: what throughput is measured in.</summary>
+    public long Bytes { get; set; }
     public SortedDictionary<string, long> Skipped { get; } = new(StringComparer.Ordinal);
     public void Skip(string reason) => Skipped[reason] = Skipped.GetValueOrDefault(reason) + 1;
 }
@@ -138,6 +140,7 @@ public static class FileSource
                 if (ms.Length > MaxDocumentFileBytes) { stats.Skip("too_large"); return null; }
             }
             bytes = ms.ToArray();
+            stats.Bytes += bytes.Length;
         }
         catch (InvalidDataException)
         {
@@ -184,6 +187,7 @@ public static class FileSource
                 catch (IOException) { stats.Skip("unreadable"); yield break; }
                 if (line is null) yield break;
                 lineNo++;
+                stats.Bytes += System.Text.Encoding.UTF8.GetByteCount(line) + 1;
                 if (line.Trim().Length == 0) continue;
                 string? text = null;
                 try
