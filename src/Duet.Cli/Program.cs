@@ -9,4 +9,5 @@ root.Subcommands.Add(DataCommands.Create());
 root.Subcommands.Add(TokenizerCommands.Create());
 foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
 foreach (var c in RunCommands.Create()) root.Subcommands.Add(c);
+foreach (var c in TrainCommands.Create()) root.Subcommands.Add(c);
 return CliRunner.Run(root, args);

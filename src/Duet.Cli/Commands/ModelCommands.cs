@@ -26,7 +26,7 @@ internal static class ModelCommands
         if (WorkerPool.Shared.Threads != threads) WorkerPool.SetSharedThreads(threads);
     }
 
-    private static GgmlType ParseType(string s) => s.ToUpperInvariant() switch
+    internal static GgmlType ParseType(string s) => s.ToUpperInvariant() switch
     {
         "F32" => GgmlType.F32, "F16" => GgmlType.F16, "BF16" => GgmlType.BF16, "Q8_0" => GgmlType.Q8_0, "Q4_0" => GgmlType.Q4_0,
         "Q4_1" => GgmlType.Q4_1, "Q5_0" => GgmlType.Q5_0, "Q5_1" => GgmlType.Q5_1, "Q4_K" => GgmlType.Q4_K, "Q5_K" => GgmlType.Q5_K, "Q6_K" => GgmlType.Q6_K,

@@ -1,0 +1,111 @@
+#!/usr/bin/python3
+"""PyTorch peer of `duet bench-train`: whole training steps of the same LLaMA shape on the CPU.
+
+The same model as Duet trains (HF LlamaForCausalLM semantics: RMSNorm, rotate_half RoPE, causal GQA
+attention, SwiGLU, untied or tied head), float32, the same batch and sequence length, cross-entropy,
+backward, global-norm clipping and torch.optim.AdamW; random tokens. Debian's torch 1.13 has no
+scaled_dot_product_attention, so attention is written out (as in HF's eager path).
+
+    /usr/bin/python3 bench/train_pytorch.py --preset 15m --batch 8 --seq 256 --vocab 32000 --threads 2 --steps 10
+
+Prints one JSON line: tokens/s (median over the timed steps after warm-up), ms per step, threads, shape.
+Install libopenblas0-pthread first (BENCHMARKS.md): without it Debian's torch uses the reference BLAS.
+"""
+import argparse, json, math, statistics, time
+import torch
+import torch.nn.functional as F
+
+PRESETS = {
+    "15m": dict(dim=288, layers=6, heads=6, kv_heads=6, ffn=768, tied=True),
+    "duet-tiny": dict(dim=256, layers=4, heads=8, kv_heads=4, ffn=704, tied=True),
+}
+
+
+class Llama(torch.nn.Module):
+    def __init__(self, vocab, dim, layers, heads, kv_heads, ffn, tied, seq, theta=10000.0):
+        super().__init__()
+        self.h, self.kvh, self.hd = heads, kv_heads, dim // heads
+        self.emb = torch.nn.Embedding(vocab, dim)
+        self.layers = torch.nn.ModuleList()
+        for _ in range(layers):
+            l = torch.nn.Module()
+            l.n1 = torch.nn.Parameter(torch.ones(dim)); l.n2 = torch.nn.Parameter(torch.ones(dim))
+            l.q = torch.nn.Linear(dim, heads * self.hd, bias=False); l.k = torch.nn.Linear(dim, kv_heads * self.hd, bias=False)
+            l.v = torch.nn.Linear(dim, kv_heads * self.hd, bias=False); l.o = torch.nn.Linear(heads * self.hd, dim, bias=False)
+            l.g = torch.nn.Linear(dim, ffn, bias=False); l.u = torch.nn.Linear(dim, ffn, bias=False); l.d = torch.nn.Linear(ffn, dim, bias=False)
+            self.layers.append(l)
+        self.norm = torch.nn.Parameter(torch.ones(dim))
+        self.head = None if tied else torch.nn.Linear(dim, vocab, bias=False)
+        for p in self.parameters():
+            if p.dim() == 2: torch.nn.init.normal_(p, std=0.02)
+        inv = 1.0 / theta ** (torch.arange(0, self.hd, 2).float() / self.hd)
+        ang = torch.outer(torch.arange(seq).float(), inv)
+        self.register_buffer("cos", torch.cat([ang.cos(), ang.cos()], -1))
+        self.register_buffer("sin", torch.cat([ang.sin(), ang.sin()], -1))
+        self.register_buffer("mask", torch.full((seq, seq), float("-inf")).triu(1))
+
+    @staticmethod
+    def rms(x, w, eps=1e-5):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w
+
+    def rope(self, x):  # x [B, heads, T, hd]
+        half = x.shape[-1] // 2
+        rot = torch.cat([-x[..., half:], x[..., :half]], -1)
+        return x * self.cos + rot * self.sin
+
+    def forward(self, ids):
+        b, t = ids.shape
+        x = self.emb(ids)
+        for l in self.layers:
+            n = self.rms(x, l.n1)
+            q = self.rope(l.q(n).view(b, t, self.h, self.hd).transpose(1, 2))
+            k = self.rope(l.k(n).view(b, t, self.kvh, self.hd).transpose(1, 2))
+            v = l.v(n).view(b, t, self.kvh, self.hd).transpose(1, 2)
+            rep = self.h // self.kvh
+            if rep > 1: k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+            att = (q @ k.transpose(-1, -2)) / math.sqrt(self.hd) + self.mask[:t, :t]
+            a = (att.softmax(-1) @ v).transpose(1, 2).reshape(b, t, -1)
+            x = x + l.o(a)
+            n = self.rms(x, l.n2)
+            x = x + l.d(F.silu(l.g(n)) * l.u(n))
+        x = self.rms(x, self.norm)
+        return x @ self.emb.weight.T if self.head is None else self.head(x)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--preset", default="15m", choices=PRESETS)
+    ap.add_argument("--vocab", type=int, default=32000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    p = PRESETS[a.preset]
+    m = Llama(a.vocab, p["dim"], p["layers"], p["heads"], p["kv_heads"], p["ffn"], p["tied"], a.seq)
+    decay = [q for n, q in m.named_parameters() if q.dim() == 2 and not n.startswith("emb")]
+    rest = [q for n, q in m.named_parameters() if not (q.dim() == 2 and not n.startswith("emb"))]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+    g = torch.Generator().manual_seed(1)
+    times = []
+    for s in range(a.warmup + a.steps):
+        ids = torch.randint(0, a.vocab, (a.batch, a.seq + 1), generator=g)
+        t0 = time.perf_counter()
+        logits = m(ids[:, :-1])
+        loss = F.cross_entropy(logits.reshape(-1, a.vocab), ids[:, 1:].reshape(-1))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        opt.step()
+        if s >= a.warmup: times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "preset": a.preset, "vocab": a.vocab, "batch": a.batch, "seq": a.seq,
+                      "threads": a.threads, "step_ms": med * 1e3, "tokens_per_s": a.batch * a.seq / med,
+                      "params": sum(q.numel() for q in m.parameters()), "loss": float(loss)}))
+
+
+if __name__ == "__main__":
+    main()
