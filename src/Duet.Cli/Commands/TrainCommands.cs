@@ -23,9 +23,10 @@ internal static class TrainCommands
         var config = new Option<string?>("--config", "-c") { Description = "the run's config (models/duet-tiny/train.json, for one): corpus, model shape or preset, batch, optimizer, schedule" };
         var output = new Option<string?>("--out", "-o") { Description = "run folder for checkpoints, metrics.jsonl and loss.svg (default: runs/NAME)" };
         var resume = new Option<string?>("--resume") { Description = "continue the run in this folder from its newest valid checkpoint" };
+        var restart = new Option<bool>("--restart") { Description = "start over in --out even if it holds a run (its checkpoints and metrics are deleted)" };
         var cmd = new Command("train", "Pretrain a LLaMA-architecture model on the CPU from a tokenized corpus, with checkpoints, metrics and a loss plot.")
         {
-            config, output, resume,
+            config, output, resume, restart,
         };
         cmd.SetAction(r =>
         {
@@ -35,6 +36,12 @@ internal static class TrainCommands
             if (resumeDir is not null && r.GetValue(output) is not null) throw new ArgumentException("--resume RUN continues in RUN; --out is for new runs");
             var c = TrainConfig.Load(configPath ?? Path.Combine(resumeDir!, "config.json"));
             var run = resumeDir ?? r.GetValue(output) ?? Path.Combine("runs", c.Name);
+            if (r.GetValue(restart))
+            {
+                if (resumeDir is not null) throw new ArgumentException("--restart starts a new run; --resume continues one");
+                if (Directory.Exists(Path.Combine(run, "checkpoints"))) Directory.Delete(Path.Combine(run, "checkpoints"), recursive: true);
+                foreach (var f in new[] { "metrics.jsonl", "loss.svg", "config.json" }) File.Delete(Path.Combine(run, f));
+            }
             using var cancel = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
             using var trainer = new Trainer(c, run, resume: resumeDir is not null);

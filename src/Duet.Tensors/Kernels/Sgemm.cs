@@ -1,0 +1,250 @@
+// Single-precision matrix product for training: C[m×n] (= or +=) op(A)[m×k] · op(B)[k×n], row-major with leading
+// dimensions, op(X) = Xᵀ when asked.   torch: c = a @ b  (or addmm_)
+// GotoBLAS structure: for each block of KC values of k, op(A) is packed into panels of MR rows (MR values per k,
+// contiguous) and, for each block of NC columns, op(B) into panels of NR columns (NR values per k); a register-
+// blocked micro-kernel then multiplies an MR-row panel by an NR-column panel with FMAs into MR×NR accumulators
+// (8 × 32 floats: sixteen 512-bit registers on AVX-512). Packing absorbs the transposes, so the four variants run
+// the same kernel.
+// Determinism: each element of C is the sum over k blocks in increasing order of the kernel's in-block sums, which
+// run k in increasing order; threads split only the tiles of C (rows and column panels), never k. So the bits of C
+// do not depend on the thread count or partition, which training needs to resume exactly.
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+using Duet.Tensors.Parallel;
+
+namespace Duet.Tensors.Kernels;
+
+public static unsafe class Sgemm
+{
+    internal enum Isa { Avx512, Avx2, Portable }
+
+    /// <summary>The kernel in use (tests set it to exercise every path on one machine).</summary>
+    internal static Isa Path { get; set; } = Avx512F.IsSupported ? Isa.Avx512 : Avx2.IsSupported && Fma.IsSupported ? Isa.Avx2 : Isa.Portable;
+
+    private const int MR = 8, NR = 32, KC = 256, NC = 2048;
+    /// <summary>Below this many multiply-adds a product runs on the calling thread (a pool wake-up costs more).</summary>
+    private const long ParallelWork = 1 << 18;
+
+    /// <summary>Span form with size checks: C[m×n] (=|+=) op(A)·op(B).</summary>
+    public static void Gemm(bool transA, bool transB, int m, int n, int k, ReadOnlySpan<float> a, int lda, ReadOnlySpan<float> b, int ldb,
+        Span<float> c, int ldc, bool accumulate, WorkerPool? pool = null)
+    {
+        if (m < 0 || n < 0 || k < 0) throw new ArgumentException($"negative sizes m {m}, n {n}, k {k}");
+        static long Need(int rows, int cols, int ld) => rows == 0 || cols == 0 ? 0 : (long)(rows - 1) * ld + cols;
+        int ar = transA ? k : m, ac = transA ? m : k, br = transB ? n : k, bc = transB ? k : n;
+        if (lda < ac || ldb < bc || ldc < n) throw new ArgumentException($"leading dimensions lda {lda}, ldb {ldb}, ldc {ldc} smaller than rows of {ac}, {bc}, {n}");
+        if (a.Length < Need(ar, ac, lda)) throw new ArgumentException($"A holds {a.Length} floats, op(A) of {m}×{k} (trans {transA}, lda {lda}) needs {Need(ar, ac, lda)}");
+        if (b.Length < Need(br, bc, ldb)) throw new ArgumentException($"B holds {b.Length} floats, op(B) of {k}×{n} (trans {transB}, ldb {ldb}) needs {Need(br, bc, ldb)}");
+        if (c.Length < Need(m, n, ldc)) throw new ArgumentException($"C holds {c.Length} floats, {m}×{n} (ldc {ldc}) needs {Need(m, n, ldc)}");
+        fixed (float* pa = a, pb = b, pc = c) Gemm(transA, transB, m, n, k, pa, lda, pb, ldb, pc, ldc, accumulate, pool);
+    }
+
+    private sealed class Work
+    {
+        public float* A, B, C, PackA, PackB;
+        public int M, N, K, Lda, Ldb, Ldc, Kc, K0, J0, Nc, MPanels, NPanels;
+        public bool TransA, TransB, Add;
+        public Isa Isa;
+    }
+
+    [ThreadStatic] private static Work? t_work;
+    [ThreadStatic] private static float* t_packA, t_packB;
+    [ThreadStatic] private static long t_packALength, t_packBLength;
+
+    private static float* Buffer(ref float* p, ref long length, long need)
+    {
+        if (length < need)
+        {
+            if (p != null) NativeMemory.AlignedFree(p);
+            p = (float*)NativeMemory.AlignedAlloc((nuint)(need * 4), 64);
+            length = need;
+        }
+        return p;
+    }
+
+    /// <summary>C[m×n] (=|+=) op(A)·op(B) on raw pointers (no checks beyond sizes ≥ 0).</summary>
+    public static void Gemm(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, WorkerPool? pool = null)
+    {
+        if (m <= 0 || n <= 0) return;
+        if (k <= 0)
+        {
+            if (!accumulate) for (int i = 0; i < m; i++) new Span<float>(c + (long)i * ldc, n).Clear();
+            return;
+        }
+        int mPanels = (m + MR - 1) / MR;
+        var w = t_work ??= new Work();
+        w.A = a; w.B = b; w.C = c; w.M = m; w.N = n; w.K = k; w.Lda = lda; w.Ldb = ldb; w.Ldc = ldc; w.TransA = transA; w.TransB = transB;
+        w.MPanels = mPanels; w.Isa = Path;
+        w.PackA = Buffer(ref t_packA, ref t_packALength, (long)mPanels * MR * KC);
+        w.PackB = Buffer(ref t_packB, ref t_packBLength, (long)NC * KC);
+        bool parallel = pool is { Threads: > 1 } && (long)m * n * k >= ParallelWork;
+        for (int k0 = 0; k0 < k; k0 += KC)
+        {
+            w.K0 = k0; w.Kc = Math.Min(KC, k - k0);
+            w.Add = accumulate || k0 > 0;
+            if (parallel) pool!.For(mPanels, s_packA, w); else PackA(w, 0, mPanels);
+            for (int j0 = 0; j0 < n; j0 += NC)
+            {
+                w.J0 = j0; w.Nc = Math.Min(NC, n - j0);
+                w.NPanels = (w.Nc + NR - 1) / NR;
+                if (parallel) pool!.For(w.NPanels, s_packB, w); else PackB(w, 0, w.NPanels);
+                int tiles = mPanels * w.NPanels;
+                if (parallel) pool!.For(tiles, s_compute, w); else Compute(w, 0, tiles);
+            }
+        }
+    }
+
+    private static readonly RangeBody s_packA = static (s, e, st) => PackA((Work)st!, s, e);
+    private static readonly RangeBody s_packB = static (s, e, st) => PackB((Work)st!, s, e);
+    private static readonly RangeBody s_compute = static (s, e, st) => Compute((Work)st!, s, e);
+
+    // Panel p of op(A)[rows p·MR.., k0..k0+kc]: for each k, MR row values (zero past the last row).
+    private static void PackA(Work w, int p0, int p1)
+    {
+        for (int p = p0; p < p1; p++)
+        {
+            float* dst = w.PackA + (long)p * MR * KC;
+            int i0 = p * MR, rows = Math.Min(MR, w.M - i0);
+            for (int kk = 0; kk < w.Kc; kk++)
+            {
+                int kx = w.K0 + kk;
+                float* d = dst + kk * MR;
+                if (w.TransA) { float* src = w.A + (long)kx * w.Lda + i0; for (int r = 0; r < rows; r++) d[r] = src[r]; }
+                else for (int r = 0; r < rows; r++) d[r] = w.A[(long)(i0 + r) * w.Lda + kx];
+                for (int r = rows; r < MR; r++) d[r] = 0;
+            }
+        }
+    }
+
+    // Panel p of op(B)[k0..k0+kc, columns j0 + p·NR..]: for each k, NR column values (zero past the last column).
+    private static void PackB(Work w, int p0, int p1)
+    {
+        for (int p = p0; p < p1; p++)
+        {
+            float* dst = w.PackB + (long)p * NR * KC;
+            int j = w.J0 + p * NR, cols = Math.Min(NR, w.N - j);
+            if (!w.TransB)
+                for (int kk = 0; kk < w.Kc; kk++)
+                {
+                    float* src = w.B + (long)(w.K0 + kk) * w.Ldb + j, d = dst + kk * NR;
+                    new ReadOnlySpan<float>(src, cols).CopyTo(new Span<float>(d, cols));
+                    for (int q = cols; q < NR; q++) d[q] = 0;
+                }
+            else
+            {
+                for (int q = 0; q < cols; q++)
+                {
+                    float* src = w.B + (long)(j + q) * w.Ldb + w.K0;
+                    for (int kk = 0; kk < w.Kc; kk++) dst[kk * NR + q] = src[kk];
+                }
+                for (int q = cols; q < NR; q++) for (int kk = 0; kk < w.Kc; kk++) dst[kk * NR + q] = 0;
+            }
+        }
+    }
+
+    private static void Compute(Work w, int t0, int t1)
+    {
+        float* tile = stackalloc float[MR * NR];
+        for (int t = t0; t < t1; t++)
+        {
+            int mp = t % w.MPanels, np = t / w.MPanels;
+            int i0 = mp * MR, j0 = w.J0 + np * NR;
+            int rows = Math.Min(MR, w.M - i0), cols = Math.Min(NR, w.N - j0);
+            float* pa = w.PackA + (long)mp * MR * KC, pb = w.PackB + (long)np * NR * KC;
+            float* c = w.C + (long)i0 * w.Ldc + j0;
+            if (rows == MR && cols == NR) Kernel(w.Isa, pa, pb, w.Kc, c, w.Ldc, w.Add);
+            else
+            {
+                Kernel(w.Isa, pa, pb, w.Kc, tile, NR, add: false);
+                for (int r = 0; r < rows; r++)
+                {
+                    float* cr = c + (long)r * w.Ldc, tr = tile + r * NR;
+                    if (w.Add) for (int q = 0; q < cols; q++) cr[q] += tr[q];
+                    else for (int q = 0; q < cols; q++) cr[q] = tr[q];
+                }
+            }
+        }
+    }
+
+    private static void Kernel(Isa isa, float* a, float* b, int kc, float* c, int ldc, bool add)
+    {
+        switch (isa)
+        {
+            case Isa.Avx512: Kernel512(a, b, kc, c, ldc, add); break;
+            case Isa.Avx2:
+                for (int half = 0; half < 2; half++)
+                    for (int quarter = 0; quarter < 2; quarter++) Kernel256(a + quarter * 4, b + half * 16, kc, c + (long)quarter * 4 * ldc + half * 16, ldc, add);
+                break;
+            default: KernelPortable(a, b, kc, c, ldc, add); break;
+        }
+    }
+
+    // 8 rows × 32 columns: per k, two loads of B, eight broadcasts of A, sixteen FMAs.
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel512(float* a, float* b, int kc, float* c, int ldc, bool add)
+    {
+        Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
+        for (int k = 0; k < kc; k++)
+        {
+            var b0 = Avx512F.LoadAlignedVector512(b); var b1 = Avx512F.LoadAlignedVector512(b + 16);
+            var x = Vector512.Create(a[0]); c00 = Avx512F.FusedMultiplyAdd(x, b0, c00); c01 = Avx512F.FusedMultiplyAdd(x, b1, c01);
+            x = Vector512.Create(a[1]); c10 = Avx512F.FusedMultiplyAdd(x, b0, c10); c11 = Avx512F.FusedMultiplyAdd(x, b1, c11);
+            x = Vector512.Create(a[2]); c20 = Avx512F.FusedMultiplyAdd(x, b0, c20); c21 = Avx512F.FusedMultiplyAdd(x, b1, c21);
+            x = Vector512.Create(a[3]); c30 = Avx512F.FusedMultiplyAdd(x, b0, c30); c31 = Avx512F.FusedMultiplyAdd(x, b1, c31);
+            x = Vector512.Create(a[4]); c40 = Avx512F.FusedMultiplyAdd(x, b0, c40); c41 = Avx512F.FusedMultiplyAdd(x, b1, c41);
+            x = Vector512.Create(a[5]); c50 = Avx512F.FusedMultiplyAdd(x, b0, c50); c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
+            x = Vector512.Create(a[6]); c60 = Avx512F.FusedMultiplyAdd(x, b0, c60); c61 = Avx512F.FusedMultiplyAdd(x, b1, c61);
+            x = Vector512.Create(a[7]); c70 = Avx512F.FusedMultiplyAdd(x, b0, c70); c71 = Avx512F.FusedMultiplyAdd(x, b1, c71);
+            a += MR; b += NR;
+        }
+        Store512(c, c00, c01, add); Store512(c + ldc, c10, c11, add); Store512(c + 2L * ldc, c20, c21, add); Store512(c + 3L * ldc, c30, c31, add);
+        Store512(c + 4L * ldc, c40, c41, add); Store512(c + 5L * ldc, c50, c51, add); Store512(c + 6L * ldc, c60, c61, add); Store512(c + 7L * ldc, c70, c71, add);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store512(float* c, Vector512<float> v0, Vector512<float> v1, bool add)
+    {
+        if (add) { v0 += Vector512.Load(c); v1 += Vector512.Load(c + 16); }
+        v0.Store(c); v1.Store(c + 16);
+    }
+
+    // 4 rows × 16 columns of the packed 8 × 32 panels (a advances by MR, b by NR per k).
+    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
+    private static void Kernel256(float* a, float* b, int kc, float* c, int ldc, bool add)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
+        for (int k = 0; k < kc; k++)
+        {
+            var b0 = Vector256.Load(b); var b1 = Vector256.Load(b + 8);
+            var x = Vector256.Create(a[0]); c00 = Fma.MultiplyAdd(x, b0, c00); c01 = Fma.MultiplyAdd(x, b1, c01);
+            x = Vector256.Create(a[1]); c10 = Fma.MultiplyAdd(x, b0, c10); c11 = Fma.MultiplyAdd(x, b1, c11);
+            x = Vector256.Create(a[2]); c20 = Fma.MultiplyAdd(x, b0, c20); c21 = Fma.MultiplyAdd(x, b1, c21);
+            x = Vector256.Create(a[3]); c30 = Fma.MultiplyAdd(x, b0, c30); c31 = Fma.MultiplyAdd(x, b1, c31);
+            a += MR; b += NR;
+        }
+        Store256(c, c00, c01, add); Store256(c + ldc, c10, c11, add); Store256(c + 2L * ldc, c20, c21, add); Store256(c + 3L * ldc, c30, c31, add);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store256(float* c, Vector256<float> v0, Vector256<float> v1, bool add)
+    {
+        if (add) { v0 += Vector256.Load(c); v1 += Vector256.Load(c + 8); }
+        v0.Store(c); v1.Store(c + 8);
+    }
+
+    // Any CPU: the same sums, one element at a time (each with a fused multiply-add, as the vector kernels).
+    private static void KernelPortable(float* a, float* b, int kc, float* c, int ldc, bool add)
+    {
+        for (int r = 0; r < MR; r++)
+            for (int q = 0; q < NR; q++)
+            {
+                float s = 0;
+                for (int k = 0; k < kc; k++) s = MathF.FusedMultiplyAdd(a[k * MR + r], b[k * NR + q], s);
+                float* cr = c + (long)r * ldc + q;
+                *cr = add ? *cr + s : s;
+            }
+    }
+}
