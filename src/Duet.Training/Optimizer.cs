@@ -72,8 +72,10 @@ public sealed unsafe class AdamW
     public double GlobalNorm(float[] gradients)
     {
         int chunks = (int)((gradients.LongLength + Chunk - 1) / Chunk);
-        var partial = new double[chunks];
-        var job = new NormJob { G = gradients, Partial = partial };
+        var job = _normJob ??= new NormJob();
+        if (job.Partial.Length != chunks) job.Partial = new double[chunks];
+        var partial = job.Partial;
+        job.G = gradients;
         _pool.For(chunks, static (c0, c1, s) =>
         {
             var j = (NormJob)s!;
@@ -90,7 +92,8 @@ public sealed unsafe class AdamW
         return Math.Sqrt(total);
     }
 
-    private sealed class NormJob { public float[] G = null!; public double[] Partial = null!; }
+    private NormJob? _normJob;
+    private sealed class NormJob { public float[] G = null!; public double[] Partial = []; }
 
     /// <summary>
     /// One update of <paramref name="parameters"/> from <paramref name="gradients"/> scaled by
