@@ -11,36 +11,9 @@ public sealed class DataPipelineTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static readonly string[] Stop = ["the", "of", "and", "to", "with", "that", "be", "have", "a", "in"];
+    private static string English(Random rng, int sentences) => SyntheticText.English(rng, sentences);
 
-    // Sentences of pseudo-words (3 to 8 letters) with English stop words between them: varied enough that no
-    // word 5-gram repeats, English enough for the tagger.
-    private static string English(Random rng, int sentences)
-    {
-        var sb = new StringBuilder();
-        for (int i = 0; i < sentences; i++)
-        {
-            int n = 8 + rng.Next(8);
-            for (int w = 0; w < n; w++)
-            {
-                sb.Append(rng.Next(10) < 4 ? Stop[rng.Next(Stop.Length)] : new string(Enumerable.Range(0, 3 + rng.Next(6)).Select(_ => (char)('a' + rng.Next(26))).ToArray()));
-                sb.Append(w == n - 1 ? "." : " ");
-            }
-            sb.Append(i % 3 == 2 ? "\n" : " ");
-        }
-        return sb.ToString();
-    }
-
-    private static string Chinese(Random rng, int sentences)
-    {
-        var sb = new StringBuilder();
-        for (int i = 0; i < sentences; i++)
-        {
-            sb.Append(new string(Enumerable.Range(0, 12 + rng.Next(10)).Select(_ => (char)('\u4E00' + rng.Next(2000))).ToArray()));
-            sb.Append(i % 2 == 0 ? "，" : "。\n");
-        }
-        return sb.ToString().TrimEnd() + "。";
-    }
+    private static string Chinese(Random rng, int sentences) => SyntheticText.Chinese(rng, sentences);
 
     private string MakeSources()
     {

@@ -21,34 +21,9 @@ public sealed class TokenCorpusFixture : IDisposable
     public string TokenizerPath => Path.Combine(Root, "tok", "tokenizer.json");
     public byte[] BuildManifest { get; }
 
-    private static readonly string[] Stop = ["the", "of", "and", "to", "with", "that", "be", "have", "a", "in"];
+    private static string English(Random rng, int sentences) => SyntheticText.English(rng, sentences);
 
-    private static string English(Random rng, int sentences)
-    {
-        var sb = new StringBuilder();
-        for (int i = 0; i < sentences; i++)
-        {
-            int n = 8 + rng.Next(8);
-            for (int w = 0; w < n; w++)
-            {
-                sb.Append(rng.Next(10) < 4 ? Stop[rng.Next(Stop.Length)] : new string(Enumerable.Range(0, 3 + rng.Next(6)).Select(_ => (char)('a' + rng.Next(26))).ToArray()));
-                sb.Append(w == n - 1 ? "." : " ");
-            }
-            sb.Append(i % 3 == 2 ? "\n" : " ");
-        }
-        return sb.ToString();
-    }
-
-    private static string Chinese(Random rng, int sentences)
-    {
-        var sb = new StringBuilder();
-        for (int i = 0; i < sentences; i++)
-        {
-            sb.Append(new string(Enumerable.Range(0, 12 + rng.Next(10)).Select(_ => (char)('\u4E00' + rng.Next(300))).ToArray()));
-            sb.Append(i % 2 == 0 ? "，" : "。\n");
-        }
-        return sb.ToString().TrimEnd() + "。";
-    }
+    private static string Chinese(Random rng, int sentences) => SyntheticText.Chinese(rng, sentences, alphabet: 300);
 
     public TokenCorpusFixture()
     {

@@ -41,15 +41,7 @@ public class ReferenceLogitsTests(ReferenceModels refs) : IClassFixture<Referenc
 {
     public static TheoryData<string> Presets => new() { "llama2", "llama3", "yi", "mistral", "tiny" };
 
-    internal static float MaxDiff(float[,] expected, float[,] actual)
-    {
-        Assert.Equal(expected.GetLength(0), actual.GetLength(0));
-        Assert.Equal(expected.GetLength(1), actual.GetLength(1));
-        float max = 0;
-        for (int t = 0; t < expected.GetLength(0); t++)
-            for (int v = 0; v < expected.GetLength(1); v++) max = Math.Max(max, Math.Abs(expected[t, v] - actual[t, v]));
-        return max;
-    }
+    internal static float MaxDiff(float[,] expected, float[,] actual) => Matrices.MaxAbsDiff(expected, actual);
 
     [Theory, MemberData(nameof(Presets))]
     public void Logits_FromSafetensors_MatchPyTorchAtEveryPosition(string preset)

@@ -63,13 +63,5 @@ public sealed class ExportTests(TrainCorpusFixture fx) : IClassFixture<TrainCorp
         }
     }
 
-    private static float MaxDiff(float[,] a, float[,] b)
-    {
-        Assert.Equal(a.GetLength(0), b.GetLength(0));
-        Assert.Equal(a.GetLength(1), b.GetLength(1));
-        float max = 0;
-        for (int i = 0; i < a.GetLength(0); i++)
-            for (int j = 0; j < a.GetLength(1); j++) max = Math.Max(max, Math.Abs(a[i, j] - b[i, j]));
-        return max;
-    }
+    private static float MaxDiff(float[,] a, float[,] b) => Matrices.MaxAbsDiff(a, b);
 }

@@ -36,7 +36,7 @@ internal static class TrainCommands
             if (resumeDir is not null && r.GetValue(output) is not null) throw new ArgumentException("--resume RUN continues in RUN; --out is for new runs");
             var c = TrainConfig.Load(configPath ?? Path.Combine(resumeDir!, "config.json"));
             var run = resumeDir ?? r.GetValue(output) ?? Path.Combine("runs", c.Name);
-            if (r.GetValue(restart))
+            if (r.GetValue(restart) && Directory.Exists(run))
             {
                 if (resumeDir is not null) throw new ArgumentException("--restart starts a new run; --resume continues one");
                 if (Directory.Exists(Path.Combine(run, "checkpoints"))) Directory.Delete(Path.Combine(run, "checkpoints"), recursive: true);
