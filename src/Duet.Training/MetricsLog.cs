@@ -1,7 +1,8 @@
 // metrics.jsonl of a run: one JSON object per line, {"kind": "train"|"validation", "step": N, ...values}, appended
 // and flushed per record. A resumed run first truncates the log to its checkpoint's step, since the killed run may
 // have logged steps it never checkpointed; so a resumed run's log equals an uninterrupted one's step for step.
-// Reading skips a torn last line (a run killed mid-write).
+// Reading skips a torn last line (a run killed mid-write), and any line that is not a record; appending to a file
+// that ends in a torn line starts a new line first, so the torn fragment never swallows the next record.
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -23,7 +24,12 @@ public sealed class MetricsLog(string path) : IDisposable
         foreach (var (k, v) in values)
             sb.Append(',').Append(JsonSerializer.Serialize(k)).Append(':').Append(double.IsFinite(v) ? v.ToString("R", CultureInfo.InvariantCulture) : "null");
         sb.Append("}\n");
-        _file ??= new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.Read);
+        if (_file is null)
+        {
+            bool torn = EndsInATornLine(Path);
+            _file = new FileStream(Path, FileMode.Append, FileAccess.Write, FileShare.Read);
+            if (torn) _file.WriteByte((byte)'\n');
+        }
         _file.Write(Encoding.UTF8.GetBytes(sb.ToString()));
         _file.Flush();
     }
@@ -51,6 +57,16 @@ public sealed class MetricsLog(string path) : IDisposable
         return lines.Select(Parse).OfType<MetricsRecord>().ToList();
     }
 
+    private static bool EndsInATornLine(string path)
+    {
+        if (!File.Exists(path)) return false;
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+        if (fs.Length == 0) return false;
+        fs.Seek(-1, SeekOrigin.End);
+        return fs.ReadByte() != '\n';
+    }
+
+    // A record, or null for a torn line or a line that is not one ({"kind": string, "step": int32, ...numbers}).
     private static MetricsRecord? Parse(string line)
     {
         if (line.Length == 0) return null;
@@ -58,12 +74,16 @@ public sealed class MetricsLog(string path) : IDisposable
         {
             using var doc = JsonDocument.Parse(line);
             var e = doc.RootElement;
+            if (e.ValueKind != JsonValueKind.Object
+                || !e.TryGetProperty("kind", out var kind) || kind.ValueKind != JsonValueKind.String
+                || !e.TryGetProperty("step", out var step) || step.ValueKind != JsonValueKind.Number || !step.TryGetInt32(out int s))
+                return null;
             var values = new Dictionary<string, double>();
             foreach (var p in e.EnumerateObject())
-                if (p.Value.ValueKind == JsonValueKind.Number && p.Name != "step") values[p.Name] = p.Value.GetDouble();
-            return new MetricsRecord(e.GetProperty("kind").GetString() ?? "", e.GetProperty("step").GetInt32(), values);
+                if (p.Value.ValueKind == JsonValueKind.Number && p.Name != "step" && p.Value.TryGetDouble(out double v) && double.IsFinite(v)) values[p.Name] = v;
+            return new MetricsRecord(kind.GetString()!, s, values);
         }
-        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException) { return null; } // a torn line
+        catch (JsonException) { return null; } // a torn line
     }
 
     public void Dispose() => _file?.Dispose();
