@@ -74,5 +74,18 @@ public static class LossPlot
         for (double t = Math.Ceiling(a / step) * step; t <= b + 1e-9; t += step) yield return Math.Round(t, 10);
     }
 
-    private static string Escape(string s) => s.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
+    // Text content: the three markup characters escaped, and what XML 1.0 cannot hold at all (control characters,
+    // lone surrogates, U+FFFE/U+FFFF) dropped, so a config name never makes the file unreadable.
+    private static string Escape(string s)
+    {
+        var sb = new StringBuilder(s.Length);
+        for (int i = 0; i < s.Length; i++)
+        {
+            char c = s[i];
+            if (i + 1 < s.Length && System.Xml.XmlConvert.IsXmlSurrogatePair(s[i + 1], c)) { sb.Append(c).Append(s[++i]); continue; }
+            if (!System.Xml.XmlConvert.IsXmlChar(c)) continue;
+            sb.Append(c switch { '&' => "&amp;", '<' => "&lt;", '>' => "&gt;", _ => c.ToString() });
+        }
+        return sb.ToString();
+    }
 }
