@@ -10,4 +10,5 @@ root.Subcommands.Add(TokenizerCommands.Create());
 foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
 foreach (var c in RunCommands.Create()) root.Subcommands.Add(c);
 foreach (var c in TrainCommands.Create()) root.Subcommands.Add(c);
+root.Subcommands.Add(ServeCommands.Serve());
 return CliRunner.Run(root, args);

@@ -1,6 +1,6 @@
 // Sampling as a chain of small steps over the candidate list, in llama.cpp's default order:
 //   penalties (repeat, presence, frequency) -> top-k -> top-p -> min-p -> temperature -> draw.
-// Temperature 0 is greedy (argmax, ties to the lowest id) and ignores the rest. The RNG is seeded and
+// Temperature 0 is greedy (argmax, ties to the lowest id) after the penalties, and ignores the rest. The RNG is seeded and
 // portable, so a seed reproduces a generation on any machine. No allocation per token.
 using Duet.Model;
 
@@ -51,9 +51,11 @@ public sealed class Sampler
     public int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<int> history)
     {
         int n = logits.Length;
-        if (_o.Temperature == 0) return Argmax(logits);
+        bool penalties = _o.RepeatPenalty != 1 || _o.PresencePenalty != 0 || _o.FrequencyPenalty != 0;
+        if (_o.Temperature == 0 && !penalties) return Argmax(logits);
         for (int i = 0; i < n; i++) { _ids[i] = i; _values[i] = logits[i]; }
         ApplyPenalties(history, n);
+        if (_o.Temperature == 0) return Argmax(_values.AsSpan(0, n)); // greedy over the penalized logits
         int count = n;
         count = TopK(count);
         count = TopP(count);

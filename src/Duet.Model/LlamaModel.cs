@@ -118,35 +118,42 @@ public sealed class LlamaModel : IDisposable
         s.Length = pos + 1;
     }
 
+    // One attention task per (sequence group, head): a group is a run of batch rows from one sequence at
+    // consecutive positions. Groups own distinct states, so each task owns its row of a score buffer.
     private sealed class AttendJob
     {
-        public LlamaState? State;
+        public LlamaState[] States = new LlamaState[LlamaState.MaxBatch];
+        public int[] Starts = new int[LlamaState.MaxBatch], Counts = new int[LlamaState.MaxBatch], Rows = new int[LlamaState.MaxBatch];
+        public int Groups;
         public float[] Query = [], Output = [];
-        public int Layer, Start, Count;
+        public int Layer;
     }
 
     private readonly AttendJob _attend = new();
 
     /// <summary>
-    /// Causal attention of <paramref name="count"/> queries ([count, QDim] in <paramref name="queries"/>, at
-    /// positions start..start+count-1) over the cached keys and values of <paramref name="layer"/>, into
-    /// <paramref name="output"/> ([count, QDim]); query head h reads kv head h / (Heads / KvHeads). Heads are
-    /// independent, so they are split across the worker pool (each head owns its row of the score buffer).
+    /// Causal attention, per group g, of Counts[g] queries (rows Rows[g].. of <paramref name="queries"/>,
+    /// [rows, QDim], at positions Starts[g]..) over the cached keys and values of States[g] in
+    /// <paramref name="layer"/>, into the same rows of <paramref name="output"/>; query head h reads kv head
+    /// h / (Heads / KvHeads). Heads and groups are independent, so (group, head) pairs are split across the pool.
     /// torch: softmax(q·Kᵀ / sqrt(d) + causal mask) · V per head.
     /// </summary>
-    private void Attend(LlamaState s, int layer, float[] queries, int start, int count, float[] output)
+    private void Attend(AttendJob job, int layer, float[] queries, float[] output)
     {
-        var job = _attend;
-        job.State = s; job.Query = queries; job.Output = output; job.Layer = layer; job.Start = start; job.Count = count;
-        Pool.For(s.Config.Heads, static (h0, h1, st) =>
+        job.Query = queries; job.Output = output; job.Layer = layer;
+        Pool.For(job.Groups * Config.Heads, static (i0, i1, st) =>
         {
             var j = (AttendJob)st!;
-            for (int h = h0; h < h1; h++) AttendHead(j.State!, j.Layer, j.Query, j.Start, j.Count, h, j.Output);
+            int heads = j.States[0].Config.Heads;
+            for (int i = i0; i < i1; i++)
+            {
+                int g = i / heads, h = i % heads;
+                AttendHead(j.States[g], j.Layer, j.Query, j.Rows[g], j.Starts[g], j.Counts[g], h, j.Output);
+            }
         }, job);
-        job.State = null;
     }
 
-    private static void AttendHead(LlamaState s, int layer, float[] queries, int start, int count, int h, float[] output)
+    private static void AttendHead(LlamaState s, int layer, float[] queries, int row0, int start, int count, int h, float[] output)
     {
         var c = s.Config;
         int hd = c.HeadDim, group = c.Heads / c.KvHeads, kvOff = (h / group) * hd;
@@ -156,16 +163,24 @@ public sealed class LlamaModel : IDisposable
         for (int b = 0; b < count; b++)
         {
             int pos = start + b;
-            var q = queries.AsSpan(b * c.QDim + h * hd, hd);
+            var q = queries.AsSpan((row0 + b) * c.QDim + h * hd, hd);
             var att = s.Att.AsSpan(h * s.Capacity, pos + 1);
             for (int t = 0; t <= pos; t++)
                 att[t] = System.Numerics.Tensors.TensorPrimitives.Dot(q, keys.AsSpan(t * c.KvDim + kvOff, hd)) * scale;
             Ops.Softmax(att);
-            var o = output.AsSpan(b * c.QDim + h * hd, hd);
+            var o = output.AsSpan((row0 + b) * c.QDim + h * hd, hd);
             o.Clear();
             for (int t = 0; t <= pos; t++)
                 System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(values.AsSpan(t * c.KvDim + kvOff, hd), att[t], o, o);
         }
+    }
+
+    private void Attend(LlamaState s, int layer, float[] queries, int start, int count, float[] output)
+    {
+        var job = _attend;
+        job.States[0] = s; job.Rows[0] = 0; job.Starts[0] = start; job.Counts[0] = count; job.Groups = 1;
+        Attend(job, layer, queries, output);
+        job.States[0] = null!;
     }
 
     /// <summary>
@@ -178,67 +193,133 @@ public sealed class LlamaModel : IDisposable
         if (s.Length + tokens.Length > s.Capacity)
             throw new InvalidOperationException($"{tokens.Length} tokens do not fit in the context ({s.Capacity - s.Length} left)");
         if (allLogits is not null && allLogits.Length < (long)tokens.Length * Config.Vocab) throw new ArgumentException("allLogits is too small");
+        var rows = new LlamaState[LlamaState.MaxBatch];
+        Array.Fill(rows, s);
+        Span<int> all = stackalloc int[LlamaState.MaxBatch];
+        for (int i = 0; i < all.Length; i++) all[i] = i;
         for (int i = 0; i < tokens.Length; i += LlamaState.MaxBatch)
         {
             int n = Math.Min(LlamaState.MaxBatch, tokens.Length - i);
-            ForwardBatch(s, tokens.Slice(i, n), allLogits is null ? null : allLogits.AsSpan(i * Config.Vocab, n * Config.Vocab));
+            if (allLogits is null)
+            {
+                if (i + n < tokens.Length) ForwardRows(s, rows.AsSpan(0, n), tokens.Slice(i, n), [], []);
+                else ForwardRows(s, rows.AsSpan(0, n), tokens.Slice(i, n), [n - 1], s.Logits);
+            }
+            else
+            {
+                var dst = allLogits.AsSpan(i * Config.Vocab, n * Config.Vocab);
+                ForwardRows(s, rows.AsSpan(0, n), tokens.Slice(i, n), all[..n], dst);
+                dst.Slice((n - 1) * Config.Vocab, Config.Vocab).CopyTo(s.Logits);
+            }
         }
     }
 
-    private void ForwardBatch(LlamaState s, ReadOnlySpan<int> tokens, Span<float> logitsOut)
+    /// <summary>
+    /// One forward pass over a batch of rows that may belong to different sequences (continuous batching):
+    /// row b feeds <paramref name="tokens"/>[b] to sequence <paramref name="rowStates"/>[b] at its next
+    /// position. Rows of one sequence must be adjacent; they take consecutive positions from its Length, and
+    /// each sequence's Length grows by its row count. Logits of the rows listed in <paramref name="logitRows"/>
+    /// land in <paramref name="logits"/> ([logitRows.Length, vocab]); <paramref name="hidden"/>, if not empty,
+    /// gets every row's final normed hidden state ([rows, Dim]). <paramref name="scratch"/> lends its batch
+    /// buffers (any state of this model; its cache is not touched unless it is also a row's state).
+    /// With <paramref name="invariant"/>, every row is computed with the single-token kernels
+    /// (MatMul's invariant mode), so a sequence's results do not depend on what else is in the batch.
+    /// </summary>
+    public void ForwardRows(LlamaState scratch, ReadOnlySpan<LlamaState> rowStates, ReadOnlySpan<int> tokens,
+        ReadOnlySpan<int> logitRows, Span<float> logits, Span<float> hidden = default, bool invariant = false)
     {
         var c = Config;
         var w = Weights;
-        int B = tokens.Length, start = s.Length, D = c.Dim, hd = c.HeadDim;
+        int B = tokens.Length, D = c.Dim, hd = c.HeadDim, V = c.Vocab;
+        if (B == 0) return;
+        if (B > LlamaState.MaxBatch) throw new ArgumentException($"at most {LlamaState.MaxBatch} rows per batch, got {B}");
+        if (rowStates.Length != B) throw new ArgumentException("one state per row is needed");
+        if (logits.Length < logitRows.Length * V) throw new ArgumentException("the logits buffer is too small");
+        if (!hidden.IsEmpty && hidden.Length < B * D) throw new ArgumentException("the hidden-state buffer is too small");
         foreach (int t in tokens)
-            if ((uint)t >= (uint)c.Vocab) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {t} is outside the vocabulary (0..{c.Vocab - 1})");
-        float[] X = s.BX, Xb = s.BXb, Xb2 = s.BXb2, Q = s.BQ, K = s.BK, V = s.BV, H = s.BH, H2 = s.BH2;
-        for (int b = 0; b < B; b++) w.Embedding.DequantizeRow(tokens[b], X.AsSpan(b * D, D));
-        float[] cos = s.BCos, sin = s.BSin;
+            if ((uint)t >= (uint)V) throw new ArgumentOutOfRangeException(nameof(tokens), $"token {t} is outside the vocabulary (0..{V - 1})");
+        foreach (int r in logitRows)
+            if ((uint)r >= (uint)B) throw new ArgumentOutOfRangeException(nameof(logitRows), $"row {r} is not in the batch");
+
+        // Groups of adjacent rows of one sequence.
+        var job = _attend;
+        int groups = 0;
+        Span<int> positions = stackalloc int[B];
         for (int b = 0; b < B; b++)
-            for (int i = 0; i < _invFreq.Length; i++)
-            {
-                float angle = (start + b) * _invFreq[i];
-                cos[b * _invFreq.Length + i] = MathF.Cos(angle);
-                sin[b * _invFreq.Length + i] = MathF.Sin(angle);
-            }
-        for (int l = 0; l < c.Layers; l++)
         {
-            var L = w.Layers[l];
-            for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.AttnNorm, c.NormEps, Xb.AsSpan(b * D, D));
-            MatMul.Multiply(L.Q, Xb, Q, B, Pool);
-            MatMul.Multiply(L.K, Xb, K, B, Pool);
-            MatMul.Multiply(L.V, Xb, V, B, Pool);
-            for (int b = 0; b < B; b++)
+            var st = rowStates[b];
+            if (!Equals(st.Config, c)) throw new ArgumentException("a row's state belongs to another model");
+            if (b == 0 || !ReferenceEquals(st, rowStates[b - 1]))
             {
-                var cb = cos.AsSpan(b * _invFreq.Length, _invFreq.Length);
-                var sb = sin.AsSpan(b * _invFreq.Length, _invFreq.Length);
-                Ops.Rope(Q.AsSpan(b * c.QDim, c.QDim), hd, cb, sb, c.RopeStyle);
-                Ops.Rope(K.AsSpan(b * c.KvDim, c.KvDim), hd, cb, sb, c.RopeStyle);
-                K.AsSpan(b * c.KvDim, c.KvDim).CopyTo(s.KeyCache[l].AsSpan((start + b) * c.KvDim, c.KvDim));
-                V.AsSpan(b * c.KvDim, c.KvDim).CopyTo(s.ValueCache[l].AsSpan((start + b) * c.KvDim, c.KvDim));
+                for (int g = 0; g < groups; g++)
+                    if (ReferenceEquals(job.States[g], st)) throw new ArgumentException("rows of one sequence must be adjacent");
+                job.States[groups] = st; job.Rows[groups] = b; job.Starts[groups] = st.Length; job.Counts[groups] = 0;
+                groups++;
             }
-            // Causal attention: token b sees positions 0..start+b.
-            Attend(s, l, Q, start, B, Xb);
-            MatMul.Multiply(L.O, Xb, Xb2, B, Pool);
-            System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
-            for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.FfnNorm, c.NormEps, Xb.AsSpan(b * D, D));
-            MatMul.Multiply(L.Gate, Xb, H, B, Pool);
-            MatMul.Multiply(L.Up, Xb, H2, B, Pool);
-            Ops.SwiGlu(H.AsSpan(0, B * c.FfnDim), H2.AsSpan(0, B * c.FfnDim));
-            MatMul.Multiply(L.Down, H, Xb2, B, Pool);
-            System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
+            int gi = groups - 1;
+            positions[b] = job.Starts[gi] + job.Counts[gi]++;
+            if (positions[b] >= st.Capacity) throw new InvalidOperationException($"the context is full ({st.Capacity} tokens)");
         }
-        s.Length = start + B;
-        if (logitsOut.IsEmpty)
+        job.Groups = groups;
+
+        float[] X = scratch.BX, Xb = scratch.BXb, Xb2 = scratch.BXb2, Q = scratch.BQ, K = scratch.BK, Vv = scratch.BV, H = scratch.BH, H2 = scratch.BH2;
+        for (int b = 0; b < B; b++) w.Embedding.DequantizeRow(tokens[b], X.AsSpan(b * D, D));
+        float[] cos = scratch.BCos, sin = scratch.BSin;
+        int half = _invFreq.Length;
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < half; i++)
+            {
+                float angle = positions[b] * _invFreq[i];
+                cos[b * half + i] = MathF.Cos(angle);
+                sin[b * half + i] = MathF.Sin(angle);
+            }
+        try
         {
-            Ops.RmsNorm(X.AsSpan((B - 1) * D, D), w.OutputNorm, c.NormEps, Xb.AsSpan(0, D));
-            MatVec.Multiply(w.Output, Xb.AsSpan(0, D), s.Logits, Pool);
-            return;
+            for (int l = 0; l < c.Layers; l++)
+            {
+                var L = w.Layers[l];
+                for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.AttnNorm, c.NormEps, Xb.AsSpan(b * D, D));
+                MatMul.Multiply(L.Q, Xb, Q, B, Pool, invariant);
+                MatMul.Multiply(L.K, Xb, K, B, Pool, invariant);
+                MatMul.Multiply(L.V, Xb, Vv, B, Pool, invariant);
+                for (int b = 0; b < B; b++)
+                {
+                    var cb = cos.AsSpan(b * half, half);
+                    var sb = sin.AsSpan(b * half, half);
+                    Ops.Rope(Q.AsSpan(b * c.QDim, c.QDim), hd, cb, sb, c.RopeStyle);
+                    Ops.Rope(K.AsSpan(b * c.KvDim, c.KvDim), hd, cb, sb, c.RopeStyle);
+                    var st = rowStates[b];
+                    K.AsSpan(b * c.KvDim, c.KvDim).CopyTo(st.KeyCache[l].AsSpan(positions[b] * c.KvDim, c.KvDim));
+                    Vv.AsSpan(b * c.KvDim, c.KvDim).CopyTo(st.ValueCache[l].AsSpan(positions[b] * c.KvDim, c.KvDim));
+                }
+                // Causal attention: row b sees its sequence's positions 0..positions[b].
+                Attend(job, l, Q, Xb);
+                MatMul.Multiply(L.O, Xb, Xb2, B, Pool, invariant);
+                System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
+                for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.FfnNorm, c.NormEps, Xb.AsSpan(b * D, D));
+                MatMul.Multiply(L.Gate, Xb, H, B, Pool, invariant);
+                MatMul.Multiply(L.Up, Xb, H2, B, Pool, invariant);
+                Ops.SwiGlu(H.AsSpan(0, B * c.FfnDim), H2.AsSpan(0, B * c.FfnDim));
+                MatMul.Multiply(L.Down, H, Xb2, B, Pool, invariant);
+                System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
+            }
         }
-        for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), w.OutputNorm, c.NormEps, Xb.AsSpan(b * D, D));
-        MatMul.Multiply(w.Output, Xb, logitsOut, B, Pool);
-        logitsOut.Slice((B - 1) * c.Vocab, c.Vocab).CopyTo(s.Logits);
+        finally
+        {
+            for (int g = 0; g < groups; g++) job.States[g] = null!;
+        }
+        for (int b = 0; b < B; b++)
+        {
+            var st = rowStates[b];
+            st.Length = Math.Max(st.Length, positions[b] + 1);
+        }
+        if (!hidden.IsEmpty)
+            for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), w.OutputNorm, c.NormEps, hidden.Slice(b * D, D));
+        int n = logitRows.Length;
+        if (n == 0) return;
+        for (int i = 0; i < n; i++) Ops.RmsNorm(X.AsSpan(logitRows[i] * D, D), w.OutputNorm, c.NormEps, Xb.AsSpan(i * D, D));
+        if (n == 1) MatVec.Multiply(w.Output, Xb.AsSpan(0, D), logits[..V], Pool);
+        else MatMul.Multiply(w.Output, Xb, logits, n, Pool, invariant);
     }
 
     /// <summary>Teacher-forced logits at every position: [T, vocab].</summary>

@@ -151,13 +151,7 @@ internal static class ModelCommands
     }
 
     /// <summary>The tokenizer a model path carries (GGUF vocabulary or the folder's tokenizer files), if any.</summary>
-    internal static Tokenizer? TryTokenizer(string modelPath)
-    {
-        if (Directory.Exists(modelPath))
-            return File.Exists(Path.Combine(modelPath, "tokenizer.json")) || File.Exists(Path.Combine(modelPath, "tokenizer.model")) ? Tokenizer.Load(modelPath) : null;
-        try { return Tokenizer.Load(modelPath); }
-        catch (TokenizerFormatException) { return null; }
-    }
+    internal static Tokenizer? TryTokenizer(string modelPath) => Duet.Inference.ModelLoader.TryTokenizer(modelPath);
 }
 
 /// <summary>NumPy .npy version 1.0 writer for float32 matrices.</summary>

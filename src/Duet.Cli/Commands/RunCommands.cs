@@ -32,14 +32,7 @@ internal static class RunCommands
 
     private static Option<string> ModelOption() => new("--model", "-m") { Description = "a .gguf file or an HF folder (config.json + safetensors + tokenizer)", Required = true };
 
-    private static (LlamaModel, Tokenizer) Load(string path)
-    {
-        var model = LlamaModel.Load(path);
-        var tok = ModelCommands.TryTokenizer(path) ?? throw new InvalidDataException($"{path}: no tokenizer in the model (GGUF vocabulary or tokenizer.json/tokenizer.model beside it)");
-        if (tok.VocabSize > model.Config.Vocab)
-            throw new InvalidDataException($"{path}: the tokenizer has {tok.VocabSize} tokens but the model only {model.Config.Vocab}");
-        return (model, tok);
-    }
+    private static (LlamaModel, Tokenizer) Load(string path) => ModelLoader.Load(path);
 
     private static Command Generate()
     {

@@ -142,7 +142,9 @@ public static unsafe class MatMul
         public float* X;
         public float* Y;
         public int Batch;
+        public bool Invariant;
         public Q8Activations Q8 = new();
+        public float[] Permuted = [];  // F16 in invariant mode: each activation row as HalfDot reads it
         public sbyte[] KCodes = [];    // Q8_K activations, batch rows one after another
         public float[] KScales = [];
         public short[] KBsums = [];
@@ -153,7 +155,13 @@ public static unsafe class MatMul
     [ThreadStatic] private static byte[]? t_packed;
     [ThreadStatic] private static float[]? t_packedScales;
 
-    public static void Multiply(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int batch, WorkerPool? pool = null)
+    /// <param name="invariant">
+    /// Computes every row of Y with exactly <see cref="MatVec"/>'s arithmetic (its kernels, its summation order),
+    /// so a token's result does not depend on the batch it rides in: what a server needs for a sequence to give
+    /// the same tokens alone or batched with others. Weights are still read once per batch; only the faster
+    /// multi-token kernels (QuantGemm, 4x4 float tiles), whose sums are ordered differently, are given up.
+    /// </param>
+    public static void Multiply(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int batch, WorkerPool? pool = null, bool invariant = false)
     {
         if (x.Length < batch * w.Cols || y.Length < batch * w.Rows)
             throw new ArgumentException($"MatMul: W is [{w.Rows}, {w.Cols}], batch {batch}, x has {x.Length}, y has {y.Length}");
@@ -162,10 +170,15 @@ public static unsafe class MatMul
         fixed (float* py = y)
         {
             var job = t_job ??= new Job();
-            job.W = w; job.X = px; job.Y = py; job.Batch = batch;
+            job.W = w; job.X = px; job.Y = py; job.Batch = batch; job.Invariant = invariant;
+            if (invariant && w.Type == GgmlType.F16)
+            {
+                if (job.Permuted.Length < batch * w.Cols) job.Permuted = new float[batch * w.Cols];
+                for (int b = 0; b < batch; b++) HalfDot.Prepare(x.Slice(b * w.Cols, w.Cols), job.Permuted.AsSpan(b * w.Cols, w.Cols));
+            }
             if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
             {
-                if (QuantGemm.Supported) job.Q8.QuantizeGrouped(x, batch, w.Cols, w.Type, pool ?? WorkerPool.Shared);
+                if (QuantGemm.Supported && !invariant) job.Q8.QuantizeGrouped(x, batch, w.Cols, w.Type, pool ?? WorkerPool.Shared);
                 else
                 {
                     job.Q8.Quantize(x, batch, w.Cols);
@@ -235,14 +248,14 @@ public static unsafe class MatMul
     {
         var w = job.W;
         int cols = w.Cols, batch = job.Batch;
-        if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0 && QuantGemm.Supported)
+        if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0 && QuantGemm.Supported && !job.Invariant)
         {
             Grouped(job, start, end);
             return;
         }
         if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
         {
-            // Without AVX-VNNI: each token against the row with the decode kernels (the activations were laid out for them).
+            // Without AVX-VNNI, or invariant: each token against the row with the decode kernels (the activations were laid out for them).
             var q8 = job.Q8;
             fixed (sbyte* xq = q8.Codes)
             fixed (float* xd = q8.Scales)
@@ -282,6 +295,11 @@ public static unsafe class MatMul
             }
             return;
         }
+        if (job.Invariant)
+        {
+            InvariantFloatRows(job, start, end);
+            return;
+        }
         // Float rows: F32 in place, other formats expanded into a 4-row panel once per batch; 4x4 register tiles.
         var panel = t_row is { } bb && bb.Length >= 4 * cols ? bb : t_row = new float[4 * cols];
         float* tile = stackalloc float[16];
@@ -314,6 +332,33 @@ public static unsafe class MatMul
                 for (; b < batch; b++)
                     for (int i = 0; i < nr; i++)
                         job.Y[(long)b * w.Rows + r + i] = TensorPrimitives.Dot(new ReadOnlySpan<float>(rows[i], cols), new ReadOnlySpan<float>(x + (long)b * cols, cols));
+            }
+        }
+    }
+
+    // MatVec's float paths, one weight row at a time against every token while the row is in cache.
+    private static void InvariantFloatRows(Job job, int start, int end)
+    {
+        var w = job.W;
+        int cols = w.Cols, batch = job.Batch;
+        var buf = t_row is { } bb && bb.Length >= cols ? bb : t_row = new float[cols];
+        var row = buf.AsSpan(0, cols);
+        fixed (float* xp = job.Permuted)
+        {
+            for (int r = start; r < end; r++)
+            {
+                if (w.Type == GgmlType.F16)
+                {
+                    var wr = (ushort*)(w.Data + (long)r * cols * 2);
+                    for (int b = 0; b < batch; b++)
+                        job.Y[(long)b * w.Rows + r] = HalfDot.Dot(wr, xp + (long)b * cols, job.X + (long)b * cols, cols, row);
+                    continue;
+                }
+                ReadOnlySpan<float> wrow;
+                if (w.Type == GgmlType.F32) wrow = new ReadOnlySpan<float>(w.Data + (long)r * cols * 4, cols);
+                else { w.DequantizeRow(r, row); wrow = row; }
+                for (int b = 0; b < batch; b++)
+                    job.Y[(long)b * w.Rows + r] = TensorPrimitives.Dot(wrow, new ReadOnlySpan<float>(job.X + (long)b * cols, cols));
             }
         }
     }

@@ -1,0 +1,14 @@
+// A restriction on which tokens may come next (JSON schema output). The engine applies it to the logits
+// before sampling and feeds it the token sampled.
+namespace Duet.Inference.Constrained;
+
+public interface ITokenConstraint
+{
+    /// <summary>Sets the logits of tokens that cannot continue a valid output to -inf; once complete, only end-of-generation tokens stay.</summary>
+    void Apply(Span<float> logits);
+    /// <summary>Advances the state with the sampled token (throws if the token was not allowed).</summary>
+    void Accept(int token);
+    /// <summary>A whole valid value has been produced.</summary>
+    bool IsComplete { get; }
+    void Reset();
+}

@@ -1,0 +1,415 @@
+// Continuous batching: one loop thread owns the model and runs it in steps. A step is one batched forward
+// pass (LlamaModel.ForwardRows) over a row for every sequence that is generating plus, in the rows left,
+// chunks of the prompts of sequences that are starting; then each generating sequence samples its next
+// token from its row's logits. Requests join and leave between steps, so a new request does not wait for
+// the others to finish, and a cancelled one (a client that hung up) gives its slot back at the next step.
+//
+// Slots keep their KV cache after a request ends: a new request goes to the free slot whose cached tokens
+// share the longest prefix with its prompt, and only the rest of the prompt is computed (prefix reuse:
+// a chat's next turn, a shared system prompt).
+//
+// With BatchInvariant (the default) every row is computed with the single-token kernels, so a sequence's
+// logits, and therefore its greedy tokens, are the same bits whatever else shares its batches.
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Duet.Model;
+using Duet.Tokenizers;
+
+namespace Duet.Inference.Serving;
+
+public sealed record EngineOptions
+{
+    /// <summary>Sequences decoded together (llama.cpp's --parallel).</summary>
+    public int Slots { get; init; } = 4;
+    /// <summary>Context length of each slot: prompt plus generated tokens.</summary>
+    public int Context { get; init; } = 2048;
+    /// <summary>Requests waiting for a slot before Submit refuses more.</summary>
+    public int MaxQueue { get; init; } = 256;
+    public bool BatchInvariant { get; init; } = true;
+}
+
+public sealed class EngineMetrics
+{
+    internal long RequestsStarted, RequestsFinished, RequestsCancelled, PromptTokens, CachedPromptTokens, CompletionTokens, Steps;
+    internal long BusyTicks;
+    internal int BusySlots, QueueDepth;
+
+    public long RequestsStartedTotal => Interlocked.Read(ref RequestsStarted);
+    public long RequestsFinishedTotal => Interlocked.Read(ref RequestsFinished);
+    public long RequestsCancelledTotal => Interlocked.Read(ref RequestsCancelled);
+    /// <summary>Prompt tokens of admitted requests, cached ones included.</summary>
+    public long PromptTokensTotal => Interlocked.Read(ref PromptTokens);
+    public long CachedPromptTokensTotal => Interlocked.Read(ref CachedPromptTokens);
+    public long CompletionTokensTotal => Interlocked.Read(ref CompletionTokens);
+    public long StepsTotal => Interlocked.Read(ref Steps);
+    public int BusySlotCount => Volatile.Read(ref BusySlots);
+    public int QueueDepthNow => Volatile.Read(ref QueueDepth);
+    /// <summary>Seconds during which at least one sequence was being computed.</summary>
+    public double BusySeconds => Interlocked.Read(ref BusyTicks) / (double)Stopwatch.Frequency;
+    /// <summary>Generated tokens per busy second, since the start.</summary>
+    public double TokensPerSecond => BusySeconds > 0 ? CompletionTokensTotal / BusySeconds : 0;
+}
+
+public sealed class InferenceEngine : IDisposable
+{
+    private sealed class Pending(GenerationRequest request, GenerationStream stream, CancellationToken cancel)
+    {
+        public readonly GenerationRequest Request = request;
+        public readonly GenerationStream Stream = stream;
+        public readonly CancellationToken Cancel = cancel;
+        public CancellationTokenRegistration Registration;
+    }
+
+    private sealed class EmbedJob(int[] ids, CancellationToken cancel)
+    {
+        public readonly int[] Ids = ids;
+        public readonly CancellationToken Cancel = cancel;
+        public readonly TaskCompletionSource<float[]> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private enum Phase { Free, Prefill, Decode }
+
+    private sealed class Slot(int index, LlamaState state, int vocab)
+    {
+        public readonly int Index = index;
+        public readonly LlamaState State = state;
+        public readonly List<int> Cached = [];       // the tokens whose keys and values are in State (Cached.Count == State.Length)
+        public readonly float[] Logits = new float[vocab];
+        public Phase Phase;
+        public Pending? Job;
+        public int PromptPos, Pending, Generated, CachedAtAdmission;
+        public long LastUsed;
+        public Sampler? Sampler;
+        public StreamingDecoder? Decoder;
+        public StopStrings? Stops;
+        public readonly List<int> History = [];      // generated tokens: what presence/frequency penalties count
+    }
+
+    private readonly LlamaModel _model;
+    private readonly Tokenizer _tokenizer;
+    private readonly Slot[] _slots;
+    private readonly LlamaState _scratch;
+    private readonly ConcurrentQueue<Pending> _queue = new();
+    private readonly ConcurrentQueue<EmbedJob> _embeds = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly Thread _loop;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly HashSet<int> _stopTokens;
+    private long _clock;
+    private LlamaState? _embedState;
+
+    public EngineOptions Options { get; }
+    public EngineMetrics Metrics { get; } = new();
+    public LlamaModel Model => _model;
+    public Tokenizer Tokenizer => _tokenizer;
+    public IReadOnlySet<int> StopTokens => _stopTokens;
+    public int Context => Options.Context;
+
+    public InferenceEngine(LlamaModel model, Tokenizer tokenizer, EngineOptions? options = null)
+    {
+        Options = options ?? new EngineOptions();
+        if (Options.Slots < 1 || Options.Slots > LlamaState.MaxBatch) throw new ArgumentException($"slots must be 1..{LlamaState.MaxBatch}, got {Options.Slots}");
+        if (Options.Context < 2) throw new ArgumentException($"the context must hold at least 2 tokens, got {Options.Context}");
+        if (Options.Context > model.Config.ContextLength)
+            throw new ArgumentException($"the context {Options.Context} is longer than the model's {model.Config.ContextLength}");
+        if (tokenizer.VocabSize > model.Config.Vocab)
+            throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens, the model only {model.Config.Vocab}");
+        _model = model;
+        _tokenizer = tokenizer;
+        _stopTokens = Generator.StopTokensOf(tokenizer);
+        _slots = Enumerable.Range(0, Options.Slots).Select(i => new Slot(i, model.CreateState(Options.Context), model.Config.Vocab)).ToArray();
+        _scratch = model.CreateState(1);
+        _loop = new Thread(Loop) { IsBackground = true, Name = "duet-engine" };
+        _loop.Start();
+    }
+
+    /// <summary>Queues a request; tokens arrive on the returned stream. Cancelling <paramref name="cancel"/> ends it and frees its slot.</summary>
+    public GenerationStream Submit(GenerationRequest request, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Prompt.Length == 0) throw new ArgumentException("the prompt has no tokens");
+        if (request.Prompt.Length >= Context)
+            throw new ArgumentException($"the prompt has {request.Prompt.Length} tokens; the context holds {Context}, so at most {Context - 1} leave room for a reply");
+        if (request.MaxTokens < 1) throw new ArgumentException($"max tokens must be at least 1, got {request.MaxTokens}");
+        foreach (int t in request.Prompt)
+            if ((uint)t >= (uint)_model.Config.Vocab) throw new ArgumentException($"token {t} is outside the vocabulary (0..{_model.Config.Vocab - 1})");
+        if (request.TopLogprobs is < 0 or > 20) throw new ArgumentException("top logprobs must be 0..20");
+        request.Sampling.Validate();
+        ObjectDisposedException.ThrowIf(_stop.IsCancellationRequested, this);
+        if (Volatile.Read(ref Metrics.QueueDepth) >= Options.MaxQueue)
+            throw new EngineBusyException($"{Options.MaxQueue} requests are already waiting; try again later");
+        var stream = new GenerationStream();
+        var p = new Pending(request, stream, cancel);
+        Interlocked.Increment(ref Metrics.QueueDepth);
+        _queue.Enqueue(p);
+        p.Registration = cancel.Register(static s => ((SemaphoreSlim)s!).Release(), _wake);
+        _wake.Release();
+        return stream;
+    }
+
+    /// <summary>Mean of the final normed hidden states over the tokens, L2-normalized: a sentence embedding.</summary>
+    public Task<float[]> EmbedAsync(int[] ids, CancellationToken cancel = default)
+    {
+        if (ids.Length == 0) throw new ArgumentException("the input has no tokens");
+        if (ids.Length > Context) throw new ArgumentException($"the input has {ids.Length} tokens; at most {Context} fit");
+        foreach (int t in ids)
+            if ((uint)t >= (uint)_model.Config.Vocab) throw new ArgumentException($"token {t} is outside the vocabulary (0..{_model.Config.Vocab - 1})");
+        var job = new EmbedJob(ids, cancel);
+        _embeds.Enqueue(job);
+        _wake.Release();
+        return job.Done.Task;
+    }
+
+    private void Loop()
+    {
+        var rowStates = new LlamaState[LlamaState.MaxBatch];
+        var rowSlots = new Slot[LlamaState.MaxBatch];
+        var rowTokens = new int[LlamaState.MaxBatch];
+        var logitRows = new int[LlamaState.MaxBatch];
+        var logitSlots = new Slot[LlamaState.MaxBatch];
+        var logits = new float[LlamaState.MaxBatch * _model.Config.Vocab];
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                RunEmbeddings();
+                DropCancelled();
+                Admit();
+                if (!_slots.Any(s => s.Phase != Phase.Free))
+                {
+                    _wake.Wait(_stop.Token);
+                    continue;
+                }
+                long t0 = Stopwatch.GetTimestamp();
+                int rows = 0, nLogits = 0;
+                foreach (var s in _slots)
+                {
+                    if (s.Phase != Phase.Decode) continue;
+                    rowStates[rows] = s.State; rowSlots[rows] = s; rowTokens[rows] = s.Pending;
+                    logitRows[nLogits] = rows; logitSlots[nLogits++] = s;
+                    rows++;
+                }
+                // Prompts in the rows left, oldest request first.
+                foreach (var s in _slots.Where(s => s.Phase == Phase.Prefill).OrderBy(s => s.LastUsed))
+                {
+                    int room = LlamaState.MaxBatch - rows;
+                    if (room == 0) break;
+                    var prompt = s.Job!.Request.Prompt;
+                    int n = Math.Min(room, prompt.Length - s.PromptPos);
+                    for (int i = 0; i < n; i++) { rowStates[rows] = s.State; rowSlots[rows] = s; rowTokens[rows] = prompt[s.PromptPos + i]; rows++; }
+                    s.PromptPos += n;
+                    if (s.PromptPos == prompt.Length) { logitRows[nLogits] = rows - 1; logitSlots[nLogits++] = s; }
+                }
+                _model.ForwardRows(_scratch, rowStates.AsSpan(0, rows), rowTokens.AsSpan(0, rows), logitRows.AsSpan(0, nLogits),
+                    logits.AsSpan(0, nLogits * _model.Config.Vocab), invariant: Options.BatchInvariant);
+                for (int i = 0; i < rows; i++) rowSlots[i].Cached.Add(rowTokens[i]);
+                Array.Clear(rowStates);
+                Array.Clear(rowSlots);
+                Interlocked.Increment(ref Metrics.Steps);
+                int vocab = _model.Config.Vocab;
+                for (int i = 0; i < nLogits; i++)
+                    Sample(logitSlots[i], logits.AsSpan(i * vocab, vocab));
+                Interlocked.Add(ref Metrics.BusyTicks, Stopwatch.GetTimestamp() - t0);
+            }
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                // A bug must not leave clients waiting forever: fail every running request and clear the slots.
+                foreach (var s in _slots.Where(s => s.Job is not null)) { s.Job!.Stream.Fail(e); Release(s, cancelled: false); ResetCache(s); }
+            }
+        }
+        foreach (var s in _slots.Where(s => s.Job is not null)) Finish(s, FinishReason.Cancelled);
+        while (_queue.TryDequeue(out var p)) p.Stream.Complete(new GenerationResult(FinishReason.Cancelled, p.Request.Prompt.Length, 0, 0, ""));
+    }
+
+    private void RunEmbeddings()
+    {
+        while (_embeds.TryDequeue(out var job))
+        {
+            if (job.Cancel.IsCancellationRequested) { job.Done.TrySetCanceled(job.Cancel); continue; }
+            try { job.Done.TrySetResult(Embed(job.Ids)); }
+            catch (Exception e) { job.Done.TrySetException(e); }
+        }
+    }
+
+    private float[] Embed(int[] ids)
+    {
+        var c = _model.Config;
+        var st = _embedState ??= _model.CreateState(Context);
+        st.Reset();
+        var rows = new LlamaState[LlamaState.MaxBatch];
+        Array.Fill(rows, st);
+        var hidden = new float[LlamaState.MaxBatch * c.Dim];
+        var sum = new double[c.Dim];
+        for (int i = 0; i < ids.Length; i += LlamaState.MaxBatch)
+        {
+            int n = Math.Min(LlamaState.MaxBatch, ids.Length - i);
+            _model.ForwardRows(st, rows.AsSpan(0, n), ids.AsSpan(i, n), [], [], hidden, invariant: Options.BatchInvariant);
+            for (int b = 0; b < n; b++)
+                for (int d = 0; d < c.Dim; d++) sum[d] += hidden[b * c.Dim + d];
+        }
+        double norm = Math.Sqrt(sum.Sum(v => v * v));
+        var e = new float[c.Dim];
+        for (int d = 0; d < c.Dim; d++) e[d] = norm > 0 ? (float)(sum[d] / norm) : 0f;
+        return e;
+    }
+
+    private void DropCancelled()
+    {
+        foreach (var s in _slots)
+            if (s.Job is { } j && j.Cancel.IsCancellationRequested) Finish(s, FinishReason.Cancelled);
+    }
+
+    private void Admit()
+    {
+        while (_slots.Any(s => s.Phase == Phase.Free) && _queue.TryPeek(out _))
+        {
+            if (!_queue.TryDequeue(out var p)) break;
+            Interlocked.Decrement(ref Metrics.QueueDepth);
+            if (p.Cancel.IsCancellationRequested)
+            {
+                p.Registration.Dispose();
+                Interlocked.Increment(ref Metrics.RequestsCancelled);
+                p.Stream.Complete(new GenerationResult(FinishReason.Cancelled, p.Request.Prompt.Length, 0, 0, ""));
+                continue;
+            }
+            var prompt = p.Request.Prompt;
+            // The free slot whose cache shares the longest prefix with the prompt; ties go to the least recently used.
+            Slot best = null!;
+            int bestCommon = -1;
+            foreach (var s in _slots.Where(s => s.Phase == Phase.Free).OrderBy(s => s.LastUsed))
+            {
+                int common = CommonPrefix(s.Cached, prompt);
+                if (common > bestCommon) { best = s; bestCommon = common; }
+            }
+            // At least the last prompt token is computed again: its logits pick the first reply token.
+            int keep = Math.Min(bestCommon, prompt.Length - 1);
+            best.Cached.RemoveRange(keep, best.Cached.Count - keep);
+            best.State.Length = keep;
+            best.Job = p;
+            best.Phase = Phase.Prefill;
+            best.PromptPos = keep;
+            best.CachedAtAdmission = keep;
+            best.Generated = 0;
+            best.LastUsed = ++_clock;
+            best.History.Clear();
+            best.Sampler = new Sampler(_model.Config.Vocab, p.Request.Sampling with { RepeatLastN = Math.Max(p.Request.Sampling.RepeatLastN, p.Request.MaxTokens) });
+            best.Decoder = _tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
+            best.Decoder.Prime(prompt);
+            best.Stops = new StopStrings(p.Request.Stop);
+            p.Request.Constraint?.Reset();
+            Interlocked.Increment(ref Metrics.BusySlots);
+            Interlocked.Increment(ref Metrics.RequestsStarted);
+            Interlocked.Add(ref Metrics.PromptTokens, prompt.Length);
+            Interlocked.Add(ref Metrics.CachedPromptTokens, keep);
+        }
+    }
+
+    private static int CommonPrefix(List<int> cached, int[] prompt)
+    {
+        int n = Math.Min(cached.Count, prompt.Length), i = 0;
+        while (i < n && cached[i] == prompt[i]) i++;
+        return i;
+    }
+
+    private void Sample(Slot s, ReadOnlySpan<float> rowLogits)
+    {
+        var job = s.Job!;
+        var req = job.Request;
+        var lg = s.Logits.AsSpan();
+        rowLogits.CopyTo(lg);
+        if (req.LogitBias is { } bias)
+            foreach (var (t, b) in bias)
+                if ((uint)t < (uint)lg.Length) lg[t] += b;
+        if (req.IgnoreEos)
+            foreach (int t in _stopTokens) lg[t] = float.NegativeInfinity;
+        req.Constraint?.Apply(lg);
+        int token = s.Sampler!.Sample(lg, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(s.History));
+        float logprob = 0;
+        TokenLogprob[]? top = null;
+        if (req.TopLogprobs is int k) (logprob, top) = Logprobs.Of(lg, token, k);
+        req.Constraint?.Accept(token);
+        if (_stopTokens.Contains(token) && !req.IgnoreEos)
+        {
+            Finish(s, FinishReason.Stop);
+            return;
+        }
+        s.History.Add(token);
+        s.Generated++;
+        Interlocked.Increment(ref Metrics.CompletionTokens);
+        string text = s.Stops!.Push(s.Decoder!.Push(token));
+        job.Stream.Write(new GeneratedToken(token, text, logprob, top));
+        if (s.Stops.Stopped) { Finish(s, FinishReason.Stop); return; }
+        if (s.Generated >= req.MaxTokens || s.State.Length >= s.State.Capacity) { Finish(s, FinishReason.Length); return; }
+        s.Pending = token;
+        s.Phase = Phase.Decode;
+    }
+
+    private void Finish(Slot s, FinishReason reason)
+    {
+        var job = s.Job!;
+        string rest = "";
+        if (reason != FinishReason.Cancelled && !s.Stops!.Stopped)
+            rest = s.Stops.Push(s.Decoder!.Flush()) + s.Stops.Flush();
+        var result = new GenerationResult(reason, job.Request.Prompt.Length, s.Generated, s.CachedAtAdmission, rest);
+        Release(s, reason == FinishReason.Cancelled);
+        job.Stream.Complete(result);
+    }
+
+    private void Release(Slot s, bool cancelled)
+    {
+        var job = s.Job!;
+        job.Registration.Dispose();
+        s.Job = null;
+        s.Phase = Phase.Free;
+        s.Sampler = null;
+        s.Decoder = null;
+        Interlocked.Decrement(ref Metrics.BusySlots);
+        Interlocked.Increment(ref cancelled ? ref Metrics.RequestsCancelled : ref Metrics.RequestsFinished);
+        // A prompt that was cut short leaves its cache consistent: Cached always matches State.Length.
+        if (s.Cached.Count != s.State.Length) ResetCache(s);
+    }
+
+    private static void ResetCache(Slot s)
+    {
+        s.Cached.Clear();
+        s.State.Length = 0;
+    }
+
+    public void Dispose()
+    {
+        if (_stop.IsCancellationRequested) return;
+        _stop.Cancel();
+        _wake.Release();
+        _loop.Join();
+        _stop.Dispose();
+    }
+}
+
+internal static class Logprobs
+{
+    /// <summary>log p(token) under softmax(logits), and the k most likely tokens with theirs (most likely first).</summary>
+    public static (float, TokenLogprob[]) Of(ReadOnlySpan<float> logits, int token, int k)
+    {
+        float max = float.NegativeInfinity;
+        foreach (float v in logits) if (v > max) max = v;
+        double sum = 0;
+        foreach (float v in logits) if (v > float.NegativeInfinity) sum += Math.Exp(v - max);
+        double lse = max + Math.Log(sum);
+        var top = new TokenLogprob[Math.Min(k, logits.Length)];
+        int filled = 0;
+        for (int i = 0; i < logits.Length && top.Length > 0; i++)
+        {
+            float v = logits[i];
+            if (filled == top.Length && v <= top[filled - 1].Logprob) continue;
+            int j = filled < top.Length ? filled++ : filled - 1;
+            while (j > 0 && top[j - 1].Logprob < v) { top[j] = top[j - 1]; j--; }
+            top[j] = new TokenLogprob(i, v);
+        }
+        for (int i = 0; i < filled; i++) top[i] = new TokenLogprob(top[i].Token, (float)(top[i].Logprob - lse));
+        return ((float)(logits[token] - lse), top[..filled]);
+    }
+}

@@ -1,0 +1,25 @@
+// What `duet serve` is told, and the limits it enforces before any work starts.
+namespace Duet.Server;
+
+public sealed record ServerOptions
+{
+    public required string ModelPath { get; init; }
+    /// <summary>The id /v1/models reports and requests may name; default: the model file's name.</summary>
+    public string? ModelName { get; init; }
+    public string Host { get; init; } = "127.0.0.1";
+    public int Port { get; init; } = 8080;
+    /// <summary>When set, /v1, /tokenize and /detokenize need "Authorization: Bearer KEY".</summary>
+    public string? ApiKey { get; init; }
+    /// <summary>Sequences decoded together.</summary>
+    public int Parallel { get; init; } = 4;
+    /// <summary>Context per sequence (prompt + reply); default: the model's, at most 4096.</summary>
+    public int? Context { get; init; }
+    public int Threads { get; init; }
+
+    public long MaxBodyBytes { get; init; } = 4 << 20;
+    public int MaxMessages { get; init; } = 512;
+    public int MaxStopStrings { get; init; } = 4;
+    public int MaxLogitBias { get; init; } = 1024;
+    public int MaxEmbeddingInputs { get; init; } = 256;
+    public int MaxQueue { get; init; } = 256;
+}
