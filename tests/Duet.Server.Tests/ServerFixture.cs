@@ -1,0 +1,139 @@
+// A real `duet serve` process on loopback, serving a small random-weight model with a bilingual BPE
+// tokenizer trained inside the test (ChatML template). Random weights make gibberish, which is fine: the
+// tests check the protocol, the limits and the scheduling, and compare tokens against the engine itself.
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Duet.Model;
+using Duet.Tests;
+using Duet.Tokenizers;
+using Duet.Tokenizers.Trainer;
+
+namespace Duet.Server.Tests;
+
+public sealed class ServerProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly System.Text.StringBuilder _log = new();
+
+    public int Port { get; }
+    public Uri BaseUri => new($"http://127.0.0.1:{Port}");
+    public string Log { get { lock (_log) return _log.ToString(); } }
+    public bool Exited => _process.HasExited;
+
+    public ServerProcess(string model, params string[] extra)
+    {
+        Port = FreePort();
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(DuetDll());
+        foreach (var a in new[] { "serve", "--model", model, "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture) }.Concat(extra))
+            psi.ArgumentList.Add(a);
+        _process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start duet serve");
+        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_log) _log.AppendLine(e.Data); };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    /// <summary>Waits until GET /health answers 200.</summary>
+    public async Task WaitReadyAsync(TimeSpan timeout)
+    {
+        using var http = new HttpClient { BaseAddress = BaseUri, Timeout = TimeSpan.FromSeconds(5) };
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < timeout)
+        {
+            if (_process.HasExited) throw new InvalidOperationException($"duet serve exited with {_process.ExitCode}:\n{Log}");
+            try
+            {
+                using var r = await http.GetAsync("/health");
+                if (r.StatusCode == HttpStatusCode.OK) return;
+            }
+            catch (HttpRequestException) { }
+            catch (TaskCanceledException) { }
+            await Task.Delay(100);
+        }
+        throw new TimeoutException($"duet serve did not become ready in {timeout}:\n{Log}");
+    }
+
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    public static string DuetDll()
+    {
+        var local = Path.Combine(AppContext.BaseDirectory, "duet.dll");
+        if (File.Exists(local) && File.Exists(Path.Combine(AppContext.BaseDirectory, "duet.runtimeconfig.json"))) return local;
+        foreach (var config in new[] { "Release", "Debug" })
+        {
+            var p = Path.Combine(Repo.Root, "src", "Duet.Cli", "bin", config, "net10.0", "duet.dll");
+            if (File.Exists(p)) return p;
+        }
+        throw new FileNotFoundException("duet.dll not built");
+    }
+
+    public void Dispose()
+    {
+        try { if (!_process.HasExited) { _process.Kill(entireProcessTree: true); _process.WaitForExit(10_000); } }
+        catch (InvalidOperationException) { }
+        _process.Dispose();
+    }
+}
+
+/// <summary>The model files the server tests share, made once per test run.</summary>
+public static class TestModels
+{
+    private static readonly Lazy<(string Path, Tokenizer Tokenizer)> s_model = new(Make);
+
+    public static string Path => s_model.Value.Path;
+    public static Tokenizer Tokenizer => s_model.Value.Tokenizer;
+
+    public static LlamaConfig Config(int vocab) => new()
+    {
+        Dim = 128, Layers = 2, Heads = 4, KvHeads = 2, HeadDim = 32, RopeDim = 32, FfnDim = 256, Vocab = vocab, ContextLength = 512,
+        RopeStyle = Duet.Tensors.Kernels.RopeStyle.Normal,
+    };
+
+    private static (string, Tokenizer) Make()
+    {
+        var dir = Directory.CreateTempSubdirectory("duet-server-tests-").FullName;
+        var trainer = new BpeTrainer(new BpeTrainerOptions { VocabSize = 1000 });
+        foreach (var line in File.ReadLines(System.IO.Path.Combine(Repo.Root, "tests", "TestData", "bilingual-test.txt")).Take(1500)) trainer.AddText(line);
+        var tok = trainer.Train();
+        var path = System.IO.Path.Combine(dir, "tiny-chat.gguf");
+        ModelFiles.WriteGguf(ModelFiles.Random(Config(tok.VocabSize), 11, tok, std: 0.25f), path, Duet.Tensors.GgmlType.Q8_0);
+        return (path, Tokenizer.Load(path));
+    }
+
+    /// <summary>logit_bias entries that ban every end-of-turn token, so a reply runs to max_tokens.</summary>
+    public static Dictionary<int, int> NoStop()
+    {
+        var d = new Dictionary<int, int>();
+        foreach (int t in Duet.Inference.Generator.StopTokensOf(Tokenizer)) d[t] = -100;
+        return d;
+    }
+}
+
+/// <summary>One server for a test class: 4 slots, API key "test-key".</summary>
+public sealed class ServerFixture : IAsyncLifetime
+{
+    public const string Key = "test-key";
+    public ServerProcess Server { get; private set; } = null!;
+    public static string ModelName => System.IO.Path.GetFileNameWithoutExtension(TestModels.Path);
+
+    public async Task InitializeAsync()
+    {
+        Server = new ServerProcess(TestModels.Path, "--api-key", Key, "--parallel", "4", "--ctx", "256", "--threads", "2");
+        await Server.WaitReadyAsync(TimeSpan.FromSeconds(90));
+    }
+
+    public Task DisposeAsync()
+    {
+        Server.Dispose();
+        return Task.CompletedTask;
+    }
+}
