@@ -52,7 +52,15 @@ public static class DuetServer
         }
         Endpoints.OpenAi.Map(app);
         Endpoints.Utility.Map(app);
-        app.MapFallback((HttpContext c) => throw new ApiException(404, $"no route {c.Request.Method} {Clip(c.Request.Path)}", code: "not_found"));
+        app.MapFallback((HttpContext c) =>
+        {
+            if (Routes.TryGetValue(c.Request.Path.Value?.TrimEnd('/') ?? "", out var method) && method != c.Request.Method)
+            {
+                c.Response.Headers.Allow = method;
+                throw new ApiException(405, $"{Clip(c.Request.Path)} takes {method}, not {c.Request.Method}", code: "method_not_allowed");
+            }
+            throw new ApiException(404, $"no route {c.Request.Method} {Clip(c.Request.Path)}", code: "not_found");
+        });
         return app;
     }
 
@@ -70,6 +78,12 @@ public static class DuetServer
                 : $"error: the model failed to load: {host.Error}"), TaskScheduler.Default);
         await app.WaitForShutdownAsync().ConfigureAwait(false);
     }
+
+    private static readonly Dictionary<string, string> Routes = new(StringComparer.Ordinal)
+    {
+        ["/v1/chat/completions"] = "POST", ["/v1/completions"] = "POST", ["/v1/embeddings"] = "POST", ["/v1/models"] = "GET",
+        ["/tokenize"] = "POST", ["/detokenize"] = "POST", ["/health"] = "GET", ["/metrics"] = "GET",
+    };
 
     private static string Clip(PathString p) => GenerationParameters.Clip(p.Value ?? "");
 
@@ -101,8 +115,15 @@ public static class DuetServer
         {
             // The client went away; the engine has already been told through RequestAborted.
         }
-        catch (IOException) when (context.RequestAborted.IsCancellationRequested)
+        catch (IOException) when (context.RequestAborted.IsCancellationRequested || context.Response.HasStarted)
         {
+            // A write to a connection the client closed.
+        }
+        catch (Exception e)
+        {
+            // A bug, not the client's fault: say so in the API's shape and keep serving.
+            context.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger("Duet.Server").LogError(e, "{Method} {Path} failed", context.Request.Method, context.Request.Path.Value);
+            await WriteError(context, new ApiException(500, "internal error: " + e.Message, code: "internal_error")).ConfigureAwait(false);
         }
         finally
         {
@@ -167,6 +188,9 @@ public static class DuetServer
             ms.Write(buf, 0, n);
         }
         if (ms.Length == 0) throw ApiException.Invalid("the request body is empty; send a JSON object");
+        // System.Text.Json checks the structure but leaves string contents to GetString(), which would throw later.
+        if (!System.Text.Unicode.Utf8.IsValid(ms.GetBuffer().AsSpan(0, (int)ms.Length)))
+            throw ApiException.Invalid("the body is not valid UTF-8", code: "invalid_json");
         try
         {
             using var doc = JsonDocument.Parse(ms.GetBuffer().AsMemory(0, (int)ms.Length), new JsonDocumentOptions { MaxDepth = 64 });

@@ -161,15 +161,24 @@ internal static class OpenAi
         }
         else prompt = ReadPrompt(body, engine);
         var request = p.ToRequest(prompt, engine, host.Constraints);
+        // The request's slot is given back whenever this handler stops, whatever the reason: the client hung up
+        // (RequestAborted), a write to a closed connection failed, or the reply is done.
+        using var handler = CancellationTokenSource.CreateLinkedTokenSource(c.RequestAborted);
         GenerationStream stream;
-        try { stream = engine.Submit(request, c.RequestAborted); }
+        try { stream = engine.Submit(request, handler.Token); }
         catch (EngineBusyException e) { throw new ApiException(503, e.Message, code: "server_busy"); }
         catch (ArgumentException e) { throw ApiException.Invalid(e.Message); }
-
-        string id = NewId(chat ? "chatcmpl-" : "cmpl-");
-        long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        if (p.Stream) await Stream(c, host, engine, stream, p, id, created, chat).ConfigureAwait(false);
-        else await Whole(c, host, engine, stream, p, id, created, chat).ConfigureAwait(false);
+        try
+        {
+            string id = NewId(chat ? "chatcmpl-" : "cmpl-");
+            long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+            if (p.Stream) await Stream(c, host, engine, stream, p, id, created, chat).ConfigureAwait(false);
+            else await Whole(c, host, engine, stream, p, id, created, chat).ConfigureAwait(false);
+        }
+        finally
+        {
+            await handler.CancelAsync().ConfigureAwait(false);
+        }
     }
 
     private static async Task Whole(HttpContext c, ModelHost host, InferenceEngine e, GenerationStream stream, GenerationParameters p, string id, long created, bool chat)
