@@ -4,7 +4,7 @@ using System.Text;
 
 namespace Duet.Inference;
 
-public sealed record ChatMessage(string Role, string Content);
+public sealed record ChatTurn(string Role, string Content);
 
 public enum ChatStyle { ChatMl, Llama3, Llama2 }
 
@@ -19,7 +19,7 @@ public static class ChatFormat
     };
 
     /// <summary>The prompt text for the conversation so far, ending where the assistant's reply begins.</summary>
-    public static string Render(ChatStyle style, IReadOnlyList<ChatMessage> messages, string bos)
+    public static string Render(ChatStyle style, IReadOnlyList<ChatTurn> messages, string bos)
     {
         var sb = new StringBuilder();
         switch (style)

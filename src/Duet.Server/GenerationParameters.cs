@@ -135,7 +135,11 @@ internal sealed class GenerationParameters
         if (Json)
         {
             if (constraints is null) throw ApiException.Invalid("this server cannot constrain output to JSON", "response_format");
-            constraint = constraints(Schema);
+            try { constraint = constraints(Schema); }
+            catch (Exception e) when (e is ArgumentException or NotSupportedException or FormatException or InvalidOperationException)
+            {
+                throw ApiException.Invalid($"response_format: {e.Message}", "response_format", "invalid_schema");
+            }
         }
         return new GenerationRequest
         {

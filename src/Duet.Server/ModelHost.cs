@@ -53,7 +53,9 @@ public sealed class ModelHost : IDisposable
             if (ctx > model.Config.ContextLength)
                 throw new ArgumentException($"--ctx {ctx} is longer than the model's context {model.Config.ContextLength}");
             Prompts = new PromptFormatter(tokenizer);
-            _engine = new InferenceEngine(model, tokenizer, new EngineOptions { Slots = _options.Parallel, Context = ctx, MaxQueue = _options.MaxQueue });
+            var engine = new InferenceEngine(model, tokenizer, new EngineOptions { Slots = _options.Parallel, Context = ctx, MaxQueue = _options.MaxQueue });
+            Constraints = schema => Duet.Inference.Constrained.JsonConstraints.Create(engine, schema);
+            _engine = engine;
         }
         catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException or TokenizerFormatException or NotSupportedException
                                   or InvalidOperationException or FormatException or OverflowException)

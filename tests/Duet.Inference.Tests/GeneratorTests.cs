@@ -22,7 +22,7 @@ public class GeneratorTests
     [Fact]
     public void Render_ChatMl_EndsAtTheAssistantTurn()
     {
-        var text = ChatFormat.Render(ChatStyle.ChatMl, [new ChatMessage("system", "Be brief."), new ChatMessage("user", "你好")], "<s>");
+        var text = ChatFormat.Render(ChatStyle.ChatMl, [new ChatTurn("system", "Be brief."), new ChatTurn("user", "你好")], "<s>");
         Assert.Equal("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n你好<|im_end|>\n<|im_start|>assistant\n", text);
         Assert.Equal(ChatStyle.Llama3, ChatFormat.Detect("{{ '<|start_header_id|>' }}"));
         Assert.Equal(ChatStyle.ChatMl, ChatFormat.Detect(null));

@@ -80,8 +80,8 @@ internal static class RunCommands
             using (m)
             {
                 var style = ChatFormat.Detect(tok.ChatTemplate);
-                var messages = new List<ChatMessage>();
-                if (r.GetValue(system) is string s) messages.Add(new ChatMessage("system", s));
+                var messages = new List<ChatTurn>();
+                if (r.GetValue(system) is string s) messages.Add(new ChatTurn("system", s));
                 var gen = new Generator(m, tok);
                 var options = sampling.Read(r);
                 Console.Error.WriteLine($"chat format {style}; an empty line ends the chat");
@@ -90,7 +90,7 @@ internal static class RunCommands
                     Console.Error.Write("> ");
                     var line = Console.ReadLine();
                     if (string.IsNullOrWhiteSpace(line)) break;
-                    messages.Add(new ChatMessage("user", line));
+                    messages.Add(new ChatTurn("user", line));
                     var prompt = ChatFormat.Render(style, messages, tok.BosId >= 0 ? tok.IdToToken(tok.BosId) : "");
                     var ids = tok.Encode(prompt, parseSpecial: true);
                     if (ids.Length >= m.Config.ContextLength) { Console.Error.WriteLine("the conversation no longer fits in the context"); break; }
@@ -102,7 +102,7 @@ internal static class RunCommands
                         reply.Append(piece);
                     }
                     Console.WriteLine();
-                    messages.Add(new ChatMessage("assistant", reply.ToString()));
+                    messages.Add(new ChatTurn("assistant", reply.ToString()));
                 }
             }
             return 0;

@@ -76,14 +76,14 @@ internal static class OpenAi
         return c.Response.WriteAsync(DuetServer.Json(write), c.RequestAborted);
     }
 
-    private static List<ChatMessage> ReadMessages(JsonRequest r, ServerOptions o)
+    private static List<ChatTurn> ReadMessages(JsonRequest r, ServerOptions o)
     {
         if (r.Get("messages") is not { } ms || ms.ValueKind != JsonValueKind.Array)
             throw ApiException.Invalid("'messages' must be an array of {role, content} objects", "messages");
         int n = ms.GetArrayLength();
         if (n == 0) throw ApiException.Invalid("'messages' is empty", "messages");
         if (n > o.MaxMessages) throw ApiException.Invalid($"'messages' has {n} messages; at most {o.MaxMessages} are accepted", "messages");
-        var list = new List<ChatMessage>(n);
+        var list = new List<ChatTurn>(n);
         int i = 0;
         foreach (var m in ms.EnumerateArray())
         {
@@ -95,7 +95,7 @@ internal static class OpenAi
             if (name is not ("system" or "developer" or "user" or "assistant" or "tool"))
                 throw ApiException.Invalid($"'{at}.role' is '{GenerationParameters.Clip(name)}'; it must be system, developer, user, assistant or tool", at + ".role");
             if (name == "developer") name = "system";
-            list.Add(new ChatMessage(name, ContentText(m, at)));
+            list.Add(new ChatTurn(name, ContentText(m, at)));
         }
         return list;
     }

@@ -1,9 +1,8 @@
 // Chat messages to prompt tokens with the model's own chat template (tokenizer.chat_template), ChatML
 // when the model has none.
-using Duet.Inference;
 using Duet.Tokenizers;
 
-namespace Duet.Server;
+namespace Duet.Inference;
 
 public sealed class PromptFormatter(Tokenizer tokenizer)
 {
@@ -11,12 +10,12 @@ public sealed class PromptFormatter(Tokenizer tokenizer)
 
     public string TemplateName => _style.ToString();
 
-    public string Render(IReadOnlyList<ChatMessage> messages)
+    public string Render(IReadOnlyList<ChatTurn> messages)
     {
         string bos = tokenizer.BosId >= 0 ? tokenizer.IdToToken(tokenizer.BosId) : "";
         return ChatFormat.Render(_style, messages, bos);
     }
 
     /// <summary>The prompt's tokens: special tokens the template writes (&lt;|im_start|&gt;, [INST]) are parsed as such.</summary>
-    public int[] Encode(IReadOnlyList<ChatMessage> messages) => tokenizer.Encode(Render(messages), addSpecialTokens: false, parseSpecial: true);
+    public int[] Encode(IReadOnlyList<ChatTurn> messages) => tokenizer.Encode(Render(messages), addSpecialTokens: false, parseSpecial: true);
 }
