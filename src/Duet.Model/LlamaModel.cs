@@ -318,7 +318,7 @@ public sealed class LlamaModel : IDisposable
         int n = logitRows.Length;
         if (n == 0) return;
         for (int i = 0; i < n; i++) Ops.RmsNorm(X.AsSpan(logitRows[i] * D, D), w.OutputNorm, c.NormEps, Xb.AsSpan(i * D, D));
-        if (n == 1) MatVec.Multiply(w.Output, Xb.AsSpan(0, D), logits[..V], Pool);
+        if (n == 1 && !invariant) MatVec.Multiply(w.Output, Xb.AsSpan(0, D), logits[..V], Pool);
         else MatMul.Multiply(w.Output, Xb, logits, n, Pool, invariant);
     }
 

@@ -162,6 +162,49 @@ public unsafe class KernelTests
         }
     }
 
+    [Theory]
+    [InlineData(GgmlType.F32, 416)]
+    [InlineData(GgmlType.F32, 100)]   // not a multiple of 16: the portable dot everywhere, still invariant
+    [InlineData(GgmlType.F16, 416)]
+    [InlineData(GgmlType.Q8_0, 416)]
+    [InlineData(GgmlType.Q4_0, 416)]
+    [InlineData(GgmlType.Q4_K, 512)]
+    [InlineData(GgmlType.Q6_K, 512)]
+    public void MatMul_Invariant_EveryTokenSameBitsInAnyBatch(GgmlType type, int cols)
+    {
+        // A server batches whichever sequences are running: with invariant kernels a token's result must not depend
+        // on the batch size or its place in the batch (tiles of 4, the single-token tail, MatVec for one token).
+        var rng = new Random(5);
+        const int rows = 23;
+        long rowBytes = GgmlTypeInfo.RowSize(type, cols);
+        var data = new byte[rows * rowBytes];
+        var w = RandomVector(rng, rows * cols, 0.5f);
+        for (int r = 0; r < rows; r++) Quantizer.QuantizeRow(type, w.AsSpan(r * cols, cols), data.AsSpan((int)(r * rowBytes), (int)rowBytes));
+        var x = RandomVector(rng, 11 * cols);
+        using var pool = new WorkerPool(2);
+        fixed (byte* p = data)
+        {
+            var m = new WeightMatrix(type, p, rows, cols);
+            var alone = new float[11][];
+            for (int b = 0; b < 11; b++)
+            {
+                alone[b] = new float[rows];
+                MatMul.Multiply(m, x.AsSpan(b * cols, cols), alone[b], 1, pool, invariant: true);
+            }
+            foreach (int batch in new[] { 2, 3, 4, 5, 8, 11 })
+                for (int offset = 0; offset + batch <= 11; offset += 3)
+                {
+                    var y = new float[batch * rows];
+                    MatMul.Multiply(m, x.AsSpan(offset * cols, batch * cols), y, batch, pool, invariant: true);
+                    for (int b = 0; b < batch; b++)
+                        Assert.Equal(alone[offset + b], y.AsSpan(b * rows, rows).ToArray());
+                }
+            var plain = new float[rows];
+            MatVec.Multiply(m, x.AsSpan(0, cols), plain, pool);
+            for (int r = 0; r < rows; r++) Assert.True(Math.Abs(plain[r] - alone[0][r]) <= 1e-4f * (1 + Math.Abs(plain[r])));
+        }
+    }
+
     [Fact]
     public void HalfDot_EveryFiniteHalf_ConvertsExactly()
     {

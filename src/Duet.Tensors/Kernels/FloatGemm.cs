@@ -52,4 +52,32 @@ public static unsafe class FloatGemm
         result[8] = Vector512.Sum(c20); result[9] = Vector512.Sum(c21); result[10] = Vector512.Sum(c22); result[11] = Vector512.Sum(c23);
         result[12] = Vector512.Sum(c30); result[13] = Vector512.Sum(c31); result[14] = Vector512.Sum(c32); result[15] = Vector512.Sum(c33);
     }
+
+    /// <summary>
+    /// out[i] = Σ_k w_i[k]·x[k] for i in 0..3, summed in exactly Tile4x4's order (one accumulator per output,
+    /// k ascending in 16-float steps, then Vector512.Sum): a token gets the same bits from this as from a 4x4
+    /// tile, so a batch can mix tiles and single tokens without a sequence's result depending on its batch.
+    /// </summary>
+    public static void Tile4x1(float* w0, float* w1, float* w2, float* w3, float* x, int cols, float* result)
+    {
+        if (!Avx512F.IsSupported || cols % 16 != 0)
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                float* wi = i switch { 0 => w0, 1 => w1, 2 => w2, _ => w3 };
+                result[i] = TensorPrimitives.Dot(new ReadOnlySpan<float>(wi, cols), new ReadOnlySpan<float>(x, cols));
+            }
+            return;
+        }
+        Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
+        for (int k = 0; k < cols; k += 16)
+        {
+            var a = Avx512F.LoadVector512(x + k);
+            c0 = Avx512F.FusedMultiplyAdd(a, Avx512F.LoadVector512(w0 + k), c0);
+            c1 = Avx512F.FusedMultiplyAdd(a, Avx512F.LoadVector512(w1 + k), c1);
+            c2 = Avx512F.FusedMultiplyAdd(a, Avx512F.LoadVector512(w2 + k), c2);
+            c3 = Avx512F.FusedMultiplyAdd(a, Avx512F.LoadVector512(w3 + k), c3);
+        }
+        result[0] = Vector512.Sum(c0); result[1] = Vector512.Sum(c1); result[2] = Vector512.Sum(c2); result[3] = Vector512.Sum(c3);
+    }
 }

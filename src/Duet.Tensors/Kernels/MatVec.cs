@@ -144,7 +144,6 @@ public static unsafe class MatMul
         public int Batch;
         public bool Invariant;
         public Q8Activations Q8 = new();
-        public float[] Permuted = [];  // F16 in invariant mode: each activation row as HalfDot reads it
         public sbyte[] KCodes = [];    // Q8_K activations, batch rows one after another
         public float[] KScales = [];
         public short[] KBsums = [];
@@ -165,17 +164,15 @@ public static unsafe class MatMul
     {
         if (x.Length < batch * w.Cols || y.Length < batch * w.Rows)
             throw new ArgumentException($"MatMul: W is [{w.Rows}, {w.Cols}], batch {batch}, x has {x.Length}, y has {y.Length}");
-        if (batch == 1) { MatVec.Multiply(w, x[..w.Cols], y[..w.Rows], pool); return; }
+        // Quantized types run MatVec's kernels per token in invariant mode, so one token may take MatVec itself;
+        // float types run 4x4 tiles and their one-token twin (FloatGemm), never MatVec's dot, when invariant.
+        bool floatRows = !(w.Type is GgmlType.Q8_0 or GgmlType.Q4_0) && !KQuantDot.Supports(w.Type);
+        if (batch == 1 && !(invariant && floatRows)) { MatVec.Multiply(w, x[..w.Cols], y[..w.Rows], pool); return; }
         fixed (float* px = x)
         fixed (float* py = y)
         {
             var job = t_job ??= new Job();
             job.W = w; job.X = px; job.Y = py; job.Batch = batch; job.Invariant = invariant;
-            if (invariant && w.Type == GgmlType.F16)
-            {
-                if (job.Permuted.Length < batch * w.Cols) job.Permuted = new float[batch * w.Cols];
-                for (int b = 0; b < batch; b++) HalfDot.Prepare(x.Slice(b * w.Cols, w.Cols), job.Permuted.AsSpan(b * w.Cols, w.Cols));
-            }
             if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
             {
                 if (QuantGemm.Supported && !invariant) job.Q8.QuantizeGrouped(x, batch, w.Cols, w.Type, pool ?? WorkerPool.Shared);
@@ -336,29 +333,46 @@ public static unsafe class MatMul
         }
     }
 
-    // MatVec's float paths, one weight row at a time against every token while the row is in cache.
+    // Float rows in invariant mode: 4-row panels (F32 in place, others expanded) against 4 tokens at a time with
+    // Tile4x4 and the remaining tokens one by one with Tile4x1, which sums in the same order: every (row, token)
+    // result is the same bits whatever the batch.
     private static void InvariantFloatRows(Job job, int start, int end)
     {
         var w = job.W;
         int cols = w.Cols, batch = job.Batch;
-        var buf = t_row is { } bb && bb.Length >= cols ? bb : t_row = new float[cols];
-        var row = buf.AsSpan(0, cols);
-        fixed (float* xp = job.Permuted)
+        var panel = t_row is { } bb && bb.Length >= 4 * cols ? bb : t_row = new float[4 * cols];
+        float* tile = stackalloc float[16];
+        var rows = stackalloc float*[4];
+        fixed (float* pp = panel)
         {
-            for (int r = start; r < end; r++)
+            float* x = job.X;
+            for (int r = start; r < end; r += 4)
             {
-                if (w.Type == GgmlType.F16)
+                int nr = Math.Min(4, end - r);
+                for (int i = 0; i < 4; i++)
                 {
-                    var wr = (ushort*)(w.Data + (long)r * cols * 2);
-                    for (int b = 0; b < batch; b++)
-                        job.Y[(long)b * w.Rows + r] = HalfDot.Dot(wr, xp + (long)b * cols, job.X + (long)b * cols, cols, row);
-                    continue;
+                    int ri = r + Math.Min(i, nr - 1); // a short last tile repeats its last row
+                    if (w.Type == GgmlType.F32) rows[i] = (float*)(w.Data + (long)ri * cols * 4);
+                    else
+                    {
+                        rows[i] = pp + i * cols;
+                        if (i >= nr) { rows[i] = rows[nr - 1]; continue; }
+                        if (w.Type == GgmlType.F16) HalfDot.ToSingle((ushort*)(w.Data + (long)ri * cols * 2), rows[i], cols);
+                        else w.DequantizeRow(ri, new Span<float>(rows[i], cols));
+                    }
                 }
-                ReadOnlySpan<float> wrow;
-                if (w.Type == GgmlType.F32) wrow = new ReadOnlySpan<float>(w.Data + (long)r * cols * 4, cols);
-                else { w.DequantizeRow(r, row); wrow = row; }
-                for (int b = 0; b < batch; b++)
-                    job.Y[(long)b * w.Rows + r] = TensorPrimitives.Dot(wrow, new ReadOnlySpan<float>(job.X + (long)b * cols, cols));
+                int b = 0;
+                for (; b + 4 <= batch; b += 4)
+                {
+                    FloatGemm.Tile4x4(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, tile);
+                    for (int t = 0; t < 4; t++)
+                        for (int i = 0; i < nr; i++) job.Y[(long)(b + t) * w.Rows + r + i] = tile[4 * t + i];
+                }
+                for (; b < batch; b++)
+                {
+                    FloatGemm.Tile4x1(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, tile);
+                    for (int i = 0; i < nr; i++) job.Y[(long)b * w.Rows + r + i] = tile[i];
+                }
             }
         }
     }
