@@ -10,12 +10,13 @@ fi
 if [ ! -f tests/reference/node_modules/.package-lock.json ] || [ tests/reference/package-lock.json -nt tests/reference/node_modules/.package-lock.json ]; then
   (cd tests/reference && npm ci --no-audit --no-fund --loglevel=error)
 fi
-# The engine tests run the float64 PyTorch reference (Debian python3-torch, python3-numpy).
-if ! /usr/bin/python3 -c 'import numpy, torch' 2> /dev/null; then
+# The engine tests run the float64 PyTorch reference (Debian python3-torch, python3-numpy); the constrained-decoding
+# tests validate their output with python3-jsonschema.
+if ! /usr/bin/python3 -c 'import numpy, torch, jsonschema' 2> /dev/null; then
   if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-numpy python3-torch > /dev/null
+    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-numpy python3-torch python3-jsonschema > /dev/null
   else
-    echo "the engine tests need Debian's python3-numpy and python3-torch: sudo apt-get install python3-numpy python3-torch" >&2; exit 1
+    echo "the tests need Debian's python3-numpy, python3-torch and python3-jsonschema: sudo apt-get install python3-numpy python3-torch python3-jsonschema" >&2; exit 1
   fi
 fi
 log="$(mktemp)"

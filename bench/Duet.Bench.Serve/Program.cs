@@ -135,6 +135,7 @@ async Task<(string Text, int Tokens, double Ttft, bool Done)> Stream(string prom
     var sw = Stopwatch.StartNew();
     using var req = new HttpRequestMessage(HttpMethod.Post, "/v1/chat/completions") { Content = new StringContent(body, Encoding.UTF8, "application/json") };
     req.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+    req.Headers.ConnectionClose = true; // a connection per request: llama-server drops reused keep-alive connections under load
     using var res = await http.SendAsync(req, HttpCompletionOption.ResponseHeadersRead);
     res.EnsureSuccessStatusCode();
     using var reader = new StreamReader(await res.Content.ReadAsStreamAsync());

@@ -136,10 +136,12 @@ internal sealed class GenerationParameters
         {
             if (constraints is null) throw ApiException.Invalid("this server cannot constrain output to JSON", "response_format");
             try { constraint = constraints(Schema); }
-            catch (Exception e) when (e is ArgumentException or NotSupportedException or FormatException or InvalidOperationException)
+            catch (Exception e) when (e is ArgumentException or NotSupportedException or FormatException or InvalidOperationException or SchemaException)
             {
                 throw ApiException.Invalid($"response_format: {e.Message}", "response_format", "invalid_schema");
             }
+            if (constraint is JsonConstraint jc && max < jc.MinimumLength)
+                throw ApiException.Invalid($"max_tokens {max} cannot hold the shortest document the schema allows ({jc.MinimumLength} bytes)", "max_tokens");
         }
         return new GenerationRequest
         {

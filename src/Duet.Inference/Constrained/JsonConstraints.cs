@@ -8,5 +8,5 @@ public static class JsonConstraints
 {
     /// <summary>A constraint whose output parses as JSON and, with <paramref name="schema"/>, validates against it.</summary>
     public static ITokenConstraint Create(InferenceEngine engine, JsonElement? schema) =>
-        throw new NotSupportedException("JSON-constrained output is not available yet");
+        JsonConstraint.Create(engine.Tokenizer, schema, [.. engine.StopTokens], engine.Model.Config.Vocab);
 }

@@ -326,7 +326,7 @@ public sealed class InferenceEngine : IDisposable
                 if ((uint)t < (uint)lg.Length) lg[t] += b;
         if (req.IgnoreEos)
             foreach (int t in _stopTokens) lg[t] = float.NegativeInfinity;
-        req.Constraint?.Apply(lg);
+        req.Constraint?.Apply(lg, req.MaxTokens - s.Generated);
         int token = s.Sampler!.Sample(lg, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(s.History));
         float logprob = 0;
         TokenLogprob[]? top = null;
@@ -342,7 +342,7 @@ public sealed class InferenceEngine : IDisposable
         Interlocked.Increment(ref Metrics.CompletionTokens);
         string text = s.Stops!.Push(s.Decoder!.Push(token));
         job.Stream.Write(new GeneratedToken(token, text, logprob, top));
-        if (s.Stops.Stopped) { Finish(s, FinishReason.Stop); return; }
+        if (s.Stops.Stopped || req.Constraint?.IsComplete == true) { Finish(s, FinishReason.Stop); return; }
         if (s.Generated >= req.MaxTokens || s.State.Length >= s.State.Capacity) { Finish(s, FinishReason.Length); return; }
         s.Pending = token;
         s.Phase = Phase.Decode;

@@ -1,0 +1,258 @@
+// Constrained decoding for response_format json_object / json_schema: before each token, every token whose
+// bytes cannot continue a valid document is masked out; the tokens' byte strings sit in a trie, so a prefix
+// shared by many tokens is checked once. When the remaining token budget gets as short as the shortest
+// completion of the document, only tokens on that completion stay allowed, so the output ends valid even
+// when max_tokens cuts it short (every tokenizer Duet loads can spell any byte with one token); once the
+// document is complete, only end-of-turn tokens stay (the engine also stops there by itself).
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using Duet.Tokenizers;
+using Duet.Tokenizers.Models;
+
+namespace Duet.Inference.Constrained;
+
+/// <summary>Each token's bytes as they appear inside generated text, and a trie over them; built once per tokenizer.</summary>
+internal sealed class TokenTrie
+{
+    private static readonly ConditionalWeakTable<Tokenizer, TokenTrie> s_cache = new();
+
+    public readonly byte[]?[] Bytes;            // null: never allowed inside JSON (special tokens, empty)
+    // Nodes in CSR form: children of node n are ChildNode[First[n] .. First[n + 1]), with their bytes in ChildByte.
+    public readonly int[] First;
+    public readonly byte[] ChildByte;
+    public readonly int[] ChildNode;
+    public readonly int[] TokensFirst;          // tokens ending at node n: Tokens[TokensFirst[n] .. TokensFirst[n + 1])
+    public readonly int[] Tokens;
+
+    public static TokenTrie For(Tokenizer tokenizer) => s_cache.GetValue(tokenizer, t => new TokenTrie(t));
+
+    private TokenTrie(Tokenizer tok)
+    {
+        int v = tok.VocabSize;
+        Bytes = new byte[]?[v];
+        // A token's bytes in the middle of text: decode it after an anchor and drop the anchor's bytes, so a
+        // SentencePiece '▁' becomes the space it is mid-text (alone, a leading one would be stripped).
+        int? anchor = tok.TokenToId("a") ?? tok.TokenToId("<0x61>");
+        byte[] anchorBytes = anchor is int a ? tok.DecodeToBytes([a]) : [];
+        for (int id = 0; id < v; id++)
+        {
+            if (tok.AddedTokens.IsAdded(id)) continue;
+            var type = tok.GetTokenType(id);
+            if (type is TokenType.Control or TokenType.Unknown) continue;
+            byte[] b;
+            if (anchor is int an)
+            {
+                var both = tok.DecodeToBytes([an, id]);
+                if (both.Length <= anchorBytes.Length || !both.AsSpan(0, anchorBytes.Length).SequenceEqual(anchorBytes)) continue;
+                b = both[anchorBytes.Length..];
+            }
+            else b = tok.DecodeToBytes([id]);
+            if (b.Length > 0) Bytes[id] = b;
+        }
+        // Build the trie with per-node dictionaries, then flatten.
+        var children = new List<Dictionary<byte, int>> { new() };
+        var ends = new List<List<int>?> { null };
+        for (int id = 0; id < v; id++)
+        {
+            if (Bytes[id] is not { } b) continue;
+            int node = 0;
+            foreach (byte x in b)
+            {
+                if (!children[node].TryGetValue(x, out int c))
+                {
+                    c = children.Count;
+                    children.Add([]);
+                    ends.Add(null);
+                    children[node][x] = c;
+                }
+                node = c;
+            }
+            (ends[node] ??= []).Add(id);
+        }
+        int n = children.Count;
+        First = new int[n + 1];
+        TokensFirst = new int[n + 1];
+        var cb = new List<byte>();
+        var cn = new List<int>();
+        var toks = new List<int>();
+        for (int i = 0; i < n; i++)
+        {
+            First[i] = cb.Count;
+            foreach (var (x, c) in children[i].OrderBy(kv => kv.Key)) { cb.Add(x); cn.Add(c); }
+            TokensFirst[i] = toks.Count;
+            if (ends[i] is { } e) toks.AddRange(e);
+        }
+        First[n] = cb.Count;
+        TokensFirst[n] = toks.Count;
+        ChildByte = cb.ToArray();
+        ChildNode = cn.ToArray();
+        Tokens = toks.ToArray();
+    }
+
+    public int Child(int node, byte b)
+    {
+        for (int i = First[node]; i < First[node + 1]; i++) if (ChildByte[i] == b) return ChildNode[i];
+        return -1;
+    }
+}
+
+public sealed class JsonConstraint : ITokenConstraint
+{
+    private readonly TokenTrie _trie;
+    private readonly SchemaNode _root;
+    private readonly int[] _stops;
+    private List<JStack> _state = [];
+    private readonly bool[] _allowed;
+    private readonly List<List<JStack>> _scratch = [];
+
+    private JsonConstraint(TokenTrie trie, SchemaNode root, IReadOnlyCollection<int> stopTokens, int vocab)
+    {
+        _trie = trie;
+        _root = root;
+        _stops = stopTokens.ToArray();
+        _allowed = new bool[vocab];
+        Reset();
+    }
+
+    /// <summary>
+    /// A constraint for <paramref name="tokenizer"/>: any JSON object when <paramref name="schema"/> is null (json_object),
+    /// else documents valid against the schema. Throws SchemaException for schemas outside the supported subset.
+    /// </summary>
+    public static JsonConstraint Create(Tokenizer tokenizer, JsonElement? schema, IReadOnlyCollection<int> stopTokens, int vocab = 0)
+    {
+        var root = SchemaCompiler.Compile(schema);
+        return new JsonConstraint(TokenTrie.For(tokenizer), root, stopTokens, Math.Max(vocab, tokenizer.VocabSize));
+    }
+
+    /// <summary>Bytes in the shortest valid document: a reply needs at least this many tokens (fewer if tokens are longer).</summary>
+    public int MinimumLength => Encoding.UTF8.GetByteCount(_root.MinText!);
+
+    public void Reset()
+    {
+        _state = [new JStack(new ValueFrame(_root), new JStack(new RootFrame(false), null))];
+    }
+
+    public bool IsComplete => _state.Any(Completed);
+
+    private static bool Completed(JStack s) => s.Top is RootFrame { IsDone: true }
+        || (s.Rest is { Top: RootFrame } && (s.Top is NumberFrame { Terminal: true } || s.Top is LiteralFrame { Complete: true }));
+
+    private int _closeBudget = int.MaxValue;
+
+    /// <summary>The shortest completion over the alternatives alive.</summary>
+    private static byte[] ShortestClose(List<JStack> state)
+    {
+        byte[]? best = null;
+        foreach (var s in state)
+        {
+            if (Completed(s)) return [];
+            var c = s.Close();
+            if (best is null || c.Length < best.Length) best = c;
+        }
+        return best ?? [];
+    }
+
+    public void Apply(Span<float> logits) => Apply(logits, int.MaxValue);
+
+    public void Apply(Span<float> logits, int remainingTokens)
+    {
+        Array.Clear(_allowed);
+        if (IsComplete)
+        {
+            foreach (int t in _stops) if ((uint)t < (uint)_allowed.Length) _allowed[t] = true;
+        }
+        else
+        {
+            var close = ShortestClose(_state);
+            if (remainingTokens <= close.Length) AllowPrefixesOf(close);
+            else
+            {
+                // Near the end of the budget, a token must also leave a completion that still fits: one token can
+                // lengthen the shortest completion (a UTF-8 lead byte owes continuation bytes, "[[" owes "]]").
+                _closeBudget = remainingTokens - 1 < close.Length + 64 ? remainingTokens - 1 : int.MaxValue;
+                Visit(0, _state, 0);
+            }
+        }
+        bool any = false;
+        for (int t = 0; t < logits.Length; t++)
+        {
+            if (t >= _allowed.Length || !_allowed[t]) logits[t] = float.NegativeInfinity;
+            else if (!float.IsNegativeInfinity(logits[t])) any = true;
+        }
+        // A logit_bias that banned every allowed token would leave nothing to sample: the constraint wins.
+        if (!any)
+            for (int t = 0; t < logits.Length && t < _allowed.Length; t++) if (_allowed[t]) logits[t] = 0;
+    }
+
+    // Tokens whose bytes are a non-empty prefix of the shortest completion.
+    private void AllowPrefixesOf(byte[] close)
+    {
+        int node = 0;
+        foreach (byte b in close)
+        {
+            node = _trie.Child(node, b);
+            if (node < 0) break;
+            for (int i = _trie.TokensFirst[node]; i < _trie.TokensFirst[node + 1]; i++) _allowed[_trie.Tokens[i]] = true;
+        }
+    }
+
+    private void Visit(int node, List<JStack> state, int depth)
+    {
+        for (int i = _trie.First[node]; i < _trie.First[node + 1]; i++)
+        {
+            var next = Step(state, _trie.ChildByte[i], depth);
+            if (next.Count == 0) continue;
+            int child = _trie.ChildNode[i];
+            if (_trie.TokensFirst[child] < _trie.TokensFirst[child + 1] && (_closeBudget == int.MaxValue || ShortestClose(next).Length <= _closeBudget))
+                for (int k = _trie.TokensFirst[child]; k < _trie.TokensFirst[child + 1]; k++) _allowed[_trie.Tokens[k]] = true;
+            if (_trie.First[child] < _trie.First[child + 1]) Visit(child, next, depth + 1);
+        }
+    }
+
+    // The stacks after byte b, in a list reused per trie depth (no allocation for the lists themselves).
+    private List<JStack> Step(List<JStack> state, byte b, int depth)
+    {
+        while (_scratch.Count <= depth) _scratch.Add([]);
+        var output = _scratch[depth];
+        output.Clear();
+        foreach (var s in state) s.Top.Feed(s.Rest, b, output);
+        return output;
+    }
+
+    public void Accept(int token)
+    {
+        if (_stops.Contains(token))
+        {
+            if (!IsComplete) throw new InvalidOperationException($"token {token} ends the reply before the JSON document is complete");
+            return;
+        }
+        var bytes = (uint)token < (uint)_trie.Bytes.Length ? _trie.Bytes[token] : null;
+        if (bytes is null) throw new InvalidOperationException($"token {token} cannot appear in JSON output");
+        var state = _state;
+        foreach (byte b in bytes)
+        {
+            var next = new List<JStack>();
+            foreach (var s in state) s.Top.Feed(s.Rest, b, next);
+            if (next.Count == 0)
+                throw new InvalidOperationException($"token {token} ({Encoding.UTF8.GetString(bytes)}) does not continue a valid JSON document (at byte 0x{b:X2}; {string.Join(" | ", state.Select(x => x.Top.GetType().Name + ":" + Encoding.UTF8.GetString(x.Close())))})");
+            state = next;
+        }
+        _state = state;
+    }
+
+    /// <summary>Feeds raw text (tests, and checking a document against the schema).</summary>
+    public bool TryFeed(string text)
+    {
+        var state = _state;
+        foreach (byte b in Encoding.UTF8.GetBytes(text))
+        {
+            var next = new List<JStack>();
+            foreach (var s in state) s.Top.Feed(s.Rest, b, next);
+            if (next.Count == 0) return false;
+            state = next;
+        }
+        _state = state;
+        return true;
+    }
+}
