@@ -79,19 +79,19 @@ internal static class RunCommands
             var (m, tok) = Load(r.GetRequiredValue(model));
             using (m)
             {
-                var style = ChatFormat.Detect(tok.ChatTemplate);
+                var prompts = new PromptFormatter(tok);
                 var messages = new List<ChatTurn>();
                 if (r.GetValue(system) is string s) messages.Add(new ChatTurn("system", s));
                 var gen = new Generator(m, tok);
                 var options = sampling.Read(r);
-                Console.Error.WriteLine($"chat format {style}; an empty line ends the chat");
+                Console.Error.WriteLine($"chat template: {prompts.TemplateName}; an empty line ends the chat");
                 while (true)
                 {
                     Console.Error.Write("> ");
                     var line = Console.ReadLine();
                     if (string.IsNullOrWhiteSpace(line)) break;
                     messages.Add(new ChatTurn("user", line));
-                    var prompt = ChatFormat.Render(style, messages, tok.BosId >= 0 ? tok.IdToToken(tok.BosId) : "");
+                    var prompt = prompts.Render(messages);
                     var ids = tok.Encode(prompt, parseSpecial: true);
                     if (ids.Length >= m.Config.ContextLength) { Console.Error.WriteLine("the conversation no longer fits in the context"); break; }
                     var reply = new System.Text.StringBuilder();

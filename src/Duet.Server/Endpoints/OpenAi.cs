@@ -156,7 +156,8 @@ internal static class OpenAi
         if (chat)
         {
             var messages = ReadMessages(body, o);
-            prompt = host.Prompts!.Encode(messages);
+            try { prompt = host.Prompts!.Encode(messages); }
+            catch (Duet.Tokenizers.ChatTemplates.ChatTemplateException e) { throw ApiException.Invalid($"the model's chat template refused the messages: {e.Message}", "messages"); }
             if (prompt.Length == 0) throw ApiException.Invalid("the messages make an empty prompt", "messages");
         }
         else prompt = ReadPrompt(body, engine);

@@ -64,6 +64,22 @@ public sealed class ChatTemplate
             ["eos_token"] = eosToken,
         };
         if (extra is not null) foreach (var (k, v) in extra) globals[k] = v;
-        return new Interpreter(globals, clock ?? (() => DateTime.Now)).Run(_body);
+        return RenderValues(globals, clock);
     }
+
+    /// <summary>Renders with template variables already in the interpreter's value model (lists, dictionaries, long, double, string, bool, null).</summary>
+    internal string RenderValues(Dictionary<string, object?> globals, Func<DateTime>? clock = null) =>
+        new Interpreter(globals, clock ?? (() => DateTime.Now)).Run(_body);
+
+    /// <summary>A JSON value in the interpreter's value model.</summary>
+    internal static object? FromJson(System.Text.Json.JsonElement e) => e.ValueKind switch
+    {
+        System.Text.Json.JsonValueKind.String => e.GetString(),
+        System.Text.Json.JsonValueKind.Number => e.TryGetInt64(out long l) ? l : e.GetDouble(),
+        System.Text.Json.JsonValueKind.True => true,
+        System.Text.Json.JsonValueKind.False => false,
+        System.Text.Json.JsonValueKind.Array => e.EnumerateArray().Select(FromJson).ToList(),
+        System.Text.Json.JsonValueKind.Object => e.EnumerateObject().ToDictionary(p => p.Name, p => FromJson(p.Value), StringComparer.Ordinal),
+        _ => null,
+    };
 }

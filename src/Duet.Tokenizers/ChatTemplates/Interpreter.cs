@@ -207,7 +207,7 @@ internal sealed class Interpreter(Dictionary<string, object?> globals, Func<Date
                 return u.Op switch
                 {
                     "not" => !Truthy(v),
-                    "-" => v switch { long x => -x, double d => -d, bool b => b ? -1L : 0L, _ => throw Error($"cannot negate {TypeName(v)}", u.Line) },
+                    "-" => v switch { long x => (object)(-x), double d => (object)(-d), bool b => (object)(b ? -1L : 0L), _ => throw Error($"cannot negate {TypeName(v)}", u.Line) },
                     _ => v,
                 };
             }
@@ -260,13 +260,14 @@ internal sealed class Interpreter(Dictionary<string, object?> globals, Func<Date
         if (y is bool by) y = by ? 1L : 0L;
         if (x is long a && y is long c)
         {
+            // (object) on each arm: a switch mixing long and double arms would turn every result into a double.
             return op switch
             {
-                "+" => a + c, "-" => a - c, "*" => a * c,
-                "/" => c == 0 ? throw Error("division by zero", line) : (double)a / c,
-                "//" => c == 0 ? throw Error("division by zero", line) : (long)Math.Floor((double)a / c),
-                "%" => c == 0 ? throw Error("modulo by zero", line) : ((a % c) + c) % c,
-                "**" => c >= 0 && c < 64 ? (long)Math.Pow(a, c) : Math.Pow(a, c),
+                "+" => (object)(a + c), "-" => (object)(a - c), "*" => (object)(a * c),
+                "/" => c == 0 ? throw Error("division by zero", line) : (object)((double)a / c),
+                "//" => c == 0 ? throw Error("division by zero", line) : (object)(long)Math.Floor((double)a / c),
+                "%" => c == 0 ? throw Error("modulo by zero", line) : (object)(((a % c) + c) % c),
+                "**" => c >= 0 && c < 64 ? (object)(long)Math.Pow(a, c) : (object)Math.Pow(a, c),
                 _ => throw Error($"unknown operator {op}", line),
             };
         }
@@ -654,7 +655,7 @@ internal sealed class Interpreter(Dictionary<string, object?> globals, Func<Date
                 throw Error("map needs attribute= or a filter name", f.Line);
             }
             case "unique": { var seen = new List<object?>(); foreach (var x in Iterate(v, f.Line)) if (!seen.Any(s => Equal(s, x))) seen.Add(x); return seen; }
-            case "abs": return v switch { long l => Math.Abs(l), double d => Math.Abs(d), _ => throw Error("abs needs a number", f.Line) };
+            case "abs": return v switch { long l => (object)Math.Abs(l), double d => (object)Math.Abs(d), _ => throw Error("abs needs a number", f.Line) };
             case "safe" or "e" or "escape" when f.Name == "safe": return v;
             default: throw Error($"unknown filter '{f.Name}'", f.Line);
         }

@@ -166,7 +166,8 @@ internal static class Lexer
             tokens.Add(new Token(kind == '{' ? Tk.VarEnd : Tk.BlockEnd, close, l1, c1));
             i = p;
         }
-        tokens.Add(new Token(Tk.Eof, "", 0, 0));
+        var (le, ce) = Pos(n);
+        tokens.Add(new Token(Tk.Eof, "", le, ce));
         return tokens;
     }
 
