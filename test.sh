@@ -19,6 +19,15 @@ if ! /usr/bin/python3 -c 'import numpy, torch, jsonschema' 2> /dev/null; then
     echo "the tests need Debian's python3-numpy, python3-torch and python3-jsonschema: sudo apt-get install python3-numpy python3-torch python3-jsonschema" >&2; exit 1
   fi
 fi
+# The web chat page test drives Debian's chromium (Playwright's own browser download is not used); a CJK font so
+# that the screenshot shows Chinese.
+if [ ! -x /usr/bin/chromium ] || ! fc-list 2> /dev/null | grep -qi "wenquanyi"; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei > /dev/null
+  else
+    echo "the web page test needs Debian's chromium: sudo apt-get install chromium fonts-wqy-zenhei" >&2; exit 1
+  fi
+fi
 log="$(mktemp)"
 set +e
 dotnet test Duet.slnx -c Release --nologo 2>&1 | tee "$log"

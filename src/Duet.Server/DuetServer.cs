@@ -50,6 +50,8 @@ public static class DuetServer
             app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = files });
             app.UseStaticFiles(new StaticFileOptions { FileProvider = files });
         }
+        // Routing after the static files: otherwise the fallback route would claim "/" before index.html is found.
+        app.UseRouting();
         Endpoints.OpenAi.Map(app);
         Endpoints.Utility.Map(app);
         app.MapFallback((HttpContext c) =>
