@@ -24,14 +24,18 @@ if [ ! -f "$work/s110m-f32.gguf" ]; then
     --tokenizer "$work/tokenizer/tokenizer.json" --type F32 -o "$work/s110m-f32.gguf" > /dev/null
   "${duet[@]}" quantize "$work/s110m-f32.gguf" "$work/s110m-q8_0.gguf" --type Q8_0 > /dev/null
 fi
-port=8181
+port=8180
+# A new port for every server: connections closed by the server sit in TIME_WAIT on its port, and llama-server
+# does not bind over them.
+next_port() { port=$((port + 1)); }
 wait_ready() { for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$port/health" > /dev/null && return 0; sleep 0.2; done; echo "server did not start" >&2; return 1; }
-start_duet() { "${duet[@]}" serve -m "$1" --port $port --parallel 8 --ctx 512 -t 2 > "$work/server.log" 2>&1 & pid=$!; wait_ready; }
-start_llama() { "$bin/llama-server" -m "$1" --port $port -np 8 -c 4096 -t 2 --log-disable > "$work/server.log" 2>&1 & pid=$!; wait_ready; }
+start_duet() { next_port; "${duet[@]}" serve -m "$1" --port $port --parallel 8 --ctx 512 -t 2 > "$work/server.log" 2>&1 & pid=$!; wait_ready; }
+start_llama() { next_port; "$bin/llama-server" -m "$1" --port $port -np 8 -c 4096 -t 2 --log-disable > "$work/server.log" 2>&1 & pid=$!; wait_ready; }
 stop() { kill "$pid"; wait "$pid" 2> /dev/null || true; }
 tag() { sed "s/^{/{\"file\":\"$1\",/"; }
 
 for f in f32 q8_0; do
+  [ "${VERIFY:-1}" = 1 ] || break
   start_duet "$work/s110m-$f.gguf"
   "${client[@]}" --url "http://127.0.0.1:$port" --mode verify --clients 32 --requests 20 --max-tokens 24 --tool duet | tag $f
   stop

@@ -124,4 +124,37 @@ public sealed class WebChatTests(ITestOutputHelper output) : IAsyncLifetime, IDi
         await Assertions.Expect(page.Locator(".msg.assistant")).ToHaveCountAsync(2);
         await Assertions.Expect(page.Locator(".msg.assistant").Last.Locator(".meta")).ToBeVisibleAsync(new() { Timeout = 60_000 });
     }
+
+    [Fact]
+    public async Task NewChat_MidReply_StartsCleanConversation()
+    {
+        var page = await OpenAsync();
+        var bodies = new List<string>();
+        page.Request += (_, r) => { if (r.Url.EndsWith("/v1/chat/completions", StringComparison.Ordinal) && r.PostData is { } d) bodies.Add(d); };
+        await page.FillAsync("#max-tokens", "150");
+        var cdp = await page.Context.NewCDPSessionAsync(page);
+        await cdp.SendAsync("Network.enable");
+        await cdp.SendAsync("Network.emulateNetworkConditions", new Dictionary<string, object>
+        {
+            ["offline"] = false, ["latency"] = 0, ["downloadThroughput"] = 1500, ["uploadThroughput"] = -1,
+        });
+        await page.FillAsync("#prompt", "First conversation.");
+        await page.ClickAsync("#send");
+        await Assertions.Expect(page.Locator(".msg.assistant").Last).ToHaveAttributeAsync("data-updates", new System.Text.RegularExpressions.Regex("^[1-9]"), new() { Timeout = 60_000 });
+        await page.ClickAsync("#new-chat");
+        await Assertions.Expect(page.Locator(".msg")).ToHaveCountAsync(0);
+        await Assertions.Expect(page.Locator("#send")).ToBeEnabledAsync();
+        await cdp.SendAsync("Network.emulateNetworkConditions", new Dictionary<string, object>
+        {
+            ["offline"] = false, ["latency"] = 0, ["downloadThroughput"] = -1, ["uploadThroughput"] = -1,
+        });
+        await page.FillAsync("#max-tokens", "4");
+        await page.FillAsync("#prompt", "Second conversation.");
+        await page.ClickAsync("#send");
+        await Assertions.Expect(page.Locator(".msg.assistant .meta")).ToBeVisibleAsync(new() { Timeout = 60_000 });
+        using var last = System.Text.Json.JsonDocument.Parse(bodies[^1]);
+        var messages = last.RootElement.GetProperty("messages");
+        Assert.Equal(1, messages.GetArrayLength());   // the stopped reply of the first conversation is not carried over
+        Assert.Equal("Second conversation.", messages[0].GetProperty("content").GetString());
+    }
 }

@@ -233,7 +233,11 @@ internal sealed class StringFrame : Frame
         return bytes.ToArray();
     }
 
-    public int PendingBytes => _pending;
+    /// <summary>Between characters, not in an escape: where plain content bytes leave the state as it is.</summary>
+    public bool Plain => _escape == 0 && _pending == 0;
+
+    /// <summary>True when <paramref name="chars"/> more characters stay within maxLength.</summary>
+    public bool RoomFor(int chars) => _node.MaxLength == int.MaxValue || _count + chars <= _node.MaxLength;
 
     public override void Feed(JStack? rest, byte b, List<JStack> output)
     {

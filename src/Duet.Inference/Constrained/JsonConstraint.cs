@@ -12,50 +12,22 @@ using Duet.Tokenizers.Models;
 
 namespace Duet.Inference.Constrained;
 
-/// <summary>Each token's bytes as they appear inside generated text, and a trie over them; built once per tokenizer.</summary>
-internal sealed class TokenTrie
+/// <summary>A trie over byte strings, in CSR form: children of node n are ChildNode[First[n] .. First[n + 1]).</summary>
+internal sealed class Trie
 {
-    private static readonly ConditionalWeakTable<Tokenizer, TokenTrie> s_cache = new();
-
-    public readonly byte[]?[] Bytes;            // null: never allowed inside JSON (special tokens, empty)
-    // Nodes in CSR form: children of node n are ChildNode[First[n] .. First[n + 1]), with their bytes in ChildByte.
     public readonly int[] First;
     public readonly byte[] ChildByte;
     public readonly int[] ChildNode;
     public readonly int[] TokensFirst;          // tokens ending at node n: Tokens[TokensFirst[n] .. TokensFirst[n + 1])
     public readonly int[] Tokens;
 
-    public static TokenTrie For(Tokenizer tokenizer) => s_cache.GetValue(tokenizer, t => new TokenTrie(t));
-
-    private TokenTrie(Tokenizer tok)
+    public Trie(byte[]?[] bytes, Func<int, bool> include)
     {
-        int v = tok.VocabSize;
-        Bytes = new byte[]?[v];
-        // A token's bytes in the middle of text: decode it after an anchor and drop the anchor's bytes, so a
-        // SentencePiece '▁' becomes the space it is mid-text (alone, a leading one would be stripped).
-        int? anchor = tok.TokenToId("a") ?? tok.TokenToId("<0x61>");
-        byte[] anchorBytes = anchor is int a ? tok.DecodeToBytes([a]) : [];
-        for (int id = 0; id < v; id++)
-        {
-            if (tok.AddedTokens.IsAdded(id)) continue;
-            var type = tok.GetTokenType(id);
-            if (type is TokenType.Control or TokenType.Unknown) continue;
-            byte[] b;
-            if (anchor is int an)
-            {
-                var both = tok.DecodeToBytes([an, id]);
-                if (both.Length <= anchorBytes.Length || !both.AsSpan(0, anchorBytes.Length).SequenceEqual(anchorBytes)) continue;
-                b = both[anchorBytes.Length..];
-            }
-            else b = tok.DecodeToBytes([id]);
-            if (b.Length > 0) Bytes[id] = b;
-        }
-        // Build the trie with per-node dictionaries, then flatten.
         var children = new List<Dictionary<byte, int>> { new() };
         var ends = new List<List<int>?> { null };
-        for (int id = 0; id < v; id++)
+        for (int id = 0; id < bytes.Length; id++)
         {
-            if (Bytes[id] is not { } b) continue;
+            if (bytes[id] is not { } b || !include(id)) continue;
             int node = 0;
             foreach (byte x in b)
             {
@@ -97,9 +69,79 @@ internal sealed class TokenTrie
     }
 }
 
+/// <summary>Each token's bytes as they appear inside generated text, and tries over them; built once per tokenizer.</summary>
+internal sealed class TokenTrie
+{
+    private static readonly ConditionalWeakTable<Tokenizer, TokenTrie> s_cache = new();
+
+    public readonly byte[]?[] Bytes;            // null: never allowed inside JSON (special tokens, empty)
+    public readonly Trie All;
+    // Tokens that are plain string content (no quote, backslash or control byte; whole UTF-8 characters): inside a
+    // string they leave the automaton where it was, so they are allowed there without a walk. Most of a vocabulary.
+    public readonly int[] PlainTokens;
+    public readonly int[] PlainChars;           // characters of each plain token (0 if not plain)
+    public readonly int MaxPlainChars;
+    public readonly Trie NotPlain;
+
+    public static TokenTrie For(Tokenizer tokenizer) => s_cache.GetValue(tokenizer, t => new TokenTrie(t));
+
+    private TokenTrie(Tokenizer tok)
+    {
+        int v = tok.VocabSize;
+        Bytes = new byte[]?[v];
+        // A token's bytes in the middle of text: decode it after an anchor and drop the anchor's bytes, so a
+        // SentencePiece '▁' becomes the space it is mid-text (alone, a leading one would be stripped).
+        int? anchor = tok.TokenToId("a") ?? tok.TokenToId("<0x61>");
+        byte[] anchorBytes = anchor is int a ? tok.DecodeToBytes([a]) : [];
+        for (int id = 0; id < v; id++)
+        {
+            if (tok.AddedTokens.IsAdded(id)) continue;
+            var type = tok.GetTokenType(id);
+            if (type is TokenType.Control or TokenType.Unknown) continue;
+            byte[] b;
+            if (anchor is int an)
+            {
+                var both = tok.DecodeToBytes([an, id]);
+                if (both.Length <= anchorBytes.Length || !both.AsSpan(0, anchorBytes.Length).SequenceEqual(anchorBytes)) continue;
+                b = both[anchorBytes.Length..];
+            }
+            else b = tok.DecodeToBytes([id]);
+            if (b.Length > 0) Bytes[id] = b;
+        }
+        PlainChars = new int[v];
+        var plain = new List<int>();
+        for (int id = 0; id < v; id++)
+            if (Bytes[id] is { } b && PlainContent(b) is int chars)
+            {
+                plain.Add(id);
+                PlainChars[id] = chars;
+                MaxPlainChars = Math.Max(MaxPlainChars, chars);
+            }
+        PlainTokens = plain.ToArray();
+        All = new Trie(Bytes, _ => true);
+        NotPlain = new Trie(Bytes, id => PlainChars[id] == 0);
+    }
+
+    // The number of characters if the bytes are plain string content, else null.
+    private static int? PlainContent(byte[] b)
+    {
+        foreach (byte x in b) if (x < 0x20 || x == '"' || x == '\\') return null;
+        if (System.Text.Unicode.Utf8.IsValid(b) is false) return null;
+        // Surrogates, overlong forms and > U+10FFFF are not valid UTF-8, so the automaton accepts exactly these.
+        return Encoding.UTF8.GetCharCount(b) - CountSupplementary(b);
+    }
+
+    private static int CountSupplementary(byte[] b)
+    {
+        int n = 0;
+        foreach (byte x in b) if (x >= 0xF0) n++;
+        return n; // a 4-byte character is one character to JSON schema (a code point), two UTF-16 units
+    }
+}
+
 public sealed class JsonConstraint : ITokenConstraint
 {
-    private readonly TokenTrie _trie;
+    private readonly TokenTrie _table;
     private readonly SchemaNode _root;
     private readonly int[] _stops;
     private List<JStack> _state = [];
@@ -108,7 +150,7 @@ public sealed class JsonConstraint : ITokenConstraint
 
     private JsonConstraint(TokenTrie trie, SchemaNode root, IReadOnlyCollection<int> stopTokens, int vocab)
     {
-        _trie = trie;
+        _table = trie;
         _root = root;
         _stops = stopTokens.ToArray();
         _allowed = new bool[vocab];
@@ -171,7 +213,14 @@ public sealed class JsonConstraint : ITokenConstraint
                 // Near the end of the budget, a token must also leave a completion that still fits: one token can
                 // lengthen the shortest completion (a UTF-8 lead byte owes continuation bytes, "[[" owes "]]").
                 _closeBudget = remainingTokens - 1 < close.Length + 64 ? remainingTokens - 1 : int.MaxValue;
-                Visit(0, _state, 0);
+                if (_state is [{ Top: StringFrame { Plain: true } str }] && str.RoomFor(_table.MaxPlainChars) && close.Length <= _closeBudget)
+                {
+                    // Inside a string: plain tokens keep the state as it is (and its completion), so they are allowed
+                    // without a walk; only the others (quotes, escapes, partial characters) are walked.
+                    foreach (int t in _table.PlainTokens) _allowed[t] = true;
+                    Visit(_table.NotPlain, 0, _state, 0);
+                }
+                else Visit(_table.All, 0, _state, 0);
             }
         }
         bool any = false;
@@ -188,25 +237,26 @@ public sealed class JsonConstraint : ITokenConstraint
     // Tokens whose bytes are a non-empty prefix of the shortest completion.
     private void AllowPrefixesOf(byte[] close)
     {
+        var trie = _table.All;
         int node = 0;
         foreach (byte b in close)
         {
-            node = _trie.Child(node, b);
+            node = trie.Child(node, b);
             if (node < 0) break;
-            for (int i = _trie.TokensFirst[node]; i < _trie.TokensFirst[node + 1]; i++) _allowed[_trie.Tokens[i]] = true;
+            for (int i = trie.TokensFirst[node]; i < trie.TokensFirst[node + 1]; i++) _allowed[trie.Tokens[i]] = true;
         }
     }
 
-    private void Visit(int node, List<JStack> state, int depth)
+    private void Visit(Trie trie, int node, List<JStack> state, int depth)
     {
-        for (int i = _trie.First[node]; i < _trie.First[node + 1]; i++)
+        for (int i = trie.First[node]; i < trie.First[node + 1]; i++)
         {
-            var next = Step(state, _trie.ChildByte[i], depth);
+            var next = Step(state, trie.ChildByte[i], depth);
             if (next.Count == 0) continue;
-            int child = _trie.ChildNode[i];
-            if (_trie.TokensFirst[child] < _trie.TokensFirst[child + 1] && (_closeBudget == int.MaxValue || ShortestClose(next).Length <= _closeBudget))
-                for (int k = _trie.TokensFirst[child]; k < _trie.TokensFirst[child + 1]; k++) _allowed[_trie.Tokens[k]] = true;
-            if (_trie.First[child] < _trie.First[child + 1]) Visit(child, next, depth + 1);
+            int child = trie.ChildNode[i];
+            if (trie.TokensFirst[child] < trie.TokensFirst[child + 1] && (_closeBudget == int.MaxValue || ShortestClose(next).Length <= _closeBudget))
+                for (int k = trie.TokensFirst[child]; k < trie.TokensFirst[child + 1]; k++) _allowed[trie.Tokens[k]] = true;
+            if (trie.First[child] < trie.First[child + 1]) Visit(trie, child, next, depth + 1);
         }
     }
 
@@ -227,7 +277,7 @@ public sealed class JsonConstraint : ITokenConstraint
             if (!IsComplete) throw new InvalidOperationException($"token {token} ends the reply before the JSON document is complete");
             return;
         }
-        var bytes = (uint)token < (uint)_trie.Bytes.Length ? _trie.Bytes[token] : null;
+        var bytes = (uint)token < (uint)_table.Bytes.Length ? _table.Bytes[token] : null;
         if (bytes is null) throw new InvalidOperationException($"token {token} cannot appear in JSON output");
         var state = _state;
         foreach (byte b in bytes)

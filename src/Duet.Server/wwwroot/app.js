@@ -11,6 +11,7 @@
   };
   const history = [];
   let controller = null;
+  let chatId = 0;  // a reply that ends after "New chat" belongs to the old conversation, not the new one
 
   // Settings survive a reload (the key only in this browser's storage).
   const saved = JSON.parse(localStorage.getItem("duet-settings") || "{}");
@@ -65,6 +66,7 @@
   }
 
   async function send(text) {
+    const chat = chatId;
     history.push({ role: "user", content: text });
     addMessage("user", text);
     const messages = [];
@@ -116,12 +118,12 @@
           }
         }
       }
-      finishReply(div, reply, usage, finish, started, first, pieces);
+      finishReply(chat, div, reply, usage, finish, started, first, pieces);
     } catch (e) {
-      if (e.name === "AbortError") finishReply(div, reply, usage, "stopped", started, first, pieces);
+      if (e.name === "AbortError") finishReply(chat, div, reply, usage, "stopped", started, first, pieces);
       else {
         div.remove();
-        history.pop();
+        if (chat === chatId) history.pop();
         addMessage("error", "Error: " + e.message);
         setStatus("Error.");
       }
@@ -132,10 +134,12 @@
     }
   }
 
-  function finishReply(div, reply, usage, finish, started, first, pieces) {
+  function finishReply(chat, div, reply, usage, finish, started, first, pieces) {
     div.classList.remove("streaming");
     div.lang = /[\u3400-\u9fff]/.test(reply) ? "zh" : "en";
-    history.push({ role: "assistant", content: reply });
+    if (chat !== chatId) return;  // the conversation was cleared meanwhile
+    // A reply stopped before its first token is not a turn: the user message then stands alone, as it was sent.
+    if (reply) history.push({ role: "assistant", content: reply });
     const tokens = usage ? usage.completion_tokens : pieces;
     const secs = first ? (performance.now() - first) / 1000 : 0;
     const meta = document.createElement("span");
@@ -157,7 +161,7 @@
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); els.composer.requestSubmit(); }
   });
   els.stop.addEventListener("click", () => { if (controller) controller.abort(); });
-  els.newChat.addEventListener("click", () => { if (controller) controller.abort(); history.length = 0; els.messages.innerHTML = ""; setStatus("New chat."); });
+  els.newChat.addEventListener("click", () => { chatId++; if (controller) controller.abort(); history.length = 0; els.messages.innerHTML = ""; setStatus("New chat."); });
   els.toggle.addEventListener("click", () => {
     els.settings.hidden = !els.settings.hidden;
     els.toggle.setAttribute("aria-expanded", String(!els.settings.hidden));
