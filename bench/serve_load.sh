@@ -3,10 +3,13 @@
 # on the same GGUF with the same client, alternating.
 #   1. verify: 32 clients x 20 streamed requests; each reply must equal what the same request got alone
 #      (greedy, end-of-turn tokens banned so every reply runs to max_tokens): none lost, duplicated or mixed.
-#   2. throughput at 1 and 8 concurrent streams (tokens/s, time to first token p50/p99), A B A B.
+#   2. throughput at 1 and 8 concurrent streams (tokens/s, time to first token p50/p99): 1, 8, 1, 8 on each
+#      server start, the two servers alternating, two rounds.
 # Model: a random-weight stories110M-shaped LLaMA (dim 768, 12 layers, 12 heads, ffn 2048) with the bilingual
 # 8000-token tokenizer trained on data/sample, F32 (decode is memory-bound, so batching pays) and Q8_0.
-# Usage: bench/serve_load.sh [LLAMA_CPP_BIN_DIR] [WORK_DIR] > run.jsonl
+# Usage: bench/serve_load.sh [LLAMA_CPP_BIN_DIR] [WORK_DIR] > run.jsonl      (bench/serve_table.py run.jsonl: the tables)
+# As root, run it as `nice -n -10 bench/serve_load.sh ...` on a shared machine: both servers and the client then
+# take precedence over background builds (the two servers equally).
 set -euo pipefail
 bin="${1:-}"
 work="${2:-/tmp/duet-serve-bench}"
@@ -45,7 +48,7 @@ for round in 1 2; do
     for tool in duet llama.cpp; do
       if [ "$tool" = llama.cpp ] && [ -z "$bin" ]; then continue; fi
       if [ "$tool" = duet ]; then start_duet "$work/s110m-$f.gguf"; else start_llama "$work/s110m-$f.gguf"; fi
-      for c in 1 8; do
+      for c in 1 8 1 8; do
         "${client[@]}" --url "http://127.0.0.1:$port" --mode throughput --clients $c --requests 3 --max-tokens 64 --tool "$tool" | tag $f
       done
       stop

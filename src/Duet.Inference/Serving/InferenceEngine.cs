@@ -208,7 +208,17 @@ public sealed class InferenceEngine : IDisposable
                 Interlocked.Increment(ref Metrics.Steps);
                 int vocab = _model.Config.Vocab;
                 for (int i = 0; i < nLogits; i++)
-                    Sample(logitSlots[i], logits.AsSpan(i * vocab, vocab));
+                {
+                    var slot = logitSlots[i];
+                    try { Sample(slot, logits.AsSpan(i * vocab, vocab)); }
+                    catch (Exception e) when (slot.Job is not null)
+                    {
+                        // A failure in one request's sampling (its constraint, its sampler) ends that request only.
+                        slot.Job.Stream.Fail(e);
+                        Release(slot, cancelled: false);
+                        ResetCache(slot);
+                    }
+                }
                 Interlocked.Add(ref Metrics.BusyTicks, Stopwatch.GetTimestamp() - t0);
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)

@@ -292,54 +292,9 @@ public static unsafe class MatMul
             }
             return;
         }
-        if (job.Invariant)
-        {
-            InvariantFloatRows(job, start, end);
-            return;
-        }
-        // Float rows: F32 in place, other formats expanded into a 4-row panel once per batch; 4x4 register tiles.
-        var panel = t_row is { } bb && bb.Length >= 4 * cols ? bb : t_row = new float[4 * cols];
-        float* tile = stackalloc float[16];
-        var rows = stackalloc float*[4];
-        fixed (float* pp = panel)
-        {
-            float* x = job.X;
-            for (int r = start; r < end; r += 4)
-            {
-                int nr = Math.Min(4, end - r);
-                for (int i = 0; i < 4; i++)
-                {
-                    int ri = r + Math.Min(i, nr - 1); // a short last tile repeats its last row
-                    if (w.Type == GgmlType.F32) rows[i] = (float*)(w.Data + (long)ri * cols * 4);
-                    else
-                    {
-                        rows[i] = pp + i * cols;
-                        if (i >= nr) continue;
-                        if (w.Type == GgmlType.F16) HalfDot.ToSingle((ushort*)(w.Data + (long)ri * cols * 2), rows[i], cols);
-                        else w.DequantizeRow(ri, new Span<float>(rows[i], cols));
-                    }
-                }
-                int b = 0;
-                for (; b + 4 <= batch; b += 4)
-                {
-                    FloatGemm.Tile4x4(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, tile);
-                    for (int t = 0; t < 4; t++)
-                        for (int i = 0; i < nr; i++) job.Y[(long)(b + t) * w.Rows + r + i] = tile[4 * t + i];
-                }
-                for (; b < batch; b++)
-                    for (int i = 0; i < nr; i++)
-                        job.Y[(long)b * w.Rows + r + i] = TensorPrimitives.Dot(new ReadOnlySpan<float>(rows[i], cols), new ReadOnlySpan<float>(x + (long)b * cols, cols));
-            }
-        }
-    }
-
-    // Float rows in invariant mode: 4-row panels (F32 in place, others expanded) against 4 tokens at a time with
-    // Tile4x4 and the remaining tokens one by one with Tile4x1, which sums in the same order: every (row, token)
-    // result is the same bits whatever the batch.
-    private static void InvariantFloatRows(Job job, int start, int end)
-    {
-        var w = job.W;
-        int cols = w.Cols, batch = job.Batch;
+        // Float rows: F32 in place, other formats expanded into a 4-row panel once per batch; 4x4 register tiles, and
+        // the tokens past the last group of four through Tile4x1, which sums in Tile4x4's order: every (row, token)
+        // result is the same bits whatever the batch (what invariant mode needs; it costs the fast mode nothing).
         var panel = t_row is { } bb && bb.Length >= 4 * cols ? bb : t_row = new float[4 * cols];
         float* tile = stackalloc float[16];
         var rows = stackalloc float*[4];
