@@ -57,9 +57,9 @@ public sealed class ModelHost : IDisposable
             Constraints = schema => Duet.Inference.Constrained.JsonConstraints.Create(engine, schema);
             _engine = engine;
         }
-        catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException or TokenizerFormatException or NotSupportedException
-                                  or InvalidOperationException or FormatException or OverflowException)
+        catch (Exception e)
         {
+            // Whatever stops the load, /health says so (503 "error" with the message) instead of "loading" forever.
             _error = e.Message;
             _model?.Dispose();
             _model = null;

@@ -292,21 +292,10 @@ internal sealed class ObjectFrame(SchemaNode node, ObjectFrame.Stage stage, int 
     public enum Stage { Open, Key, AnyKey, Colon, Value, AfterValue, Comma }
 
     private static readonly SchemaNode s_anyKey = new() { Kind = NodeKind.String };
-    private static readonly Dictionary<SchemaNode, byte[][]> s_keys = new(ReferenceEqualityComparer.Instance);
-
-    // The property names as they appear between the quotes (JSON-escaped, UTF-8).
-    private byte[][] Keys
-    {
-        get
-        {
-            lock (s_keys)
-            {
-                if (!s_keys.TryGetValue(node, out var k))
-                    s_keys[node] = k = node.Properties.Select(p => Encoding.UTF8.GetBytes(SchemaCompiler.Compact(System.Text.Json.JsonSerializer.SerializeToElement(p.Name))[1..^1])).ToArray();
-                return k;
-            }
-        }
-    }
+    // The property names as they appear between the quotes (JSON-escaped, UTF-8), kept on the node (a server
+    // compiles a schema per request; a global cache would only grow).
+    private byte[][] Keys => node.KeyBytes ??= node.Properties
+        .Select(p => Encoding.UTF8.GetBytes(SchemaCompiler.Compact(System.Text.Json.JsonSerializer.SerializeToElement(p.Name))[1..^1])).ToArray();
 
     // Keys allowed from index `from`: declared order, optional ones may be skipped, a required one may not.
     private int[] Allowed(int from)

@@ -24,6 +24,7 @@ internal sealed class SchemaNode
     public List<string> Literals = [];     // compact JSON texts of enum / const values
     public List<SchemaNode> Options = [];  // anyOf
     public string? MinText;                // the shortest valid text, filled by Finish()
+    public byte[][]? KeyBytes;             // property names as generated, filled on first use
 
     public static SchemaNode Any() => new() { Kind = NodeKind.Any };
 }
@@ -41,7 +42,7 @@ internal static class SchemaCompiler
         var root = schema.Value;
         var refs = new Dictionary<string, SchemaNode>(StringComparer.Ordinal);
         var node = Compile(root, root, "#", refs, 0);
-        Finish(node, []);
+        Finish(node);
         if (node.MinText is null) throw new SchemaException("the schema has no finite instance (every path recurses)");
         return node;
     }
@@ -79,7 +80,8 @@ internal static class SchemaCompiler
             if (s.TryGetProperty(key, out var any))
             {
                 if (any.ValueKind != JsonValueKind.Array || any.GetArrayLength() == 0) throw new SchemaException($"{at}/{key}: must be a non-empty array");
-                if (key == "oneOf" && any.GetArrayLength() > 1) { /* treated as anyOf: alternatives that overlap are rare in practice and still valid JSON */ }
+                // oneOf is generated as anyOf: a document matching two alternatives is possible only when they overlap,
+                // which a schema meant for structured output does not do in practice.
                 return new SchemaNode { Kind = NodeKind.AnyOf, Options = any.EnumerateArray().Select((o, i) => Compile(o, root, $"{at}/{key}/{i}", refs, depth + 1)).ToList() };
             }
         List<string> types = [];
@@ -180,7 +182,7 @@ internal static class SchemaCompiler
     }
 
     // The shortest valid text of every node (recursion resolved by iterating to a fixed point).
-    private static void Finish(SchemaNode root, HashSet<SchemaNode> _)
+    private static void Finish(SchemaNode root)
     {
         var all = new List<SchemaNode>();
         var seen = new HashSet<SchemaNode>(ReferenceEqualityComparer.Instance);
