@@ -25,7 +25,7 @@ public sealed class ServerProcess : IDisposable
     {
         Port = FreePort();
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(DuetDll());
+        psi.ArgumentList.Add(Repo.DuetDll());
         foreach (var a in new[] { "serve", "--model", model, "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture) }.Concat(extra))
             psi.ArgumentList.Add(a);
         _process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start duet serve");
@@ -64,17 +64,6 @@ public sealed class ServerProcess : IDisposable
         return port;
     }
 
-    public static string DuetDll()
-    {
-        var local = Path.Combine(AppContext.BaseDirectory, "duet.dll");
-        if (File.Exists(local) && File.Exists(Path.Combine(AppContext.BaseDirectory, "duet.runtimeconfig.json"))) return local;
-        foreach (var config in new[] { "Release", "Debug" })
-        {
-            var p = Path.Combine(Repo.Root, "src", "Duet.Cli", "bin", config, "net10.0", "duet.dll");
-            if (File.Exists(p)) return p;
-        }
-        throw new FileNotFoundException("duet.dll not built");
-    }
 
     public void Dispose()
     {

@@ -9,17 +9,6 @@ namespace Duet.Training.Tests;
 
 public sealed class ResumeTests(TrainCorpusFixture fx) : IClassFixture<TrainCorpusFixture>
 {
-    private static string DuetDll()
-    {
-        var local = Path.Combine(AppContext.BaseDirectory, "duet.dll");
-        if (File.Exists(local) && File.Exists(Path.Combine(AppContext.BaseDirectory, "duet.runtimeconfig.json"))) return local;
-        foreach (var config in new[] { "Debug", "Release" })
-        {
-            var p = Path.Combine(Repo.Root, "src", "Duet.Cli", "bin", config, "net10.0", "duet.dll");
-            if (File.Exists(p)) return p;
-        }
-        throw new FileNotFoundException("duet.dll not built");
-    }
 
     /// <summary>A running `duet` process whose stderr is collected as it comes.</summary>
     private sealed class Run(Process process, System.Text.StringBuilder stderr) : IDisposable
@@ -32,7 +21,7 @@ public sealed class ResumeTests(TrainCorpusFixture fx) : IClassFixture<TrainCorp
     private static Run Start(params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(DuetDll());
+        psi.ArgumentList.Add(Repo.DuetDll());
         foreach (var a in args) psi.ArgumentList.Add(a);
         var p = Process.Start(psi) ?? throw new InvalidOperationException("cannot start duet");
         var err = new System.Text.StringBuilder();

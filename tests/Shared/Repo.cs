@@ -16,6 +16,19 @@ internal static class Repo
 
     public static string Reference(string script) => Path.Combine(Root, "tests", "reference", script);
 
+    /// <summary>The built CLI (duet.dll) for tests that run it as a process: beside the test binaries, else src/Duet.Cli's output.</summary>
+    public static string DuetDll()
+    {
+        var local = Path.Combine(AppContext.BaseDirectory, "duet.dll");
+        if (File.Exists(local) && File.Exists(Path.Combine(AppContext.BaseDirectory, "duet.runtimeconfig.json"))) return local;
+        foreach (var config in new[] { "Release", "Debug" })
+        {
+            var p = Path.Combine(Root, "src", "Duet.Cli", "bin", config, "net10.0", "duet.dll");
+            if (File.Exists(p)) return p;
+        }
+        throw new FileNotFoundException("duet.dll not built");
+    }
+
     /// <summary>Runs a command to completion; fails with its stderr if it exits non-zero.</summary>
     public static string Run(string file, params string[] args)
     {

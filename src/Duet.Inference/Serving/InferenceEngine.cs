@@ -88,6 +88,7 @@ public sealed class InferenceEngine : IDisposable
     private readonly LlamaModel _model;
     private readonly Tokenizer _tokenizer;
     private readonly Slot[] _slots;
+    private readonly Slot[] _byAge;   // the same slots, sorted by admission before each step
     private readonly LlamaState _scratch;
     private readonly ConcurrentQueue<Pending> _queue = new();
     private readonly ConcurrentQueue<EmbedJob> _embeds = new();
@@ -118,6 +119,7 @@ public sealed class InferenceEngine : IDisposable
         _tokenizer = tokenizer;
         _stopTokens = Generator.StopTokensOf(tokenizer);
         _slots = Enumerable.Range(0, Options.Slots).Select(i => new Slot(i, model.CreateState(Options.Context), model.Config.Vocab)).ToArray();
+        _byAge = (Slot[])_slots.Clone();
         _scratch = model.CreateState(1);
         _loop = new Thread(Loop) { IsBackground = true, Name = "duet-engine" };
         _loop.Start();
@@ -175,7 +177,7 @@ public sealed class InferenceEngine : IDisposable
                 RunEmbeddings();
                 DropCancelled();
                 Admit();
-                if (!_slots.Any(s => s.Phase != Phase.Free))
+                if (!AnyBusy())
                 {
                     _wake.Wait(_stop.Token);
                     continue;
@@ -189,9 +191,11 @@ public sealed class InferenceEngine : IDisposable
                     logitRows[nLogits] = rows; logitSlots[nLogits++] = s;
                     rows++;
                 }
-                // Prompts in the rows left, oldest request first.
-                foreach (var s in _slots.Where(s => s.Phase == Phase.Prefill).OrderBy(s => s.LastUsed))
+                // Prompts in the rows left, oldest request first (slots sorted in place: no allocation per step).
+                Array.Sort(_byAge, static (a, b) => a.LastUsed.CompareTo(b.LastUsed));
+                foreach (var s in _byAge)
                 {
+                    if (s.Phase != Phase.Prefill) continue;
                     int room = LlamaState.MaxBatch - rows;
                     if (room == 0) break;
                     var prompt = s.Job!.Request.Prompt;
@@ -233,6 +237,12 @@ public sealed class InferenceEngine : IDisposable
         }
         foreach (var s in _slots.Where(s => s.Job is not null)) Finish(s, FinishReason.Cancelled);
         while (_queue.TryDequeue(out var p)) p.Stream.Complete(new GenerationResult(FinishReason.Cancelled, p.Request.Prompt.Length, 0, 0, ""));
+    }
+
+    private bool AnyBusy()
+    {
+        foreach (var s in _slots) if (s.Phase != Phase.Free) return true;
+        return false;
     }
 
     private void RunEmbeddings()
