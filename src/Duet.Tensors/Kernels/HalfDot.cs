@@ -21,6 +21,8 @@ namespace Duet.Tensors.Kernels;
 
 public static unsafe class HalfDot
 {
+    private const int PrefetchAhead = 4096; // halves: 8 KB
+
     /// <summary>True when <see cref="Dot"/> reads the permuted activation of <see cref="Prepare"/>.</summary>
     public static bool UsesPermutedActivation(int n) => Avx512F.IsSupported && n % 32 == 0;
 
@@ -60,14 +62,32 @@ public static unsafe class HalfDot
             var two = Vector512.Create(2f);
             var tiny = Vector512.Create(6.103515625e-05f); // 2^-14
             var sign = Vector512.Create(0x80000000u);
-            for (int i = 0; i < n; i += 32)
+            // Two 64-byte lines a step, four accumulators, and a software prefetch 8 KB ahead: the conversion
+            // is about 19 vector operations per 32 weights, which leaves the out-of-order window too few loads in
+            // flight to stream weights from memory at full speed (measured 1.3-1.5x on a 164 MB matrix, and
+            // no slower in L2; the prefetch may run past the row or the tensor, which is harmless).
+            var accE2 = Vector512<float>.Zero;
+            var accO2 = Vector512<float>.Zero;
+            int i = 0;
+            for (; i + 64 <= n; i += 64)
+            {
+                Sse.Prefetch0(w + i + PrefetchAhead);
+                Sse.Prefetch0(w + i + PrefetchAhead + 32);
+                var lane = Avx512F.LoadVector512((uint*)(w + i));
+                var lane2 = Avx512F.LoadVector512((uint*)(w + i + 32));
+                accE = Avx512F.FusedMultiplyAdd(Convert(lane << 16, mag, bias, exp, two, tiny, sign, ref top), Avx512F.LoadVector512(xp + i), accE);
+                accO = Avx512F.FusedMultiplyAdd(Convert(lane, mag, bias, exp, two, tiny, sign, ref top), Avx512F.LoadVector512(xp + i + 16), accO);
+                accE2 = Avx512F.FusedMultiplyAdd(Convert(lane2 << 16, mag, bias, exp, two, tiny, sign, ref top), Avx512F.LoadVector512(xp + i + 32), accE2);
+                accO2 = Avx512F.FusedMultiplyAdd(Convert(lane2, mag, bias, exp, two, tiny, sign, ref top), Avx512F.LoadVector512(xp + i + 48), accO2);
+            }
+            for (; i < n; i += 32)
             {
                 var lane = Avx512F.LoadVector512((uint*)(w + i));
-                var even = Convert(lane << 16, mag, bias, exp, two, tiny, sign, ref top);
-                var odd = Convert(lane, mag, bias, exp, two, tiny, sign, ref top);
-                accE = Avx512F.FusedMultiplyAdd(even, Avx512F.LoadVector512(xp + i), accE);
-                accO = Avx512F.FusedMultiplyAdd(odd, Avx512F.LoadVector512(xp + i + 16), accO);
+                accE = Avx512F.FusedMultiplyAdd(Convert(lane << 16, mag, bias, exp, two, tiny, sign, ref top), Avx512F.LoadVector512(xp + i), accE);
+                accO = Avx512F.FusedMultiplyAdd(Convert(lane, mag, bias, exp, two, tiny, sign, ref top), Avx512F.LoadVector512(xp + i + 16), accO);
             }
+            accE += accE2;
+            accO += accO2;
             if (Vector512.LessThanAll(top, Vector512.Create(0x47800000u))) return Vector512.Sum(accE + accO); // 0x47800000 = 65536f
         }
         var row = scratch[..n];

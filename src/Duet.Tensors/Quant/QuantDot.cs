@@ -174,6 +174,10 @@ public static unsafe class QuantDot
     }
 
     // The loop alone, with no call inside, so the JIT keeps the accumulators in registers.
+    // Decode streams every weight row from DRAM once per token: a software prefetch of both lines 4 KB ahead
+    // keeps more loads in flight than the out-of-order window does alone (one line 640 bytes ahead before;
+    // measured 6.5 -> 8-10 GB/s on one core, 15 -> 16.5-19 GB/s on two, 80 MB Q8_0/Q4_0 matrices).
+    private const int PD = 4096;
     private static Vector512<float> Q8Pairs(byte* row, sbyte* xq, float* pairScales, int blocks)
     {
         float* half = s_half;
@@ -182,7 +186,8 @@ public static unsafe class QuantDot
         int b = 0;
         for (; b + 3 < blocks; b += 4)
         {
-            Sse.Prefetch0(row + b * 34 + 640);
+            Sse.Prefetch0(row + b * 34 + PD);
+            Sse.Prefetch0(row + b * 34 + PD + 64);
             acc0 = Q8Pair(row + b * 34, xq + b * 32, pairScales + b * 8, half, ones, acc0);
             acc1 = Q8Pair(row + (b + 2) * 34, xq + (b + 2) * 32, pairScales + (b + 2) * 8, half, ones, acc1);
         }
@@ -228,7 +233,8 @@ public static unsafe class QuantDot
         int b = 0;
         for (; b + 7 < blocks; b += 8)
         {
-            Sse.Prefetch0(row + b * 18 + 640);
+            Sse.Prefetch0(row + b * 18 + PD);
+            Sse.Prefetch0(row + b * 18 + PD + 64);
             acc0 = Q4Quad(row + b * 18, quadCodes + b * 32, correction + b * 4, quadScales + b * 4, half, mask, ones, acc0);
             acc1 = Q4Quad(row + (b + 4) * 18, quadCodes + (b + 4) * 32, correction + (b + 4) * 4, quadScales + (b + 4) * 4, half, mask, ones, acc1);
         }
