@@ -163,6 +163,28 @@ public unsafe class KernelTests
     }
 
     [Theory]
+    [InlineData(GgmlType.Q8_0)]
+    [InlineData(GgmlType.Q4_0)]
+    public void QuantGemm_PackRow_RegisterTransposeEqualsWordByWordPacking(GgmlType type)
+    {
+        // Random bytes as blocks: every code and nibble value, scales included (the packing must not care).
+        var rng = new Random(13);
+        const int blocks = 27; // three whole groups of eight, three blocks left unpacked
+        var row = new byte[GgmlTypeInfo.RowSize(type, blocks * 32)];
+        rng.NextBytes(row);
+        for (int b = 0; b < blocks; b++) row[b * (type == GgmlType.Q8_0 ? 34 : 18) + 1] &= 0x3B; // finite fp16 scales
+        var fast = new byte[3 * 256]; var slow = new byte[3 * 256];
+        var fastScales = new float[blocks]; var slowScales = new float[blocks];
+        fixed (byte* r = row) fixed (byte* f = fast) fixed (byte* s = slow) fixed (float* fs = fastScales) fixed (float* ss = slowScales)
+        {
+            QuantGemm.PackRow(type, r, blocks, f, fs);
+            QuantGemm.PackRowScalar(type, r, blocks, s, ss);
+        }
+        Assert.Equal(slow, fast);
+        Assert.Equal(slowScales.AsSpan(0, 24).ToArray(), fastScales.AsSpan(0, 24).ToArray());
+    }
+
+    [Theory]
     [InlineData(GgmlType.F32, 416)]
     [InlineData(GgmlType.F32, 100)]   // not a multiple of 16: the portable dot everywhere, still invariant
     [InlineData(GgmlType.F16, 416)]

@@ -51,6 +51,13 @@ public static unsafe class QuantGemm
     /// <summary>Packs one weight row's whole groups (codes made unsigned) and their scales as floats.</summary>
     public static void PackRow(GgmlType type, byte* row, int blocks, byte* packed, float* scales)
     {
+        if (Avx512F.IsSupported) PackRowAvx512(type, row, blocks, packed, scales);
+        else PackRowScalar(type, row, blocks, packed, scales);
+    }
+
+    /// <summary>The same packing with one 32-bit word at a time (the definition; for CPUs without AVX-512).</summary>
+    public static void PackRowScalar(GgmlType type, byte* row, int blocks, byte* packed, float* scales)
+    {
         int groups = blocks / 8;
         float* half = QuantDot.HalfTable;
         for (int g = 0; g < groups; g++)
@@ -78,6 +85,69 @@ public static unsafe class QuantGemm
                 }
             }
         }
+    }
+
+    // The packing is an 8x8 transpose of 32-bit words per group (word s of block j to step s, lane j), done in
+    // registers: blocks two per 512-bit vector, then two rounds of vpermt2d. It ran one word at a time before,
+    // a quarter of prompt time with 32-token batches (each weight row is packed once per batch).
+    private static void PackRowAvx512(GgmlType type, byte* row, int blocks, byte* packed, float* scales)
+    {
+        int groups = blocks / 8;
+        float* half = QuantDot.HalfTable;
+        bool q4 = type == GgmlType.Q4_0;
+        int bs = q4 ? 18 : 34;
+        // Q8_0, round 1: from [blk0|blk1] and [blk2|blk3] (words 0-7 of each), steps 0-3 (A0) or 4-7 (A1) of blocks 0-3
+        // at lane 4s+j; round 2: from (A, B) = blocks 0-3 and 4-7, two steps of all eight blocks at lane 8t+j.
+        var q8Lo = Vector512.Create(0, 8, 16, 24, 1, 9, 17, 25, 2, 10, 18, 26, 3, 11, 19, 27);
+        var q8Hi = Vector512.Create(4, 12, 20, 28, 5, 13, 21, 29, 6, 14, 22, 30, 7, 15, 23, 31);
+        var even = Vector512.Create(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+        var odd = Vector512.Create(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+        // Q4_0: [blk0..blk3] (16 bytes, words 0-3 each) has step s of block j at lane 4j+s (low nibbles; steps 4-7
+        // are the high nibbles of the same words); two steps of all eight blocks at lane 8t+j.
+        var q4Even = Vector512.Create(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+        var q4Odd = Vector512.Create(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+        var nibble = Vector512.Create(0x0F0F0F0F);
+        var flip = Vector512.Create(unchecked((int)0x80808080u));
+        for (int g = 0; g < groups; g++)
+        {
+            byte* blk = row + g * 8 * bs;
+            int* dst = (int*)(packed + g * 256);
+            for (int j = 0; j < 8; j++) scales[g * 8 + j] = half[*(ushort*)(blk + j * bs)];
+            if (q4)
+            {
+                var lo = Load4x16(blk + 2, bs);
+                var hi = Load4x16(blk + 2 + 4 * bs, bs);
+                var la = lo & nibble; var lb = hi & nibble;
+                var ha = (lo >>> 4) & nibble; var hb = (hi >>> 4) & nibble;
+                Avx512F.Store(dst, Avx512F.PermuteVar16x32x2(la, q4Even, lb));
+                Avx512F.Store(dst + 16, Avx512F.PermuteVar16x32x2(la, q4Odd, lb));
+                Avx512F.Store(dst + 32, Avx512F.PermuteVar16x32x2(ha, q4Even, hb));
+                Avx512F.Store(dst + 48, Avx512F.PermuteVar16x32x2(ha, q4Odd, hb));
+            }
+            else
+            {
+                var z0 = Load2x32(blk + 2, bs); var z1 = Load2x32(blk + 2 + 2 * bs, bs);
+                var z2 = Load2x32(blk + 2 + 4 * bs, bs); var z3 = Load2x32(blk + 2 + 6 * bs, bs);
+                var a0 = Avx512F.PermuteVar16x32x2(z0, q8Lo, z1); var a1 = Avx512F.PermuteVar16x32x2(z0, q8Hi, z1);
+                var b0 = Avx512F.PermuteVar16x32x2(z2, q8Lo, z3); var b1 = Avx512F.PermuteVar16x32x2(z2, q8Hi, z3);
+                Avx512F.Store(dst, Avx512F.PermuteVar16x32x2(a0, even, b0) ^ flip);
+                Avx512F.Store(dst + 16, Avx512F.PermuteVar16x32x2(a0, odd, b0) ^ flip);
+                Avx512F.Store(dst + 32, Avx512F.PermuteVar16x32x2(a1, even, b1) ^ flip);
+                Avx512F.Store(dst + 48, Avx512F.PermuteVar16x32x2(a1, odd, b1) ^ flip);
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Load2x32(byte* p, int stride)
+        => Avx512F.InsertVector256(Avx.LoadVector256((int*)p).ToVector512Unsafe(), Avx.LoadVector256((int*)(p + stride)), 1);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> Load4x16(byte* p, int stride)
+    {
+        var ab = Avx2.InsertVector128(Sse2.LoadVector128((int*)p).ToVector256Unsafe(), Sse2.LoadVector128((int*)(p + stride)), 1);
+        var cd = Avx2.InsertVector128(Sse2.LoadVector128((int*)(p + 2 * stride)).ToVector256Unsafe(), Sse2.LoadVector128((int*)(p + 3 * stride)), 1);
+        return Avx512F.InsertVector256(ab.ToVector512Unsafe(), cd, 1);
     }
 
     /// <summary>
