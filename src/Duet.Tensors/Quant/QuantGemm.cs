@@ -9,7 +9,8 @@
 // Q8_0: code + 128) and the offset is taken back exactly in integers: Σ (w + c)·x - c·Σx, with -c·Σx per
 // block of each token precomputed as the accumulator's starting value.
 //
-// Weights are packed per row once per call (a matrix product of up to 32 tokens), activations once per call.
+// Weights are packed per row once per call (a matrix product of up to 32 tokens), activations once per call;
+// two weight rows then meet four tokens at a time (Row2x4: each activation load serves both rows).
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -186,6 +187,57 @@ public static unsafe class QuantGemm
             f3 = Finish(a3 + b3, dw, xScales + 3 * dStride + g * 8, f3);
         }
         result[0] = Vector256.Sum(f0); result[1] = Vector256.Sum(f1); result[2] = Vector256.Sum(f2); result[3] = Vector256.Sum(f3);
+    }
+
+    /// <summary>
+    /// Two packed weight rows (the second at packedW + wStride bytes, its scales at wScales + sOff) against four
+    /// packed activation rows, as <see cref="Row4"/> twice but each activation load serving both rows.
+    /// result[4i + k] is row i, token k.
+    /// </summary>
+    public static void Row2x4(byte* packedW, int wStride, float* wScales, int sOff, sbyte* packedX, int* start, float* xScales, int xStride, int sStride, int dStride, int groups, float* result)
+    {
+        var f0 = Vector256<float>.Zero; var f1 = Vector256<float>.Zero; var f2 = Vector256<float>.Zero; var f3 = Vector256<float>.Zero;
+        var h0 = Vector256<float>.Zero; var h1 = Vector256<float>.Zero; var h2 = Vector256<float>.Zero; var h3 = Vector256<float>.Zero;
+        sbyte* x0 = packedX, x1 = packedX + xStride, x2 = packedX + 2 * xStride, x3 = packedX + 3 * xStride;
+        for (int g = 0; g < groups; g++)
+        {
+            var a0 = Avx.LoadVector256(start + g * 8); var a1 = Avx.LoadVector256(start + sStride + g * 8);
+            var a2 = Avx.LoadVector256(start + 2 * sStride + g * 8); var a3 = Avx.LoadVector256(start + 3 * sStride + g * 8);
+            var c0 = a0; var c1 = a1; var c2 = a2; var c3 = a3;
+            byte* w = packedW + g * 256;
+            int o = g * 256;
+            for (int s = 0; s < 256; s += 32)
+            {
+                var wa = Avx.LoadVector256(w + s);
+                var wb = Avx.LoadVector256(w + wStride + s);
+                var v0 = Avx.LoadVector256(x0 + o + s);
+                var v1 = Avx.LoadVector256(x1 + o + s);
+                var v2 = Avx.LoadVector256(x2 + o + s);
+                var v3 = Avx.LoadVector256(x3 + o + s);
+                a0 = AvxVnni.MultiplyWideningAndAdd(a0, wa, v0);
+                a1 = AvxVnni.MultiplyWideningAndAdd(a1, wa, v1);
+                a2 = AvxVnni.MultiplyWideningAndAdd(a2, wa, v2);
+                a3 = AvxVnni.MultiplyWideningAndAdd(a3, wa, v3);
+                c0 = AvxVnni.MultiplyWideningAndAdd(c0, wb, v0);
+                c1 = AvxVnni.MultiplyWideningAndAdd(c1, wb, v1);
+                c2 = AvxVnni.MultiplyWideningAndAdd(c2, wb, v2);
+                c3 = AvxVnni.MultiplyWideningAndAdd(c3, wb, v3);
+            }
+            var dw = Avx.LoadVector256(wScales + g * 8);
+            var dv = Avx.LoadVector256(wScales + sOff + g * 8);
+            var d0 = Avx.LoadVector256(xScales + g * 8); var d1 = Avx.LoadVector256(xScales + dStride + g * 8);
+            var d2 = Avx.LoadVector256(xScales + 2 * dStride + g * 8); var d3 = Avx.LoadVector256(xScales + 3 * dStride + g * 8);
+            f0 = Fma.MultiplyAdd(dw * d0, Avx.ConvertToVector256Single(a0), f0);
+            f1 = Fma.MultiplyAdd(dw * d1, Avx.ConvertToVector256Single(a1), f1);
+            f2 = Fma.MultiplyAdd(dw * d2, Avx.ConvertToVector256Single(a2), f2);
+            f3 = Fma.MultiplyAdd(dw * d3, Avx.ConvertToVector256Single(a3), f3);
+            h0 = Fma.MultiplyAdd(dv * d0, Avx.ConvertToVector256Single(c0), h0);
+            h1 = Fma.MultiplyAdd(dv * d1, Avx.ConvertToVector256Single(c1), h1);
+            h2 = Fma.MultiplyAdd(dv * d2, Avx.ConvertToVector256Single(c2), h2);
+            h3 = Fma.MultiplyAdd(dv * d3, Avx.ConvertToVector256Single(c3), h3);
+        }
+        result[0] = Vector256.Sum(f0); result[1] = Vector256.Sum(f1); result[2] = Vector256.Sum(f2); result[3] = Vector256.Sum(f3);
+        result[4] = Vector256.Sum(h0); result[5] = Vector256.Sum(h1); result[6] = Vector256.Sum(h2); result[7] = Vector256.Sum(h3);
     }
 
     /// <summary>One packed weight row against one packed activation row.</summary>
