@@ -91,6 +91,24 @@ public class TrainerTests
     }
 
     [Fact]
+    public void Load_TokenizerJsonWithoutConfigBesideIt_Loads()
+    {
+        // Many published folders have tokenizer.json alone; a missing tokenizer_config.json once read as an empty
+        // (invalid) one.
+        var (tok, heldOut) = TrainOnTestText(1000);
+        var dir = Directory.CreateTempSubdirectory("duet-json-alone-").FullName;
+        try
+        {
+            var json = Path.Combine(dir, "tokenizer.json");
+            TokenizerJsonWriter.Save(tok, json);
+            File.Delete(Path.Combine(dir, "tokenizer_config.json"));
+            var reloaded = Tokenizer.Load(json);
+            foreach (var line in heldOut.Take(50)) Assert.Equal(tok.Encode(line), reloaded.Encode(line));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+
+    [Fact]
     public async Task Train_WrittenTokenizerJson_EncodesHeldOutTextLikeLenml()
     {
         var (tok, heldOut) = TrainOnTestText();

@@ -18,7 +18,10 @@ public static class TokenizerJson
         try { json = File.ReadAllBytes(path); }
         catch (IOException e) { throw new TokenizerFormatException($"{path}: cannot read: {e.Message}", e); }
         var configPath = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".", "tokenizer_config.json");
-        byte[]? config = File.Exists(configPath) ? File.ReadAllBytes(configPath) : null;
+        // Not "cond ? bytes : null": the null would become a null byte[], then an empty but present ReadOnlyMemory
+        // (invalid JSON) through the array conversion.
+        ReadOnlyMemory<byte>? config = null;
+        if (File.Exists(configPath)) config = File.ReadAllBytes(configPath);
         try { return Parse(json, config); }
         catch (TokenizerFormatException e) { throw new TokenizerFormatException($"{path}: {e.Message}", e); }
     }
