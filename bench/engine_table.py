@@ -1,24 +1,37 @@
 #!/usr/bin/env python3
 """Markdown table from the JSON lines of bench/engine_vs_llamacpp.sh: Duet next to llama.cpp per file and thread count.
-Usage: bench/engine_vs_llamacpp.sh BIN | tee run.jsonl; python3 bench/engine_table.py run.jsonl"""
-import json, sys
-runs = {}
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if not line.startswith("{"):
-        continue
-    r = json.loads(line)
-    kind = "pp" if r["n_prompt"] > 0 else "tg"
-    runs[(r["file"], r["n_threads"], kind, r["tool"])] = (r["avg_ts"], r["n_prompt"] or r["n_gen"])
+Usage: bench/engine_vs_llamacpp.sh BIN | tee run.jsonl; python3 bench/engine_table.py run.jsonl [run2.jsonl ...]
+With several runs (this machine is noisy), each cell is the median over the runs of tokens/s, and each ratio
+is the median of the per-run ratios (Duet / llama.cpp measured next to each other) with their range."""
+import json, statistics, sys
+
+runs = []
+for path in sys.argv[1:]:
+    run = {}
+    for line in open(path):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        r = json.loads(line)
+        kind = "pp" if r["n_prompt"] > 0 else "tg"
+        run[(r["file"], r["n_threads"], kind, r["tool"])] = r["avg_ts"]
+    runs.append(run)
+
+many = len(runs) > 1
 print("| file | threads | llama.cpp pp | Duet pp | ratio | llama.cpp tg | Duet tg | ratio |")
 print("|---|---|---|---|---|---|---|---|")
 for t in (1, 2):
     for f in ("f16", "q8_0", "q4_0"):
         cells = []
         for kind in ("pp", "tg"):
-            l, d = runs.get((f, t, kind, "llama.cpp")), runs.get((f, t, kind, "duet"))
-            if l and d:
-                cells += [f"{l[0]:.1f}", f"{d[0]:.1f}", f"{d[0] / l[0]:.2f}"]
-            else:
+            pairs = [(run[(f, t, kind, "llama.cpp")], run[(f, t, kind, "duet")]) for run in runs
+                     if (f, t, kind, "llama.cpp") in run and (f, t, kind, "duet") in run]
+            if not pairs:
                 cells += ["-", "-", "-"]
+                continue
+            ratios = [d / l for l, d in pairs]
+            ratio = f"{statistics.median(ratios):.2f}"
+            if many:
+                ratio += f" ({min(ratios):.2f}-{max(ratios):.2f})"
+            cells += [f"{statistics.median(l for l, _ in pairs):.1f}", f"{statistics.median(d for _, d in pairs):.1f}", ratio]
         print(f"| {f.upper()} | {t} | " + " | ".join(cells) + " |")
