@@ -5,6 +5,7 @@ Written from the math, not from transformers and not from Duet's C# code. Needs 
 python3-torch and python3-numpy (run it with /usr/bin/python3).
 
     /usr/bin/python3 tests/reference/llama_reference.py --model DIR --ids "1 2 3" --out logits.npy
+    /usr/bin/python3 tests/reference/llama_reference.py --model DIR --ids "1 2 3" --weights-through Q8_0 --out logits.npy
     /usr/bin/python3 tests/reference/llama_reference.py --model DIR --ids-file ids.txt --out logits.npy
     /usr/bin/python3 tests/reference/llama_reference.py --self-test
     /usr/bin/python3 tests/reference/llama_reference.py --write-fixtures tests/reference/fixtures/engine/models
@@ -279,8 +280,30 @@ def forward_numpy(cfg, tensors, ids, dtype=np.float32):
 
 # ---------------------------------------------------------------------------------------------
 
-def run(model_dir, ids):
+def weights_through(tensors, qtype):
+    """Every matrix (2-D tensor) rounded through a GGUF block type as a GGUF file stores it: each row quantized in
+    blocks along its last axis with ggml's reference quantizer (ggml_quants.py) and expanded back to float32; a
+    matrix whose rows are not a whole number of blocks goes through F16 instead (what Duet's writer does). Norm
+    vectors stay as they are. The forward pass then shows the type's own effect on the logits, computed exactly."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import ggml_quants as gq
+    _, block, _ = gq.TYPES[qtype]
+    out = {}
+    for name, t in tensors.items():
+        t = np.asarray(t, dtype=np.float32)
+        if t.ndim != 2:
+            out[name] = t
+        elif t.shape[1] % block == 0:
+            out[name] = gq.dequantize(qtype, gq.quantize(qtype, t), t.size).reshape(t.shape)
+        else:
+            out[name] = t.astype(np.float16).astype(np.float32)
+    return out
+
+
+def run(model_dir, ids, through=None):
     cfg, tensors = load_model(model_dir)
+    if through:
+        tensors = weights_through(tensors, through)
     V = cfg["vocab_size"]
     bad = [i for i in ids if not 0 <= i < V]
     if bad:
@@ -446,6 +469,9 @@ def main(argv=None):
     g.add_argument("--ids", help='token ids, e.g. "1 2 3" (spaces or commas)')
     g.add_argument("--ids-file", help="file of token ids separated by whitespace or commas")
     ap.add_argument("--out", help="output .npy, float32 [T, V]")
+    ap.add_argument("--weights-through", metavar="TYPE", choices=["F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"],
+                    help="round every matrix through this GGUF type first (ggml's reference quantizer; rows that are "
+                         "not whole blocks through F16): the logits of the quantized model computed exactly")
     ap.add_argument("--self-test", action="store_true")
     ap.add_argument("--write-fixtures", metavar="DIR", help="write the small models and logits of MODEL_FIXTURES")
     a = ap.parse_args(argv)
@@ -460,7 +486,7 @@ def main(argv=None):
     ids = [int(t) for t in text.replace(",", " ").split()]
     if not ids:
         ap.error("no token ids")
-    logits = run(a.model, ids)
+    logits = run(a.model, ids, a.weights_through)
     np.save(a.out, logits)
     print(f"{a.out}: logits {logits.shape} float32, argmax {logits.argmax(-1).tolist()[:16]}")
     return 0
