@@ -108,6 +108,127 @@ public unsafe class KernelTests
     }
 
     /// <summary>
+    /// QuantizedMath.Float: quantized rows dotted with the activation as it is (no 8-bit rounding of x), in MatVec,
+    /// MatMul and MatMul's invariant mode: within float rounding of the float64 dot of the dequantized row with x,
+    /// and measurably apart from the integer path (which rounds x), so the option is really in effect.
+    /// </summary>
+    [Theory]
+    [InlineData(GgmlType.Q8_0, 416)]
+    [InlineData(GgmlType.Q4_0, 416)]
+    [InlineData(GgmlType.Q4_K, 512)]
+    [InlineData(GgmlType.Q5_K, 512)]
+    [InlineData(GgmlType.Q6_K, 512)]
+    public void QuantizedMathFloat_EqualsDotOfDequantizedRowWithUnroundedActivation(GgmlType type, int cols)
+    {
+        var rng = new Random(9);
+        const int rows = 29, batch = 6;
+        long rowBytes = GgmlTypeInfo.RowSize(type, cols);
+        var data = new byte[rows * rowBytes];
+        var w = RandomVector(rng, rows * cols, 0.5f);
+        for (int r = 0; r < rows; r++) Quantizer.QuantizeRow(type, w.AsSpan(r * cols, cols), data.AsSpan((int)(r * rowBytes), (int)rowBytes));
+        var x = RandomVector(rng, batch * cols);
+        var dq = new float[rows * cols];
+        for (int r = 0; r < rows; r++) BlockFormats.DequantizeRow(type, data.AsSpan((int)(r * rowBytes), (int)rowBytes), dq.AsSpan(r * cols, cols));
+        double Expected(int b, int r)
+        {
+            double e = 0;
+            for (int c = 0; c < cols; c++) e += dq[r * cols + c] * (double)x[b * cols + c];
+            return e;
+        }
+        using var pool = new WorkerPool(2);
+        fixed (byte* p = data)
+        {
+            var m = new WeightMatrix(type, p, rows, cols);
+            var one = new float[rows];
+            var integer = new float[rows];
+            MatVec.Multiply(m, x.AsSpan(0, cols), one, pool, QuantizedMath.Float);
+            MatVec.Multiply(m, x.AsSpan(0, cols), integer, pool);
+            double apart = 0;
+            for (int r = 0; r < rows; r++)
+            {
+                Assert.True(Math.Abs(Expected(0, r) - one[r]) <= 1e-5 * (1 + Math.Abs(Expected(0, r))), $"MatVec row {r}: {one[r]} vs {Expected(0, r)}");
+                apart = Math.Max(apart, Math.Abs(Expected(0, r) - integer[r]));
+            }
+            Assert.True(apart > 1e-3, $"the integer path should differ by its activation rounding, max {apart}");
+            foreach (bool invariant in new[] { false, true })
+            {
+                var y = new float[batch * rows];
+                MatMul.Multiply(m, x, y, batch, pool, invariant, QuantizedMath.Float);
+                for (int b = 0; b < batch; b++)
+                    for (int r = 0; r < rows; r++)
+                        Assert.True(Math.Abs(Expected(b, r) - y[b * rows + r]) <= 1e-5 * (1 + Math.Abs(Expected(b, r))),
+                            $"MatMul (invariant {invariant}) token {b} row {r}: {y[b * rows + r]} vs {Expected(b, r)}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// FloatQuantDot (QuantizedMath.Float's Q8_0/Q4_0 kernels), every path this CPU has (AVX-512, AVX2, scalar),
+    /// odd and even block counts: the float64 dot of the dequantized row with the unrounded x, up to float rounding;
+    /// and the fast row expansion gives BlockFormats.DequantizeRow's bits.
+    /// </summary>
+    [Theory]
+    [InlineData(GgmlType.Q8_0, 13)]
+    [InlineData(GgmlType.Q8_0, 64)]
+    [InlineData(GgmlType.Q4_0, 13)]
+    [InlineData(GgmlType.Q4_0, 64)]
+    public void FloatQuantDot_EveryPath_EqualsFloat64DotOfDequantizedRow(GgmlType type, int blocks)
+    {
+        var rng = new Random(17);
+        int cols = blocks * 32;
+        long rowBytes = GgmlTypeInfo.RowSize(type, cols);
+        var data = new byte[rowBytes + 4096 + 128]; // the kernels prefetch ahead (never faults, but keep it inside)
+        Quantizer.QuantizeRow(type, RandomVector(rng, cols, 0.5f), data.AsSpan(0, (int)rowBytes));
+        var x = RandomVector(rng, cols);
+        var dq = new float[cols];
+        BlockFormats.DequantizeRow(type, data.AsSpan(0, (int)rowBytes), dq);
+        double expected = 0;
+        for (int c = 0; c < cols; c++) expected += dq[c] * (double)x[c];
+        var expanded = new float[cols];
+        var paths = new List<int> { 2 };
+        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported) paths.Add(1);
+        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported) paths.Add(0);
+        fixed (byte* w = data)
+        fixed (float* px = x)
+        fixed (float* pe = expanded)
+        {
+            foreach (int path in paths)
+            {
+                float got = FloatQuantDot.DotWith(path, type, w, px, blocks);
+                Assert.True(Math.Abs(got - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"path {path}: {got} vs {expected}");
+            }
+            FloatQuantDot.Expand(type, w, pe, blocks);
+        }
+        Assert.Equal(dq, expanded);
+    }
+
+    /// <summary>FloatQuantDot.Expand of K-quant rows (random bytes: every scale, min and high-bit pattern) gives BlockFormats.DequantizeRow's bits.</summary>
+    [Theory]
+    [InlineData(GgmlType.Q4_K)]
+    [InlineData(GgmlType.Q5_K)]
+    [InlineData(GgmlType.Q6_K)]
+    public void FloatQuantDot_ExpandKQuants_SameBitsAsBlockFormats(GgmlType type)
+    {
+        var rng = new Random(23);
+        const int blocks = 6;
+        int cols = blocks * 256;
+        long rowBytes = GgmlTypeInfo.RowSize(type, cols);
+        var data = new byte[rowBytes];
+        rng.NextBytes(data);
+        int ts = GgmlTypeInfo.TypeSize(type);
+        for (int b = 0; b < blocks; b++) // finite fp16 scales (random exponents up to 2^-3)
+            foreach (int at in type == GgmlType.Q6_K ? new[] { 208 } : new[] { 0, 2 })
+                BitConverter.TryWriteBytes(data.AsSpan(b * ts + at), BitConverter.HalfToUInt16Bits((Half)((rng.NextDouble() - 0.5) * 0.25)));
+        var expected = new float[cols];
+        BlockFormats.DequantizeRow(type, data, expected);
+        var got = new float[cols];
+        fixed (byte* w = data)
+        fixed (float* y = got)
+            FloatQuantDot.Expand(type, w, y, blocks);
+        Assert.Equal(expected, got);
+    }
+
+    /// <summary>
     /// When For returns, every range has finished: uneven ranges, more threads than cores, the count checked at
     /// once, over many jobs. (A completion signal set late by the previous job once let a caller return while a
     /// worker still ran; that window is too narrow for this stress test to hit reliably, so the fix is also
@@ -192,7 +313,9 @@ public unsafe class KernelTests
     [InlineData(GgmlType.Q4_0, 416)]
     [InlineData(GgmlType.Q4_K, 512)]
     [InlineData(GgmlType.Q6_K, 512)]
-    public void MatMul_Invariant_EveryTokenSameBitsInAnyBatch(GgmlType type, int cols)
+    [InlineData(GgmlType.Q8_0, 416, QuantizedMath.Float)]
+    [InlineData(GgmlType.Q4_K, 512, QuantizedMath.Float)]
+    public void MatMul_Invariant_EveryTokenSameBitsInAnyBatch(GgmlType type, int cols, QuantizedMath math = QuantizedMath.Integer)
     {
         // A server batches whichever sequences are running: with invariant kernels a token's result must not depend
         // on the batch size or its place in the batch (tiles of 4, the single-token tail, MatVec for one token).
@@ -211,18 +334,18 @@ public unsafe class KernelTests
             for (int b = 0; b < 11; b++)
             {
                 alone[b] = new float[rows];
-                MatMul.Multiply(m, x.AsSpan(b * cols, cols), alone[b], 1, pool, invariant: true);
+                MatMul.Multiply(m, x.AsSpan(b * cols, cols), alone[b], 1, pool, invariant: true, math);
             }
             foreach (int batch in new[] { 2, 3, 4, 5, 8, 11 })
                 for (int offset = 0; offset + batch <= 11; offset += 3)
                 {
                     var y = new float[batch * rows];
-                    MatMul.Multiply(m, x.AsSpan(offset * cols, batch * cols), y, batch, pool, invariant: true);
+                    MatMul.Multiply(m, x.AsSpan(offset * cols, batch * cols), y, batch, pool, invariant: true, math);
                     for (int b = 0; b < batch; b++)
                         Assert.Equal(alone[offset + b], y.AsSpan(b * rows, rows).ToArray());
                 }
             var plain = new float[rows];
-            MatVec.Multiply(m, x.AsSpan(0, cols), plain, pool);
+            MatVec.Multiply(m, x.AsSpan(0, cols), plain, pool, math);
             for (int r = 0; r < rows; r++) Assert.True(Math.Abs(plain[r] - alone[0][r]) <= 1e-4f * (1 + Math.Abs(plain[r])));
         }
     }

@@ -2,11 +2,30 @@
 // rows split across the worker pool. F32 rows are dotted in place; Q8_0 and Q4_0 rows take fused int8 dot
 // products with the activation quantized to Q8_0 once per call (as ggml does), Q4_K, Q5_K and Q6_K rows with
 // it quantized to Q8_K (KQuantDot); other types are expanded one row at a time into a per-thread buffer.
+// QuantizedMath.Float skips the activation rounding: every quantized row is expanded to floats and dotted with
+// the activation as it is (what PyTorch/transformers compute after dequantizing a GGUF).
 using System.Numerics.Tensors;
 using Duet.Tensors.Parallel;
 using Duet.Tensors.Quant;
 
 namespace Duet.Tensors.Kernels;
+
+/// <summary>How quantized weight rows (Q8_0, Q4_0, K-quants) meet the activation vector.</summary>
+public enum QuantizedMath
+{
+    /// <summary>
+    /// The activation is rounded to 8-bit blocks (Q8_0 for Q8_0/Q4_0 weights, Q8_K for K-quants) and dotted with
+    /// integer instructions, as ggml does: the fastest prompts, and the same logits as llama.cpp.
+    /// </summary>
+    Integer,
+    /// <summary>
+    /// Weight rows are expanded to floats and dotted with the unrounded activation, as PyTorch/transformers run a
+    /// dequantized GGUF: the logits carry only the weights' own rounding. Q8_0 generation keeps its speed (reading
+    /// the weights is the bound), Q4_0 and K-quant generation is slower (measured 0.6-0.7x and about 0.3x), prompts
+    /// run at float speed (docs/interop.md).
+    /// </summary>
+    Float,
+}
 
 /// <summary>A read-only view of a 2-D weight: rows of <see cref="Cols"/> elements of <see cref="Type"/>, contiguous.</summary>
 public readonly unsafe struct WeightMatrix(GgmlType type, byte* data, int rows, int cols)
@@ -34,6 +53,7 @@ public static unsafe class MatVec
         public sbyte[] KCodes = [];    // the activation quantized to Q8_K (for Q4_K, Q5_K, Q6_K weights)
         public float[] KScales = [];
         public short[] KBsums = [];    // Q8_K: sums of 16 codes
+        public bool Expand;            // QuantizedMath.Float: quantized rows expanded to floats
     }
 
     private static bool UsesQ8Activations(GgmlType t) => t is GgmlType.Q8_0 or GgmlType.Q4_0;
@@ -42,7 +62,7 @@ public static unsafe class MatVec
     [ThreadStatic] private static Job? t_job;
 
     /// <summary>y[r] = Σ_c W[r, c] x[c] for r in [0, W.Rows).   torch: F.linear(x, W)</summary>
-    public static void Multiply(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, WorkerPool? pool = null)
+    public static void Multiply(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, WorkerPool? pool = null, QuantizedMath math = QuantizedMath.Integer)
     {
         if (x.Length != w.Cols || y.Length != w.Rows)
             throw new ArgumentException($"MatVec: W is [{w.Rows}, {w.Cols}], x has {x.Length}, y has {y.Length}");
@@ -50,8 +70,9 @@ public static unsafe class MatVec
         fixed (float* py = y)
         {
             var job = t_job ??= new Job();
-            job.W = w; job.X = px; job.Y = py;
-            if (UsesQ8Activations(w.Type))
+            job.W = w; job.X = px; job.Y = py; job.Expand = math == QuantizedMath.Float && (UsesQ8Activations(w.Type) || KQuantDot.Supports(w.Type));
+            if (job.Expand) { }
+            else if (UsesQ8Activations(w.Type))
             {
                 job.Q8.Quantize(x, 1, x.Length);
                 if (QuantDot.HasPairKernels) job.Q8.BuildPairs(w.Type);
@@ -81,7 +102,7 @@ public static unsafe class MatVec
             for (int r = start; r < end; r++) y[r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(w.Data + (long)r * w.Cols * 4, w.Cols), x);
             return;
         }
-        if (UsesQ8Activations(w.Type))
+        if (UsesQ8Activations(w.Type) && !job.Expand)
         {
             var q8 = job.Q8;
             fixed (sbyte* xq = q8.Codes)
@@ -102,7 +123,7 @@ public static unsafe class MatVec
             }
             return;
         }
-        if (KQuantDot.Supports(w.Type))
+        if (KQuantDot.Supports(w.Type) && !job.Expand)
         {
             fixed (sbyte* xq = job.KCodes)
             fixed (float* xd = job.KScales)
@@ -113,8 +134,27 @@ public static unsafe class MatVec
             }
             return;
         }
+        if (job.Expand && FloatQuantDot.Supports(w.Type))
+        {
+            long rb = w.RowBytes;
+            for (int r = start; r < end; r++) y[r] = FloatQuantDot.Dot(w.Type, w.Data + r * rb, job.X, w.Cols / 32);
+            return;
+        }
         var buf = t_row is { } b && b.Length >= w.Cols ? b : t_row = new float[w.Cols];
         var row = buf.AsSpan(0, w.Cols);
+        if (job.Expand && FloatQuantDot.CanExpand(w.Type))
+        {
+            // K-quants under QuantizedMath.Float: each row expanded into an L1-sized buffer, then a float dot.
+            long rb = w.RowBytes;
+            int blocks = w.Cols / GgmlTypeInfo.BlockSize(w.Type);
+            fixed (float* pr = buf)
+                for (int r = start; r < end; r++)
+                {
+                    FloatQuantDot.Expand(w.Type, w.Data + r * rb, pr, blocks);
+                    y[r] = TensorPrimitives.Dot(row, x);
+                }
+            return;
+        }
         if (w.Type == GgmlType.F16)
         {
             fixed (float* xp = job.Permuted)
@@ -143,6 +183,7 @@ public static unsafe class MatMul
         public float* Y;
         public int Batch;
         public bool Invariant;
+        public bool Expand;            // every row expanded to floats (float types, or QuantizedMath.Float)
         public Q8Activations Q8 = new();
         public sbyte[] KCodes = [];    // Q8_K activations, batch rows one after another
         public float[] KScales = [];
@@ -160,20 +201,23 @@ public static unsafe class MatMul
     /// the same tokens alone or batched with others. Weights are still read once per batch; only the faster
     /// multi-token kernels (QuantGemm, 4x4 float tiles), whose sums are ordered differently, are given up.
     /// </param>
-    public static void Multiply(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int batch, WorkerPool? pool = null, bool invariant = false)
+    /// <param name="math">How quantized rows meet the activations (<see cref="QuantizedMath"/>).</param>
+    public static void Multiply(WeightMatrix w, ReadOnlySpan<float> x, Span<float> y, int batch, WorkerPool? pool = null, bool invariant = false,
+        QuantizedMath math = QuantizedMath.Integer)
     {
         if (x.Length < batch * w.Cols || y.Length < batch * w.Rows)
             throw new ArgumentException($"MatMul: W is [{w.Rows}, {w.Cols}], batch {batch}, x has {x.Length}, y has {y.Length}");
         // Quantized types run MatVec's kernels per token in invariant mode, so one token may take MatVec itself;
         // float types run 4x4 tiles and their one-token twin (FloatGemm), never MatVec's dot, when invariant.
-        bool floatRows = !(w.Type is GgmlType.Q8_0 or GgmlType.Q4_0) && !KQuantDot.Supports(w.Type);
-        if (batch == 1 && !(invariant && floatRows)) { MatVec.Multiply(w, x[..w.Cols], y[..w.Rows], pool); return; }
+        bool floatRows = math == QuantizedMath.Float || !(w.Type is GgmlType.Q8_0 or GgmlType.Q4_0) && !KQuantDot.Supports(w.Type);
+        if (batch == 1 && !(invariant && floatRows)) { MatVec.Multiply(w, x[..w.Cols], y[..w.Rows], pool, math); return; }
         fixed (float* px = x)
         fixed (float* py = y)
         {
             var job = t_job ??= new Job();
-            job.W = w; job.X = px; job.Y = py; job.Batch = batch; job.Invariant = invariant;
-            if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
+            job.W = w; job.X = px; job.Y = py; job.Batch = batch; job.Invariant = invariant; job.Expand = floatRows;
+            if (floatRows) { }
+            else if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
             {
                 if (QuantGemm.Supported && !invariant) job.Q8.QuantizeGrouped(x, batch, w.Cols, w.Type, pool ?? WorkerPool.Shared);
                 else
@@ -257,6 +301,7 @@ public static unsafe class MatMul
     {
         var w = job.W;
         int cols = w.Cols, batch = job.Batch;
+        if (job.Expand) { FloatRows(job, start, end); return; }
         if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0 && QuantGemm.Supported && !job.Invariant)
         {
             Grouped(job, start, end);
@@ -304,6 +349,13 @@ public static unsafe class MatMul
             }
             return;
         }
+        throw new InvalidOperationException($"MatMul: no kernel for {w.Type}");
+    }
+
+    private static void FloatRows(Job job, int start, int end)
+    {
+        var w = job.W;
+        int cols = w.Cols, batch = job.Batch;
         // Float rows: F32 in place, other formats expanded into a 4-row panel once per batch; 4x4 register tiles, and
         // the tokens past the last group of four through Tile4x1, which sums in Tile4x4's order: every (row, token)
         // result is the same bits whatever the batch (what invariant mode needs; it costs the fast mode nothing).
@@ -325,6 +377,7 @@ public static unsafe class MatMul
                         rows[i] = pp + i * cols;
                         if (i >= nr) { rows[i] = rows[nr - 1]; continue; }
                         if (w.Type == GgmlType.F16) HalfDot.ToSingle((ushort*)(w.Data + (long)ri * cols * 2), rows[i], cols);
+                        else if (FloatQuantDot.CanExpand(w.Type)) FloatQuantDot.Expand(w.Type, w.Data + ri * w.RowBytes, rows[i], cols / GgmlTypeInfo.BlockSize(w.Type));
                         else w.DequantizeRow(ri, new Span<float>(rows[i], cols));
                     }
                 }
