@@ -61,6 +61,12 @@ public sealed class LlamaModel : IDisposable
     public LlamaConfig Config => Weights.Config;
     public WorkerPool Pool { get; set; } = WorkerPool.Shared;
 
+    /// <summary>
+    /// How quantized weights meet activations: Integer (default) rounds activations to 8 bits as llama.cpp does;
+    /// Float dequantizes weight rows and keeps activations in float, as PyTorch runs a dequantized GGUF.
+    /// </summary>
+    public QuantizedMath QuantizedMath { get; set; } = QuantizedMath.Integer;
+
     public LlamaModel(LlamaWeights weights)
     {
         Weights = weights;
@@ -93,9 +99,9 @@ public sealed class LlamaModel : IDisposable
             var L = w.Layers[l];
             Ops.RmsNorm(s.X, L.AttnNorm, c.NormEps, s.Xb.AsSpan(0, c.Dim));
             var xb = s.Xb.AsSpan(0, c.Dim);
-            MatVec.Multiply(L.Q, xb, s.Q, Pool);
-            MatVec.Multiply(L.K, xb, s.K, Pool);
-            MatVec.Multiply(L.V, xb, s.V, Pool);
+            MatVec.Multiply(L.Q, xb, s.Q, Pool, QuantizedMath);
+            MatVec.Multiply(L.K, xb, s.K, Pool, QuantizedMath);
+            MatVec.Multiply(L.V, xb, s.V, Pool, QuantizedMath);
             Ops.Rope(s.Q, hd, s.Cos, s.Sin, c.RopeStyle);
             Ops.Rope(s.K, hd, s.Cos, s.Sin, c.RopeStyle);
             s.K.CopyTo(s.KeyCache[l].AsSpan(pos * c.KvDim, c.KvDim));
@@ -103,18 +109,18 @@ public sealed class LlamaModel : IDisposable
 
             var outAtt = s.Xb.AsSpan(0, c.QDim);
             Attend(s, l, s.Q, pos, 1, s.Xb);
-            MatVec.Multiply(L.O, outAtt, s.Xb2, Pool);
+            MatVec.Multiply(L.O, outAtt, s.Xb2, Pool, QuantizedMath);
             System.Numerics.Tensors.TensorPrimitives.Add(s.X, s.Xb2, s.X);
 
             Ops.RmsNorm(s.X, L.FfnNorm, c.NormEps, xb);
-            MatVec.Multiply(L.Gate, xb, s.Hb, Pool);
-            MatVec.Multiply(L.Up, xb, s.Hb2, Pool);
+            MatVec.Multiply(L.Gate, xb, s.Hb, Pool, QuantizedMath);
+            MatVec.Multiply(L.Up, xb, s.Hb2, Pool, QuantizedMath);
             Ops.SwiGlu(s.Hb, s.Hb2);
-            MatVec.Multiply(L.Down, s.Hb, s.Xb2, Pool);
+            MatVec.Multiply(L.Down, s.Hb, s.Xb2, Pool, QuantizedMath);
             System.Numerics.Tensors.TensorPrimitives.Add(s.X, s.Xb2, s.X);
         }
         Ops.RmsNorm(s.X, w.OutputNorm, c.NormEps, s.Xb.AsSpan(0, c.Dim));
-        MatVec.Multiply(w.Output, s.Xb.AsSpan(0, c.Dim), s.Logits, Pool);
+        MatVec.Multiply(w.Output, s.Xb.AsSpan(0, c.Dim), s.Logits, Pool, QuantizedMath);
         s.Length = pos + 1;
     }
 
@@ -279,9 +285,9 @@ public sealed class LlamaModel : IDisposable
             {
                 var L = w.Layers[l];
                 for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.AttnNorm, c.NormEps, Xb.AsSpan(b * D, D));
-                MatMul.Multiply(L.Q, Xb, Q, B, Pool, invariant);
-                MatMul.Multiply(L.K, Xb, K, B, Pool, invariant);
-                MatMul.Multiply(L.V, Xb, Vv, B, Pool, invariant);
+                MatMul.Multiply(L.Q, Xb, Q, B, Pool, invariant, QuantizedMath);
+                MatMul.Multiply(L.K, Xb, K, B, Pool, invariant, QuantizedMath);
+                MatMul.Multiply(L.V, Xb, Vv, B, Pool, invariant, QuantizedMath);
                 for (int b = 0; b < B; b++)
                 {
                     var cb = cos.AsSpan(b * half, half);
@@ -294,13 +300,13 @@ public sealed class LlamaModel : IDisposable
                 }
                 // Causal attention: row b sees its sequence's positions 0..positions[b].
                 Attend(job, l, Q, Xb);
-                MatMul.Multiply(L.O, Xb, Xb2, B, Pool, invariant);
+                MatMul.Multiply(L.O, Xb, Xb2, B, Pool, invariant, QuantizedMath);
                 System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
                 for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.FfnNorm, c.NormEps, Xb.AsSpan(b * D, D));
-                MatMul.Multiply(L.Gate, Xb, H, B, Pool, invariant);
-                MatMul.Multiply(L.Up, Xb, H2, B, Pool, invariant);
+                MatMul.Multiply(L.Gate, Xb, H, B, Pool, invariant, QuantizedMath);
+                MatMul.Multiply(L.Up, Xb, H2, B, Pool, invariant, QuantizedMath);
                 Ops.SwiGlu(H.AsSpan(0, B * c.FfnDim), H2.AsSpan(0, B * c.FfnDim));
-                MatMul.Multiply(L.Down, H, Xb2, B, Pool, invariant);
+                MatMul.Multiply(L.Down, H, Xb2, B, Pool, invariant, QuantizedMath);
                 System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
             }
         }
@@ -318,8 +324,8 @@ public sealed class LlamaModel : IDisposable
         int n = logitRows.Length;
         if (n == 0) return;
         for (int i = 0; i < n; i++) Ops.RmsNorm(X.AsSpan(logitRows[i] * D, D), w.OutputNorm, c.NormEps, Xb.AsSpan(i * D, D));
-        if (n == 1 && !invariant) MatVec.Multiply(w.Output, Xb.AsSpan(0, D), logits[..V], Pool);
-        else MatMul.Multiply(w.Output, Xb, logits, n, Pool, invariant);
+        if (n == 1 && !invariant) MatVec.Multiply(w.Output, Xb.AsSpan(0, D), logits[..V], Pool, QuantizedMath);
+        else MatMul.Multiply(w.Output, Xb, logits, n, Pool, invariant, QuantizedMath);
     }
 
     /// <summary>Teacher-forced logits at every position: [T, vocab].</summary>

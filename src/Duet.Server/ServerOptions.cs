@@ -15,6 +15,8 @@ public sealed record ServerOptions
     /// <summary>Context per sequence (prompt + reply); default: the model's, at most 4096.</summary>
     public int? Context { get; init; }
     public int Threads { get; init; }
+    /// <summary>How quantized weights meet activations (Integer, as llama.cpp; or Float, as PyTorch on a dequantized GGUF).</summary>
+    public Duet.Tensors.Kernels.QuantizedMath QuantizedMath { get; init; }
 
     public long MaxBodyBytes { get; init; } = 4 << 20;
     public int MaxMessages { get; init; } = 512;

@@ -20,6 +20,14 @@ internal static class ModelCommands
         DefaultValueFactory = _ => Environment.ProcessorCount,
     };
 
+    /// <summary>--math: how quantized weights meet activations (<see cref="Duet.Tensors.Kernels.QuantizedMath"/>).</summary>
+    internal static Option<Duet.Tensors.Kernels.QuantizedMath> MathOption() => new("--math")
+    {
+        Description = "quantized weights: integer (activations rounded to 8 bits, as llama.cpp; fastest) or float "
+            + "(weights dequantized, float activations, as PyTorch runs a dequantized GGUF; only the weights' rounding, slower prompts)",
+        DefaultValueFactory = _ => Duet.Tensors.Kernels.QuantizedMath.Integer,
+    };
+
     internal static void UseThreads(int threads)
     {
         if (threads < 1 || threads > 1024) throw new ArgumentException($"--threads {threads}: must be between 1 and 1024");
@@ -135,7 +143,8 @@ internal static class ModelCommands
         var ids = new Option<string>("--ids") { Description = "token ids separated by spaces", Required = true };
         var output = new Option<string>("--out", "-o") { Description = "float32 .npy file of shape [T, vocab]", Required = true };
         var threads = ThreadsOption();
-        var cmd = new Command("logits", "Write the logits at every position of a token sequence (teacher forcing) as .npy.") { model, ids, output, threads };
+        var math = MathOption();
+        var cmd = new Command("logits", "Write the logits at every position of a token sequence (teacher forcing) as .npy.") { model, ids, output, threads, math };
         cmd.SetAction(r =>
         {
             UseThreads(r.GetValue(threads));
@@ -143,6 +152,7 @@ internal static class ModelCommands
                 .Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : throw new FormatException($"--ids: '{s}' is not an integer")).ToArray();
             if (tokens.Length == 0) throw new ArgumentException("--ids: no token ids");
             using var m = LlamaModel.Load(r.GetRequiredValue(model));
+            m.QuantizedMath = r.GetValue(math);
             var logits = m.LogitsOf(tokens);
             NpyFile.WriteFloat32(r.GetRequiredValue(output), logits);
             return 0;

@@ -41,13 +41,15 @@ internal static class RunCommands
         var n = new Option<int>("-n") { Description = "tokens to generate at most", DefaultValueFactory = _ => 128 };
         var threads = ModelCommands.ThreadsOption();
         var ids = new Option<bool>("--print-ids") { Description = "print the generated token ids, one line, instead of text" };
+        var math = ModelCommands.MathOption();
         var sampling = new SamplingOptionsSet();
-        var cmd = new Command("generate", "Generate text from a prompt, streamed to stdout.") { model, prompt, n, threads, ids };
+        var cmd = new Command("generate", "Generate text from a prompt, streamed to stdout.") { model, prompt, n, threads, ids, math };
         foreach (var o in sampling.All) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
             var (m, tok) = Load(r.GetRequiredValue(model));
+            m.QuantizedMath = r.GetValue(math);
             using (m)
             {
                 int max = r.GetValue(n);
@@ -70,13 +72,15 @@ internal static class RunCommands
         var system = new Option<string?>("--system") { Description = "system prompt" };
         var n = new Option<int>("-n") { Description = "tokens per reply at most", DefaultValueFactory = _ => 512 };
         var threads = ModelCommands.ThreadsOption();
+        var math = ModelCommands.MathOption();
         var sampling = new SamplingOptionsSet();
-        var cmd = new Command("chat", "Chat with a model in the terminal, using its chat template (ChatML by default). Empty line or Ctrl-D ends.") { model, system, n, threads };
+        var cmd = new Command("chat", "Chat with a model in the terminal, using its chat template (ChatML by default). Empty line or Ctrl-D ends.") { model, system, n, threads, math };
         foreach (var o in sampling.All) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
             var (m, tok) = Load(r.GetRequiredValue(model));
+            m.QuantizedMath = r.GetValue(math);
             using (m)
             {
                 var prompts = new PromptFormatter(tok);
@@ -118,12 +122,14 @@ internal static class RunCommands
         var reps = new Option<int>("-r") { Description = "repetitions", DefaultValueFactory = _ => 3 };
         var threads = ModelCommands.ThreadsOption();
         var json = new Option<bool>("--json") { Description = "one JSON line per test, as llama-bench -o jsonl" };
-        var cmd = new Command("bench", "Prompt processing (pp) and generation (tg) speed in tokens/s, as llama-bench reports them.") { model, p, n, reps, threads, json };
+        var math = ModelCommands.MathOption();
+        var cmd = new Command("bench", "Prompt processing (pp) and generation (tg) speed in tokens/s, as llama-bench reports them.") { model, p, n, reps, threads, json, math };
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
             var path = r.GetRequiredValue(model);
             using var m = LlamaModel.Load(path);
+            m.QuantizedMath = r.GetValue(math);
             int np = r.GetValue(p), ng = r.GetValue(n), reps2 = Math.Max(1, r.GetValue(reps));
             var rng = new Random(42);
             var state = m.CreateState(Math.Max(np, ng) + 1);
@@ -150,9 +156,10 @@ internal static class RunCommands
                     Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
                     {
                         ["model_filename"] = path, ["model_type"] = m.Weights.MainType.ToString(), ["n_threads"] = r.GetValue(threads),
+                        ["math"] = m.QuantizedMath.ToString().ToLowerInvariant(),
                         ["n_prompt"] = prompt ? count : 0, ["n_gen"] = prompt ? 0 : count, ["avg_ts"] = Math.Round(mean, 3), ["stddev_ts"] = Math.Round(sd, 3),
                     }));
-                else Console.WriteLine($"{Path.GetFileName(path)} {m.Weights.MainType} t={r.GetValue(threads)} {name}: {mean:F2} ± {sd:F2} tokens/s");
+                else Console.WriteLine($"{Path.GetFileName(path)} {m.Weights.MainType} t={r.GetValue(threads)}{(m.QuantizedMath == Duet.Tensors.Kernels.QuantizedMath.Float ? " math=float" : "")} {name}: {mean:F2} ± {sd:F2} tokens/s");
             }
             return 0;
         });

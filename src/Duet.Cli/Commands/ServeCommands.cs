@@ -17,8 +17,9 @@ internal static class ServeCommands
         var name = new Option<string?>("--alias") { Description = "model id shown by /v1/models (default: the file name)" };
         var threads = ModelCommands.ThreadsOption();
         var maxBody = new Option<long>("--max-body") { Description = "largest request body in bytes", DefaultValueFactory = _ => 4 << 20 };
+        var math = ModelCommands.MathOption();
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API, with a web chat page at /.")
-            { model, host, port, apiKey, parallel, ctx, name, threads, maxBody };
+            { model, host, port, apiKey, parallel, ctx, name, threads, maxBody, math };
         cmd.SetAction(async (r, cancel) =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -35,7 +36,7 @@ internal static class ServeCommands
             var options = new ServerOptions
             {
                 ModelPath = path, Host = h, Port = p, ApiKey = string.IsNullOrEmpty(key) ? null : key, Parallel = np, Context = r.GetValue(ctx),
-                ModelName = r.GetValue(name), MaxBodyBytes = r.GetValue(maxBody),
+                ModelName = r.GetValue(name), MaxBodyBytes = r.GetValue(maxBody), QuantizedMath = r.GetValue(math),
             };
             await DuetServer.RunAsync(options, Console.Error.WriteLine);
             return 0;
