@@ -408,6 +408,49 @@ public unsafe class KernelTests
             Assert.Equal(want, HalfDot.Dot(pw, pp, px, 64, new float[64]));
     }
 
+    [Theory]
+    [InlineData(2048, -1)]
+    [InlineData(5632, -1)]
+    [InlineData(64, 2)]     // an infinity in the third row: all four take the plain path
+    [InlineData(96, -1)]
+    [InlineData(100, -1)]   // not a multiple of 32: the plain path
+    public void HalfDot4_EachRow_SameBitsAsDotAndNearFloat64(int n, int infRow)
+    {
+        var rng = new Random(n);
+        long stride = n + 32; // rows apart, as in a strided view
+        var w = new ushort[4 * stride];
+        for (int i = 0; i < w.Length; i++)
+        {
+            double g = (rng.NextDouble() * 2 - 1) * (i % 5 == 0 ? 1e-4 : 0.05); // many fp16 subnormals
+            w[i] = BitConverter.HalfToUInt16Bits((Half)g);
+        }
+        for (int k = 0; k < 4; k++) w[k * stride + n / 3] = 0; // zeros take the subnormal branch too
+        if (infRow >= 0) w[infRow * stride + 7] = 0x7C00;
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        var xp = new float[n];
+        HalfDot.Prepare(x, xp);
+        var y = new float[4];
+        var scratch = new float[n];
+        fixed (ushort* pw = w) fixed (float* px = x) fixed (float* pp = xp) fixed (float* py = y)
+        {
+            HalfDot.Dot4(pw, stride, pp, px, n, py, scratch);
+            for (int k = 0; k < 4; k++)
+            {
+                float one = HalfDot.Dot(pw + k * stride, pp, px, n, scratch);
+                Assert.Equal(BitConverter.SingleToInt32Bits(one), BitConverter.SingleToInt32Bits(y[k]));
+                if (k == infRow) { Assert.Equal(float.PositiveInfinity * Math.Sign(x[7]), y[k]); continue; }
+                double want = 0, mag = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    double p = (double)(float)BitConverter.UInt16BitsToHalf(w[k * stride + i]) * x[i];
+                    want += p; mag += Math.Abs(p);
+                }
+                Assert.True(Math.Abs(y[k] - want) <= 1e-6 * mag + 1e-30, $"row {k}: {y[k]} vs {want}");
+            }
+        }
+    }
+
     [Fact]
     public void QuantizeActivations_SimdPath_EqualsRoundHalfToEven()
     {

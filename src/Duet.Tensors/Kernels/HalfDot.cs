@@ -62,37 +62,78 @@ public static unsafe class HalfDot
             var two = Vector512.Create(2f);
             var tiny = Vector512.Create(6.103515625e-05f); // 2^-14
             var sign = Vector512.Create(0x80000000u);
-            // Two 64-byte lines a step, four accumulators, and a software prefetch 8 KB ahead: the conversion
-            // is about 19 vector operations per 32 weights, which leaves the out-of-order window too few loads in
-            // flight to stream weights from memory at full speed (measured 1.3-1.5x on a 164 MB matrix, and
-            // no slower in L2; the prefetch may run past the row or the tensor, which is harmless).
-            var accE2 = Vector512<float>.Zero;
-            var accO2 = Vector512<float>.Zero;
-            int i = 0;
-            for (; i + 64 <= n; i += 64)
+            // Per row the same sums in the same order as Dot4 (one even and one odd accumulator, 32 weights a
+            // step), so a row gives the same bits whichever of the two computes it; a software prefetch 8 KB ahead.
+            for (int i = 0; i < n; i += 32)
             {
                 Sse.Prefetch0(w + i + PrefetchAhead);
-                Sse.Prefetch0(w + i + PrefetchAhead + 32);
-                var lane = Avx512F.LoadVector512((uint*)(w + i));
-                var lane2 = Avx512F.LoadVector512((uint*)(w + i + 32));
-                accE = Avx512F.FusedMultiplyAdd(Convert(lane << 16, mag, bias, exp, two, tiny, sign, ref top), Avx512F.LoadVector512(xp + i), accE);
-                accO = Avx512F.FusedMultiplyAdd(Convert(lane, mag, bias, exp, two, tiny, sign, ref top), Avx512F.LoadVector512(xp + i + 16), accO);
-                accE2 = Avx512F.FusedMultiplyAdd(Convert(lane2 << 16, mag, bias, exp, two, tiny, sign, ref top), Avx512F.LoadVector512(xp + i + 32), accE2);
-                accO2 = Avx512F.FusedMultiplyAdd(Convert(lane2, mag, bias, exp, two, tiny, sign, ref top), Avx512F.LoadVector512(xp + i + 48), accO2);
-            }
-            for (; i < n; i += 32)
-            {
                 var lane = Avx512F.LoadVector512((uint*)(w + i));
                 accE = Avx512F.FusedMultiplyAdd(Convert(lane << 16, mag, bias, exp, two, tiny, sign, ref top), Avx512F.LoadVector512(xp + i), accE);
                 accO = Avx512F.FusedMultiplyAdd(Convert(lane, mag, bias, exp, two, tiny, sign, ref top), Avx512F.LoadVector512(xp + i + 16), accO);
             }
-            accE += accE2;
-            accO += accO2;
             if (Vector512.LessThanAll(top, Vector512.Create(0x47800000u))) return Vector512.Sum(accE + accO); // 0x47800000 = 65536f
         }
         var row = scratch[..n];
         TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>(w, n), row);
         return TensorPrimitives.Dot(row, new ReadOnlySpan<float>(x, n));
+    }
+
+    /// <summary>
+    /// y[k] = Σ w_k[i]·x[i] for four fp16 rows w_k = w + k·<paramref name="stride"/> (halves), read side by side.
+    /// One core streams memory faster from four rows at once than from one after another: each row is a
+    /// separate stream for the hardware prefetchers, and each step also prefetches the same place of the next four
+    /// rows (measured on a 768 MB stretch of a memory-mapped F16 GGUF, one thread: 9.0-9.2 GB/s against 6.2-6.7
+    /// for <see cref="Dot"/> row after row; eight rows at once were no faster). The activation loads serve all
+    /// four rows. Same arguments and fallback as <see cref="Dot"/>, and the same sums in the same order
+    /// (one accumulator pair per row, as Dot's), so each row gets the bits <see cref="Dot"/> gives it.
+    /// torch: w[0:4].float() @ x
+    /// </summary>
+    public static void Dot4(ushort* w, long stride, float* xp, float* x, int n, float* y, Span<float> scratch)
+    {
+        if (UsesPermutedActivation(n))
+        {
+            ushort* w0 = w, w1 = w + stride, w2 = w + 2 * stride, w3 = w + 3 * stride;
+            long ahead = 4 * stride;
+            var e0 = Vector512<float>.Zero; var e1 = e0; var e2 = e0; var e3 = e0;
+            var o0 = e0; var o1 = e0; var o2 = e0; var o3 = e0;
+            var top = Vector512<uint>.Zero;
+            var mag = Vector512.Create(0x0FFFE000u);
+            var bias = Vector512.Create(112u << 23);
+            var exp = Vector512.Create(0x7C000000u);
+            var two = Vector512.Create(2f);
+            var tiny = Vector512.Create(6.103515625e-05f);
+            var sign = Vector512.Create(0x80000000u);
+            for (int i = 0; i < n; i += 32)
+            {
+                Sse.Prefetch0(w0 + i + ahead);
+                Sse.Prefetch0(w1 + i + ahead);
+                Sse.Prefetch0(w2 + i + ahead);
+                Sse.Prefetch0(w3 + i + ahead);
+                var xe = Avx512F.LoadVector512(xp + i);
+                var xo = Avx512F.LoadVector512(xp + i + 16);
+                var l0 = Avx512F.LoadVector512((uint*)(w0 + i));
+                var l1 = Avx512F.LoadVector512((uint*)(w1 + i));
+                var l2 = Avx512F.LoadVector512((uint*)(w2 + i));
+                var l3 = Avx512F.LoadVector512((uint*)(w3 + i));
+                e0 = Avx512F.FusedMultiplyAdd(Convert(l0 << 16, mag, bias, exp, two, tiny, sign, ref top), xe, e0);
+                o0 = Avx512F.FusedMultiplyAdd(Convert(l0, mag, bias, exp, two, tiny, sign, ref top), xo, o0);
+                e1 = Avx512F.FusedMultiplyAdd(Convert(l1 << 16, mag, bias, exp, two, tiny, sign, ref top), xe, e1);
+                o1 = Avx512F.FusedMultiplyAdd(Convert(l1, mag, bias, exp, two, tiny, sign, ref top), xo, o1);
+                e2 = Avx512F.FusedMultiplyAdd(Convert(l2 << 16, mag, bias, exp, two, tiny, sign, ref top), xe, e2);
+                o2 = Avx512F.FusedMultiplyAdd(Convert(l2, mag, bias, exp, two, tiny, sign, ref top), xo, o2);
+                e3 = Avx512F.FusedMultiplyAdd(Convert(l3 << 16, mag, bias, exp, two, tiny, sign, ref top), xe, e3);
+                o3 = Avx512F.FusedMultiplyAdd(Convert(l3, mag, bias, exp, two, tiny, sign, ref top), xo, o3);
+            }
+            if (Vector512.LessThanAll(top, Vector512.Create(0x47800000u))) // 65536f: no infinity or NaN in the four rows
+            {
+                y[0] = Vector512.Sum(e0 + o0);
+                y[1] = Vector512.Sum(e1 + o1);
+                y[2] = Vector512.Sum(e2 + o2);
+                y[3] = Vector512.Sum(e3 + o3);
+                return;
+            }
+        }
+        for (int k = 0; k < 4; k++) y[k] = Dot(w + k * stride, xp, x, n, scratch);
     }
 
     /// <summary>
@@ -133,6 +174,6 @@ public static unsafe class HalfDot
         var small = Vector512.Equals(t & exp, Vector512<uint>.Zero).AsSingle();
         m = Vector512.ConditionalSelect(small, Avx512F.FusedMultiplySubtract(m, two, tiny), m);
         top = Avx512F.Max(top, m.AsUInt32()); // positive floats order as their bits
-        return (m.AsUInt32() | (t & sign)).AsSingle();
+        return Avx512F.TernaryLogic(m.AsUInt32(), t, sign, 0xD8).AsSingle(); // (t & sign) | (m & ~sign)
     }
 }

@@ -158,7 +158,12 @@ public static unsafe class MatVec
         if (w.Type == GgmlType.F16)
         {
             fixed (float* xp = job.Permuted)
-                for (int r = start; r < end; r++) y[r] = HalfDot.Dot((ushort*)(w.Data + (long)r * w.Cols * 2), xp, job.X, w.Cols, row);
+            fixed (float* py = y)
+            {
+                int r = start;
+                for (; r + 4 <= end; r += 4) HalfDot.Dot4((ushort*)(w.Data + (long)r * w.Cols * 2), w.Cols, xp, job.X, w.Cols, py + r, row);
+                for (; r < end; r++) y[r] = HalfDot.Dot((ushort*)(w.Data + (long)r * w.Cols * 2), xp, job.X, w.Cols, row);
+            }
             return;
         }
         for (int r = start; r < end; r++)
