@@ -107,6 +107,40 @@ public unsafe class KernelTests
         }
     }
 
+    [Theory]
+    [InlineData(GgmlType.Q8_0, 13)] // the unrolled loop, a single pair and an odd block
+    [InlineData(GgmlType.Q8_0, 64)]
+    [InlineData(GgmlType.Q4_0, 13)] // the unrolled loop, a single quad and a block past them
+    [InlineData(GgmlType.Q4_0, 176)]
+    public void QuantDotFourRows_EachRow_SameBitsAsOneRow(GgmlType type, int blocks)
+    {
+        if (!QuantDot.HasPairKernels) return; // the four-row kernels are AVX-512 only, like the one-row ones they mirror
+        var rng = new Random(blocks);
+        int cols = blocks * 32;
+        long rowBytes = GgmlTypeInfo.RowSize(type, cols), stride = rowBytes + 40; // rows apart, as in a strided view
+        var data = new byte[4 * stride];
+        for (int k = 0; k < 4; k++)
+            Quantizer.QuantizeRow(type, RandomVector(rng, cols, 0.5f), data.AsSpan((int)(k * stride), (int)rowBytes));
+        var x = RandomVector(rng, cols);
+        var q8 = new Q8Activations();
+        q8.Quantize(x, 1, cols);
+        q8.BuildPairs(type);
+        var y = new float[4];
+        fixed (byte* p = data) fixed (sbyte* xq = q8.Codes, pc = q8.PairCodes) fixed (float* xd = q8.Scales, ps = q8.PairScales, py = y) fixed (int* pk = q8.PairCorrection)
+        {
+            if (type == GgmlType.Q8_0) QuantDot.DotQ8_0Pairs4(p, stride, xq, xd, ps, blocks, py);
+            else QuantDot.DotQ4_0Quads4(p, stride, pc, pk, ps, xq, xd, blocks, py);
+            for (int k = 0; k < 4; k++)
+            {
+                float one = type == GgmlType.Q8_0
+                    ? QuantDot.DotQ8_0Pairs(p + k * stride, xq, xd, ps, blocks)
+                    : QuantDot.DotQ4_0Quads(p + k * stride, pc, pk, ps, xq, xd, blocks);
+                Assert.True(one != 0);
+                Assert.Equal(BitConverter.SingleToInt32Bits(one), BitConverter.SingleToInt32Bits(y[k]));
+            }
+        }
+    }
+
     /// <summary>
     /// QuantizedMath.Float: quantized rows dotted with the activation as it is (no 8-bit rounding of x), in MatVec,
     /// MatMul and MatMul's invariant mode: within float rounding of the float64 dot of the dequantized row with x,

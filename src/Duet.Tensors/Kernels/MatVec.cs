@@ -114,11 +114,18 @@ public static unsafe class MatVec
                 int blocks = w.Cols / 32;
                 long rb = w.RowBytes;
                 bool pairs = QuantDot.HasPairKernels;
+                // Four rows at a time where the 512-bit kernels run (same bits per row as one at a time).
+                int r = start;
+                fixed (float* py = y)
+                    if (pairs && w.Type == GgmlType.Q8_0)
+                        for (; r + 4 <= end; r += 4) QuantDot.DotQ8_0Pairs4(w.Data + r * rb, rb, xq, xd, ps, blocks, py + r);
+                    else if (pairs)
+                        for (; r + 4 <= end; r += 4) QuantDot.DotQ4_0Quads4(w.Data + r * rb, rb, pc, pk, ps, xq, xd, blocks, py + r);
                 if (w.Type == GgmlType.Q8_0)
-                    for (int r = start; r < end; r++)
+                    for (; r < end; r++)
                         y[r] = pairs ? QuantDot.DotQ8_0Pairs(w.Data + r * rb, xq, xd, ps, blocks) : QuantDot.DotQ8_0(w.Data + r * rb, xq, xd, blocks);
                 else
-                    for (int r = start; r < end; r++)
+                    for (; r < end; r++)
                         y[r] = pairs ? QuantDot.DotQ4_0Quads(w.Data + r * rb, pc, pk, ps, xq, xd, blocks) : QuantDot.DotQ4_0(w.Data + r * rb, xq, xd, blocks);
             }
             return;
