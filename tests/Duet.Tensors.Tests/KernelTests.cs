@@ -318,9 +318,11 @@ public unsafe class KernelTests
     }
 
     [Theory]
-    [InlineData(GgmlType.Q8_0)]
-    [InlineData(GgmlType.Q4_0)]
-    public void QuantGemm_PackRow_RegisterTransposeEqualsWordByWordPacking(GgmlType type)
+    [InlineData(GgmlType.Q8_0, QuantGemmKind.Vnni)]
+    [InlineData(GgmlType.Q4_0, QuantGemmKind.Vnni)]
+    [InlineData(GgmlType.Q8_0, QuantGemmKind.Avx2)]
+    [InlineData(GgmlType.Q4_0, QuantGemmKind.Avx2)]
+    public void QuantGemm_PackRow_RegisterTransposeEqualsWordByWordPacking(GgmlType type, QuantGemmKind kind)
     {
         // Random bytes as blocks: every code and nibble value, scales included (the packing must not care).
         var rng = new Random(13);
@@ -332,11 +334,92 @@ public unsafe class KernelTests
         var fastScales = new float[blocks]; var slowScales = new float[blocks];
         fixed (byte* r = row) fixed (byte* f = fast) fixed (byte* s = slow) fixed (float* fs = fastScales) fixed (float* ss = slowScales)
         {
-            QuantGemm.PackRow(type, r, blocks, f, fs);
-            QuantGemm.PackRowScalar(type, r, blocks, s, ss);
+            QuantGemm.PackRow(type, kind, r, blocks, f, fs);
+            QuantGemm.PackRowScalar(type, kind, r, blocks, s, ss);
         }
         Assert.Equal(slow, fast);
         Assert.Equal(slowScales.AsSpan(0, 24).ToArray(), fastScales.AsSpan(0, 24).ToArray());
+    }
+
+    /// <summary>
+    /// The grouped prompt kernels of each kind this CPU runs (AVX-VNNI where present, the AVX2 form everywhere
+    /// with AVX2) against the definition, Σ over blocks of d_w·d_x·(integer dot of the codes), summed in float64
+    /// from codes read straight out of the blocks: random bytes (every code and nibble), and the extremes where
+    /// 16-bit sums would saturate if the AVX2 form's bounds were wrong (Q8_0 code -128 against activations ±127,
+    /// Q4_0 nibble 15 against 127 in every step of a group).
+    /// </summary>
+    [Theory]
+    [InlineData(GgmlType.Q8_0, QuantGemmKind.Vnni)]
+    [InlineData(GgmlType.Q4_0, QuantGemmKind.Vnni)]
+    [InlineData(GgmlType.Q8_0, QuantGemmKind.Avx2)]
+    [InlineData(GgmlType.Q4_0, QuantGemmKind.Avx2)]
+    public void QuantGemm_Kernels_EqualBlockDotsInFloat64(GgmlType type, QuantGemmKind kind)
+    {
+        if (!QuantGemm.CanRun(kind)) return; // the AVX-VNNI form needs AVX-VNNI (the AVX2 one runs on every CI machine)
+        var rng = new Random(21);
+        const int blocks = 24, groups = 3, tokens = 4;
+        bool q4 = type == GgmlType.Q4_0;
+        int bs = q4 ? 18 : 34;
+        for (int trial = 0; trial < 3; trial++)
+        {
+            var rows = new byte[2 * blocks * bs];
+            rng.NextBytes(rows);
+            var codes = new sbyte[tokens * blocks * 32];
+            for (int i = 0; i < codes.Length; i++) codes[i] = (sbyte)rng.Next(-127, 128); // activation codes are within ±127
+            if (trial == 1) // the extremes: all weight codes -128 (Q8_0) or nibble 15 (Q4_0), activations ±127
+            {
+                for (int b = 0; b < 2 * blocks; b++) for (int j = 2; j < bs; j++) rows[b * bs + j] = q4 ? (byte)0xFF : (byte)0x80;
+                for (int i = 0; i < codes.Length; i++) codes[i] = (sbyte)(i / 32 % 2 == 0 ? 127 : -127);
+            }
+            if (trial == 2) // and the other sign
+            {
+                for (int b = 0; b < 2 * blocks; b++) for (int j = 2; j < bs; j++) rows[b * bs + j] = q4 ? (byte)0xFF : (byte)0x81;
+                for (int i = 0; i < codes.Length; i++) codes[i] = -127;
+            }
+            for (int b = 0; b < 2 * blocks; b++) // finite fp16 weight scales
+                BitConverter.TryWriteBytes(rows.AsSpan(b * bs), BitConverter.HalfToUInt16Bits((Half)((rng.NextDouble() - 0.5) * 0.25)));
+            var xd = new float[tokens * blocks];
+            for (int i = 0; i < xd.Length; i++) xd[i] = (float)(Half)(rng.NextDouble() * 0.1);
+            (double Sum, double Abs) Expected(int row, int t)
+            {
+                double sum = 0, abs = 0;
+                for (int b = 0; b < blocks; b++)
+                {
+                    int o = (row * blocks + b) * bs, dot = 0;
+                    for (int j = 0; j < 32; j++)
+                    {
+                        int wq = q4 ? (j < 16 ? rows[o + 2 + j] & 0x0F : rows[o + 2 + j - 16] >> 4) - 8 : (sbyte)rows[o + 2 + j];
+                        dot += wq * codes[(t * blocks + b) * 32 + j];
+                    }
+                    double term = (double)((float)BitConverter.UInt16BitsToHalf(BitConverter.ToUInt16(rows, o)) * xd[t * blocks + b]) * dot;
+                    sum += term; abs += Math.Abs(term);
+                }
+                return (sum, abs);
+            }
+            var pw = new byte[2 * groups * 256]; var pws = new float[2 * blocks];
+            var gx = new sbyte[tokens * groups * 256]; var gs = new int[tokens * groups * 8];
+            var got = new float[8];
+            fixed (byte* r = rows) fixed (byte* w = pw) fixed (float* ws = pws) fixed (sbyte* c = codes) fixed (sbyte* x = gx) fixed (int* st = gs)
+            fixed (float* d = xd) fixed (float* y = got)
+            {
+                for (int i = 0; i < 2; i++) QuantGemm.PackRow(type, kind, r + i * blocks * bs, blocks, w + i * groups * 256, ws + i * blocks);
+                QuantGemm.PackActivations(c, tokens, blocks, QuantGemm.Offset(type, kind), x, st);
+                int xs = groups * 256, ss = groups * 8;
+                void Check(string kernel, int row, int t, float value)
+                {
+                    var (e, abs) = Expected(row, t);
+                    Assert.True(Math.Abs(value - e) <= 1e-6 * (1 + abs), $"{type} {kind} {kernel} trial {trial} row {row} token {t}: {value} vs {e}");
+                }
+                QuantGemm.Row2x4(type, kind, w, xs, ws, blocks, x, st, d, xs, ss, blocks, groups, y);
+                for (int i = 0; i < 2; i++) for (int t = 0; t < tokens; t++) Check("Row2x4", i, t, got[4 * i + t]);
+                for (int i = 0; i < 2; i++)
+                {
+                    QuantGemm.Row4(type, kind, w + i * xs, ws + i * blocks, x, st, d, xs, ss, blocks, groups, y);
+                    for (int t = 0; t < tokens; t++) Check("Row4", i, t, got[t]);
+                    for (int t = 0; t < tokens; t++) Check("Row1", i, t, QuantGemm.Row1(type, kind, w + i * xs, ws + i * blocks, x + t * xs, st + t * ss, d + t * blocks, groups));
+                }
+            }
+        }
     }
 
     [Theory]

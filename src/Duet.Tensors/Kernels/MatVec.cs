@@ -250,7 +250,7 @@ public static unsafe class MatMul
         }
     }
 
-    // Q8_0/Q4_0 with AVX-VNNI: each weight row packed once, then two rows by four tokens at a time (QuantGemm;
+    // Q8_0/Q4_0 with AVX-VNNI or AVX2: each weight row packed once, then two rows by four tokens at a time (QuantGemm;
     // 1.3-1.5x the prompt speed of one row by four tokens, measured end to end); blocks past the last whole
     // group of eight take the plain kernels.
     private static void Grouped(Job job, int start, int end)
@@ -282,12 +282,12 @@ public static unsafe class MatMul
                 {
                     int n = Math.Min(4, batch - b);
                     if (groups == 0) for (int k = 0; k < 8; k++) eight[k] = 0;
-                    else if (n == 4 && nr == 2) QuantGemm.Row2x4(pw, xs, pws, blocks, gx + b * xs, gs + b * ss, xd + b * blocks, xs, ss, blocks, groups, eight);
+                    else if (n == 4 && nr == 2) QuantGemm.Row2x4(w.Type, pw, xs, pws, blocks, gx + b * xs, gs + b * ss, xd + b * blocks, xs, ss, blocks, groups, eight);
                     else
                         for (int i = 0; i < nr; i++)
                         {
-                            if (n == 4) QuantGemm.Row4(pw + i * xs, pws + i * blocks, gx + b * xs, gs + b * ss, xd + b * blocks, xs, ss, blocks, groups, eight + 4 * i);
-                            else for (int k = 0; k < n; k++) eight[4 * i + k] = QuantGemm.Row1(pw + i * xs, pws + i * blocks, gx + (b + k) * xs, gs + (b + k) * ss, xd + (b + k) * blocks, groups);
+                            if (n == 4) QuantGemm.Row4(w.Type, pw + i * xs, pws + i * blocks, gx + b * xs, gs + b * ss, xd + b * blocks, xs, ss, blocks, groups, eight + 4 * i);
+                            else for (int k = 0; k < n; k++) eight[4 * i + k] = QuantGemm.Row1(w.Type, pw + i * xs, pws + i * blocks, gx + (b + k) * xs, gs + (b + k) * ss, xd + (b + k) * blocks, groups);
                         }
                     for (int i = 0; i < nr; i++)
                     {
@@ -321,7 +321,7 @@ public static unsafe class MatMul
         }
         if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
         {
-            // Without AVX-VNNI, or invariant: each token against the row with the decode kernels (the activations were laid out for them).
+            // Without AVX2, or invariant: each token against the row with the decode kernels (the activations were laid out for them).
             var q8 = job.Q8;
             fixed (sbyte* xq = q8.Codes)
             fixed (float* xd = q8.Scales)
