@@ -1,4 +1,5 @@
 // Kernels against plain float64 loops (their formulas), over many lengths and odd shapes.
+using System.Runtime.Intrinsics.X86;
 using Duet.Tensors.Kernels;
 using Duet.Tensors.Parallel;
 using Duet.Tensors.Quant;
@@ -467,8 +468,10 @@ public unsafe class KernelTests
         }
     }
 
-    [Fact]
-    public void HalfDot_EveryFiniteHalf_ConvertsExactly()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // the scaled form (bits moved, activation times 2^112), where AVX-512BW runs
+    public void HalfDot_EveryFiniteHalf_ConvertsExactly(bool scaled)
     {
         // All 63,488 finite fp16 values (subnormals, ±0 included), 32 at a time (each position of the
         // even/odd lane layout), against the exact conversion.
@@ -485,10 +488,11 @@ public unsafe class KernelTests
             {
                 Array.Clear(x, i, 32);
                 x[i + k] = 1f;
-                HalfDot.Prepare(x.AsSpan(i, 32), xp);
+                bool s = HalfDot.Prepare(x.AsSpan(i, 32), xp, scaled);
+                Assert.Equal(scaled && Avx512BW.IsSupported, s);
                 fixed (ushort* pw = &w[i]) fixed (float* px = &x[i]) fixed (float* pp = xp)
                 {
-                    float got = HalfDot.Dot(pw, pp, px, 32, scratch);
+                    float got = HalfDot.Dot(pw, pp, px, 32, scratch, s);
                     float want = (float)BitConverter.UInt16BitsToHalf(w[i + k]);
                     Assert.True(BitConverter.SingleToInt32Bits(got) == BitConverter.SingleToInt32Bits(want) || (got == 0 && want == 0), $"half 0x{w[i + k]:X4}: {got} vs {want}");
                 }
@@ -510,19 +514,47 @@ public unsafe class KernelTests
     }
 
     [Theory]
-    [InlineData((ushort)0x7C00, float.PositiveInfinity)]
-    [InlineData((ushort)0xFC00, float.NegativeInfinity)]
-    [InlineData((ushort)0x7E00, float.NaN)]
-    public void HalfDot_InfiniteOrNaNWeight_Propagates(ushort special, float want)
+    [InlineData((ushort)0x7C00, float.PositiveInfinity, false)]
+    [InlineData((ushort)0xFC00, float.NegativeInfinity, false)]
+    [InlineData((ushort)0x7E00, float.NaN, false)]
+    [InlineData((ushort)0x7C00, float.PositiveInfinity, true)]
+    [InlineData((ushort)0xFC00, float.NegativeInfinity, true)]
+    [InlineData((ushort)0x7E00, float.NaN, true)]
+    public void HalfDot_InfiniteOrNaNWeight_Propagates(ushort special, float want, bool scaled)
     {
         var w = new ushort[64];
         for (int i = 0; i < w.Length; i++) w[i] = BitConverter.HalfToUInt16Bits((Half)(0.01f * (i - 32)));
         w[37] = special;
         var x = Enumerable.Repeat(1f, 64).ToArray();
         var xp = new float[64];
-        HalfDot.Prepare(x, xp);
+        bool s = HalfDot.Prepare(x, xp, scaled);
         fixed (ushort* pw = w) fixed (float* px = x) fixed (float* pp = xp)
-            Assert.Equal(want, HalfDot.Dot(pw, pp, px, 64, new float[64]));
+        {
+            Assert.Equal(want, HalfDot.Dot(pw, pp, px, 64, new float[64], s));
+            w[37 ^ 1] = special; // the other half of the lane too
+            w[37] = 0;
+            Assert.Equal(want, HalfDot.Dot(pw, pp, px, 64, new float[64], s));
+        }
+    }
+
+    /// <summary>
+    /// The scaled form is taken only where x·2^112 stays finite: an activation of 2^16 or more keeps the plain
+    /// form, and an infinite one does not stop the scaled form (inf·2^112 is inf, as the plain product would be).
+    /// </summary>
+    [Fact]
+    public void HalfDot_Prepare_ScaledOnlyWhereActivationsStayFinite()
+    {
+        if (!Avx512BW.IsSupported) return;
+        var x = Enumerable.Repeat(1f, 64).ToArray();
+        var xp = new float[64];
+        Assert.True(HalfDot.Prepare(x, xp, true));
+        Assert.Equal(5.192296858534828e33f, xp[0]);
+        x[5] = -65536f;
+        Assert.False(HalfDot.Prepare(x, xp, true));
+        Assert.Equal(-65536f, xp[16 + 2]); // index 5 is odd: the odd half of block 0, position 2
+        x[5] = 65535f; x[9] = float.PositiveInfinity;
+        Assert.True(HalfDot.Prepare(x, xp, true));
+        Assert.False(HalfDot.Prepare(x, xp, false));
     }
 
     [Theory]
@@ -531,7 +563,10 @@ public unsafe class KernelTests
     [InlineData(64, 2)]     // an infinity in the third row: all four take the plain path
     [InlineData(96, -1)]
     [InlineData(100, -1)]   // not a multiple of 32: the plain path
-    public void HalfDot4_EachRow_SameBitsAsDotAndNearFloat64(int n, int infRow)
+    [InlineData(2048, -1, true)] // the scaled form: the same bits as the plain one
+    [InlineData(64, 1, true)]
+    [InlineData(100, -1, true)]
+    public void HalfDot4_EachRow_SameBitsAsDotAndNearFloat64(int n, int infRow, bool scaled = false)
     {
         var rng = new Random(n);
         long stride = n + 32; // rows apart, as in a strided view
@@ -546,16 +581,20 @@ public unsafe class KernelTests
         var x = new float[n];
         for (int i = 0; i < n; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
         var xp = new float[n];
-        HalfDot.Prepare(x, xp);
+        var xPlain = new float[n];
+        HalfDot.Prepare(x, xPlain, false);
+        bool s = HalfDot.Prepare(x, xp, scaled);
         var y = new float[4];
         var scratch = new float[n];
-        fixed (ushort* pw = w) fixed (float* px = x) fixed (float* pp = xp) fixed (float* py = y)
+        fixed (ushort* pw = w) fixed (float* px = x) fixed (float* pp = xp) fixed (float* pq = xPlain) fixed (float* py = y)
         {
-            HalfDot.Dot4(pw, stride, pp, px, n, py, scratch);
+            HalfDot.Dot4(pw, stride, pp, px, n, py, scratch, s);
             for (int k = 0; k < 4; k++)
             {
-                float one = HalfDot.Dot(pw + k * stride, pp, px, n, scratch);
+                float one = HalfDot.Dot(pw + k * stride, pp, px, n, scratch, s);
                 Assert.Equal(BitConverter.SingleToInt32Bits(one), BitConverter.SingleToInt32Bits(y[k]));
+                float plain = HalfDot.Dot(pw + k * stride, pq, px, n, scratch);
+                Assert.Equal(BitConverter.SingleToInt32Bits(plain), BitConverter.SingleToInt32Bits(y[k]));
                 if (k == infRow) { Assert.Equal(float.PositiveInfinity * Math.Sign(x[7]), y[k]); continue; }
                 double want = 0, mag = 0;
                 for (int i = 0; i < n; i++)

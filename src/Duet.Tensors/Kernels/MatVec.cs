@@ -50,6 +50,7 @@ public static unsafe class MatVec
         public float* Y;
         public Q8Activations Q8 = new();  // the activation quantized to Q8_0 (for Q8_0 and Q4_0 weights)
         public float[] Permuted = [];  // the activation as HalfDot reads it (for F16 weights)
+        public bool Scaled;            // Permuted holds x·2^112 (HalfDot's scaled form)
         public sbyte[] KCodes = [];    // the activation quantized to Q8_K (for Q4_K, Q5_K, Q6_K weights)
         public float[] KScales = [];
         public short[] KBsums = [];    // Q8_K: sums of 16 codes
@@ -57,6 +58,12 @@ public static unsafe class MatVec
     }
 
     private static bool UsesQ8Activations(GgmlType t) => t is GgmlType.Q8_0 or GgmlType.Q4_0;
+
+    // Four rows side by side (F16, Q8_0, Q4_0 decode) where that streams faster: on the Intel machine measured,
+    // one core read a mapped F16 GGUF at 9.0-9.2 GB/s four rows at a time against 6.2-6.7 row after row. On an
+    // AMD EPYC (Zen 4) the other way round: TinyLlama decode on one thread, row after row against four rows,
+    // F16 (in HalfDot's scaled form) 6.5-6.9 against 5.5-6.2 tokens/s, Q8_0 13.9-14.5 against 8.9-10.0, Q4_0 16.7-18.1 against 11.8-12.4.
+    private static readonly bool s_fourRows = !CpuInfo.IsAmd;
 
     [ThreadStatic] private static float[]? t_row;
     [ThreadStatic] private static Job? t_job;
@@ -80,7 +87,7 @@ public static unsafe class MatVec
             else if (w.Type == GgmlType.F16)
             {
                 if (job.Permuted.Length < x.Length) job.Permuted = new float[x.Length];
-                HalfDot.Prepare(x, job.Permuted);
+                job.Scaled = HalfDot.Prepare(x, job.Permuted);
             }
             else if (KQuantDot.Supports(w.Type))
             {
@@ -117,7 +124,8 @@ public static unsafe class MatVec
                 // Four rows at a time where the 512-bit kernels run (same bits per row as one at a time).
                 int r = start;
                 fixed (float* py = y)
-                    if (pairs && w.Type == GgmlType.Q8_0)
+                    if (!s_fourRows) { }
+                    else if (pairs && w.Type == GgmlType.Q8_0)
                         for (; r + 4 <= end; r += 4) QuantDot.DotQ8_0Pairs4(w.Data + r * rb, rb, xq, xd, ps, blocks, py + r);
                     else if (pairs)
                         for (; r + 4 <= end; r += 4) QuantDot.DotQ4_0Quads4(w.Data + r * rb, rb, pc, pk, ps, xq, xd, blocks, py + r);
@@ -168,8 +176,8 @@ public static unsafe class MatVec
             fixed (float* py = y)
             {
                 int r = start;
-                for (; r + 4 <= end; r += 4) HalfDot.Dot4((ushort*)(w.Data + (long)r * w.Cols * 2), w.Cols, xp, job.X, w.Cols, py + r, row);
-                for (; r < end; r++) y[r] = HalfDot.Dot((ushort*)(w.Data + (long)r * w.Cols * 2), xp, job.X, w.Cols, row);
+                if (s_fourRows) for (; r + 4 <= end; r += 4) HalfDot.Dot4((ushort*)(w.Data + (long)r * w.Cols * 2), w.Cols, xp, job.X, w.Cols, py + r, row, job.Scaled);
+                for (; r < end; r++) y[r] = HalfDot.Dot((ushort*)(w.Data + (long)r * w.Cols * 2), xp, job.X, w.Cols, row, job.Scaled);
             }
             return;
         }
