@@ -143,6 +143,45 @@ public unsafe class KernelTests
     }
 
     /// <summary>
+    /// The permuted Q4_0 kernel (two loads, vpermt2b/vpermb, scales as moved bits against quad scales times 2^112)
+    /// gives each row the bits of <see cref="QuantDot.DotQ4_0Quads"/>: random rows with random fp16 scales (subnormal
+    /// and negative ones among them), every nibble, a block count past the last whole quad.
+    /// </summary>
+    [Theory]
+    [InlineData(13)]
+    [InlineData(176)]
+    public void QuantDotQ4_0Permuted_SameBitsAsQuads(int blocks)
+    {
+        if (!QuantDot.CanPermuteQuads) return; // AVX-512 VBMI
+        var rng = new Random(blocks + 1);
+        int cols = blocks * 32;
+        var data = new byte[3 * blocks * 18];
+        rng.NextBytes(data);
+        for (int b = 0; b < 3 * blocks; b++)
+        {
+            double m = b % 7 == 0 ? 3e-6 : 0.05; // some subnormal fp16 scales
+            BitConverter.TryWriteBytes(data.AsSpan(b * 18), BitConverter.HalfToUInt16Bits((Half)((rng.NextDouble() - 0.5) * m)));
+        }
+        var x = RandomVector(rng, cols);
+        var q8 = new Q8Activations();
+        q8.Quantize(x, 1, cols);
+        q8.BuildPairs(GgmlType.Q4_0, scaledQuads: true);
+        Assert.True(q8.ScaledQuads);
+        fixed (byte* p = data) fixed (sbyte* xq = q8.Codes, pc = q8.PairCodes) fixed (float* xd = q8.Scales, ps = q8.PairScales, pss = q8.QuadScalesScaled) fixed (int* pk = q8.PairCorrection)
+            for (int r = 0; r < 3; r++)
+            {
+                float want = QuantDot.DotQ4_0Quads(p + r * blocks * 18, pc, pk, ps, xq, xd, blocks);
+                float got = QuantDot.DotQ4_0QuadsPermuted(p + r * blocks * 18, pc, pk, pss, xq, xd, blocks);
+                Assert.True(want != 0);
+                Assert.Equal(BitConverter.SingleToInt32Bits(want), BitConverter.SingleToInt32Bits(got));
+            }
+        q8.Quantize(x, 1, cols); // a new call: no scaled scales until BuildPairs asks for them
+        Assert.False(q8.ScaledQuads);
+        q8.BuildPairs(GgmlType.Q4_0, scaledQuads: false);
+        Assert.False(q8.ScaledQuads);
+    }
+
+    /// <summary>
     /// QuantizedMath.Float: quantized rows dotted with the activation as it is (no 8-bit rounding of x), in MatVec,
     /// MatMul and MatMul's invariant mode: within float rounding of the float64 dot of the dequantized row with x,
     /// and measurably apart from the integer path (which rounds x), so the option is really in effect.

@@ -129,6 +129,9 @@ public static unsafe class MatVec
                         for (; r + 4 <= end; r += 4) QuantDot.DotQ8_0Pairs4(w.Data + r * rb, rb, xq, xd, ps, blocks, py + r);
                     else if (pairs)
                         for (; r + 4 <= end; r += 4) QuantDot.DotQ4_0Quads4(w.Data + r * rb, rb, pc, pk, ps, xq, xd, blocks, py + r);
+                if (w.Type == GgmlType.Q4_0 && q8.ScaledQuads)
+                    fixed (float* pss = q8.QuadScalesScaled)
+                        for (; r < end; r++) y[r] = QuantDot.DotQ4_0QuadsPermuted(w.Data + r * rb, pc, pk, pss, xq, xd, blocks);
                 if (w.Type == GgmlType.Q8_0)
                     for (; r < end; r++)
                         y[r] = pairs ? QuantDot.DotQ8_0Pairs(w.Data + r * rb, xq, xd, ps, blocks) : QuantDot.DotQ8_0(w.Data + r * rb, xq, xd, blocks);

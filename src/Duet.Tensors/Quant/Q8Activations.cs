@@ -20,6 +20,13 @@ public sealed unsafe class Q8Activations
     public sbyte[] PairCodes { get; private set; } = [];
     public float[] PairScales { get; private set; } = [];
     public int[] PairCorrection { get; private set; } = [];
+    /// <summary>
+    /// Q4_0 quad scales times 2^112 for <see cref="QuantDot.DotQ4_0QuadsPermuted"/> (which takes the weight scales as
+    /// their bits moved, i.e. times 2^-112); filled by <see cref="BuildPairs(GgmlType, bool)"/> where that kernel runs
+    /// and every scale is below 2^16, as <see cref="ScaledQuads"/> then says.
+    /// </summary>
+    public float[] QuadScalesScaled { get; private set; } = [];
+    public bool ScaledQuads { get; private set; }
     /// <summary>The grouped layout of QuantGemm (prompt processing): codes and starting sums per row and group.</summary>
     public sbyte[] GroupCodes { get; private set; } = [];
     public int[] GroupStart { get; private set; } = [];
@@ -78,6 +85,7 @@ public sealed unsafe class Q8Activations
         if (cols % 32 != 0) throw new ArgumentException($"Q8_0 activations need a multiple of 32 columns, not {cols}");
         if (x.Length < rows * cols) throw new ArgumentException($"Q8Activations: x has {x.Length} values, not {rows} x {cols}");
         Rows = rows; Cols = cols;
+        ScaledQuads = false; // until BuildPairs fills the scaled quad scales for these rows
         if (Codes.Length < rows * cols) { Codes = new sbyte[rows * cols]; Scales = new float[rows * cols / 32]; }
     }
 
@@ -87,8 +95,13 @@ public sealed unsafe class Q8Activations
     public int LaneStride(GgmlType type) => type == GgmlType.Q4_0 ? Blocks / 4 * 16 : Blocks / 2 * 16;
 
     /// <summary>Builds, for every row, the layout that the AVX-512 kernels for <paramref name="type"/> read.</summary>
-    public void BuildPairs(GgmlType type)
+    public void BuildPairs(GgmlType type) => BuildPairs(type, QuantDot.UsesPermutedQuads);
+
+    /// <inheritdoc cref="BuildPairs(GgmlType)"/>
+    /// <param name="scaledQuads">Also the scaled Q4_0 quad scales (where AVX-512 VBMI runs).</param>
+    public void BuildPairs(GgmlType type, bool scaledQuads)
     {
+        ScaledQuads = false;
         int ls = LaneStride(type);
         if (PairScales.Length < Rows * ls) { PairScales = new float[Rows * ls]; PairCorrection = new int[Rows * ls]; }
         if (type == GgmlType.Q4_0 && PairCodes.Length < Rows * Cols) PairCodes = new sbyte[Rows * Cols];
@@ -99,6 +112,19 @@ public sealed unsafe class Q8Activations
             for (int p = 0; p < Blocks / 2; p++)
                 for (int lane = 0; lane < 16; lane++) scales[p * 16 + lane] = Scales[r * Blocks + 2 * p + lane / 8];
         }
+        if (type == GgmlType.Q4_0 && scaledQuads && QuantDot.CanPermuteQuads) BuildScaledQuads(ls);
+    }
+
+    private void BuildScaledQuads(int ls)
+    {
+        int n = Rows * ls;
+        if (QuadScalesScaled.Length < n) QuadScalesScaled = new float[n];
+        for (int i = 0; i < n; i++)
+        {
+            if (!(Math.Abs(PairScales[i]) < 65536f)) return; // x·2^112 would overflow (or a NaN): the plain kernel
+            QuadScalesScaled[i] = PairScales[i] * 5.192296858534828e33f; // 2^112
+        }
+        ScaledQuads = true;
     }
 
     // Q4_0: per four blocks A-D, the codes 0-15 of each block then the codes 16-31 of each (two 64-byte

@@ -392,6 +392,85 @@ public static unsafe class QuantDot
         y[3] = Vector512.Sum(a3 + b3);
     }
 
+    /// <summary>True where <see cref="DotQ4_0QuadsPermuted"/> can run (AVX-512 VBMI).</summary>
+    public static bool CanPermuteQuads => Avx512Vbmi.IsSupported && Avx512BW.IsSupported;
+
+    /// <summary>
+    /// True where decode takes <see cref="DotQ4_0QuadsPermuted"/>: AVX-512 VBMI on an AMD CPU, where the weight
+    /// scales may be denormal operands at no cost (see HalfDot's scaled form).
+    /// </summary>
+    public static bool UsesPermutedQuads { get; } = CanPermuteQuads && Kernels.CpuInfo.IsAmd;
+
+    // Block k's packed bytes are bytes 18k+2..18k+17 of a quad: from the first load (bytes 0-63) for k < 3, from
+    // the second (bytes 8-71, index 64 + byte - 8) for k = 3. Its fp16 scale is bytes 18k, 18k+1, placed in the
+    // high half of each of the lane's four 32-bit words.
+    private static readonly Vector512<byte> s_quadCodesIndex = QuadIndex(codes: true);
+    private static readonly Vector512<byte> s_quadScaleIndex = QuadIndex(codes: false);
+
+    private static Vector512<byte> QuadIndex(bool codes)
+    {
+        var idx = new byte[64];
+        for (int k = 0; k < 4; k++)
+            for (int j = 0; j < 16; j++)
+            {
+                int src = 18 * k + 2 + j;
+                idx[16 * k + j] = codes ? (byte)(k < 3 ? src : 64 + src - 8) : (byte)(j % 4 < 2 ? 0 : 18 * k + j % 4 - 2);
+            }
+        return Vector512.Create(idx);
+    }
+
+    /// <summary>
+    /// <see cref="DotQ4_0Quads"/> with fewer operations per four blocks: the four blocks' 72 bytes come in as two
+    /// 64-byte loads; one vpermt2b puts each block's 16 packed bytes in its 128-bit lane, one vpermb puts each
+    /// block's fp16 scale in the high half of its lane's words, and the scale becomes a float times 2^-112 by two
+    /// integer operations (its bits moved, as in HalfDot's scaled form) against quad scales prepared times 2^112
+    /// (<see cref="Q8Activations.QuadScalesScaled"/>): d_w·d_x is the same float, so every row has the bits
+    /// <see cref="DotQ4_0Quads"/> gives it.
+    /// </summary>
+    public static float DotQ4_0QuadsPermuted(byte* row, sbyte* quadCodes, int* correction, float* quadScalesScaled, sbyte* xq, float* xd, int blocks)
+    {
+        int full = blocks & ~3;
+        float total = Vector512.Sum(Q4QuadsPermuted(row, quadCodes, correction, quadScalesScaled, full));
+        if (full < blocks) total += Dot<Q4Blocks>(row + full * 18, xq + full * 32, xd + full, blocks - full);
+        return total;
+    }
+
+    private static Vector512<float> Q4QuadsPermuted(byte* row, sbyte* quadCodes, int* correction, float* quadScales, int blocks)
+    {
+        var ones = Vector512.Create((short)1);
+        var mask = Vector512.Create((byte)0x0F);
+        var bits = Vector512.Create(unchecked((int)0x8FFFE000));
+        var qsIdx = s_quadCodesIndex;
+        var dIdx = s_quadScaleIndex;
+        var acc0 = Vector512<float>.Zero; var acc1 = Vector512<float>.Zero;
+        int b = 0;
+        for (; b + 7 < blocks; b += 8)
+        {
+            Sse.Prefetch0(row + b * 18 + PD);
+            Sse.Prefetch0(row + b * 18 + PD + 64);
+            acc0 = Q4QuadPermuted(row + b * 18, quadCodes + b * 32, correction + b * 4, quadScales + b * 4, qsIdx, dIdx, bits, mask, ones, acc0);
+            acc1 = Q4QuadPermuted(row + (b + 4) * 18, quadCodes + (b + 4) * 32, correction + (b + 4) * 4, quadScales + (b + 4) * 4, qsIdx, dIdx, bits, mask, ones, acc1);
+        }
+        if (b < blocks) acc0 = Q4QuadPermuted(row + b * 18, quadCodes + b * 32, correction + b * 4, quadScales + b * 4, qsIdx, dIdx, bits, mask, ones, acc0);
+        return acc0 + acc1;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q4QuadPermuted(byte* blk, sbyte* x, int* corr, float* qs, Vector512<byte> qsIdx, Vector512<byte> dIdx,
+        Vector512<int> bits, Vector512<byte> mask, Vector512<short> ones, Vector512<float> acc)
+    {
+        var z1 = Avx512BW.LoadVector512(blk);
+        var z2 = Avx512BW.LoadVector512(blk + 8);
+        var v = Avx512Vbmi.PermuteVar64x8x2(z1, qsIdx, z2);
+        var dv = Avx512Vbmi.PermuteVar64x8(z1, dIdx).AsInt32();
+        var lo = v & mask;
+        var hi = (v.AsUInt16() >> 4).AsByte() & mask;
+        var s16 = Avx512BW.MultiplyAddAdjacent(lo, Avx512BW.LoadVector512(x)) + Avx512BW.MultiplyAddAdjacent(hi, Avx512BW.LoadVector512(x + 64));
+        var sumi = Avx512BW.MultiplyAddAdjacent(s16, ones) + Avx512F.LoadVector512(corr);
+        var d = ((dv >> 3) & bits).AsSingle();
+        return Avx512F.FusedMultiplyAdd(d * Avx512F.LoadVector512(qs), Avx512F.ConvertToVector512Single(sumi), acc);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Q4QuadX(byte* blk, Vector512<sbyte> xl, Vector512<sbyte> xh, Vector512<int> corr, Vector512<float> qs, float* half,
         Vector512<byte> mask, Vector512<short> ones, Vector512<float> acc)
