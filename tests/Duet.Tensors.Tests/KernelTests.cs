@@ -646,6 +646,38 @@ public unsafe class KernelTests
         }
     }
 
+    /// <summary>
+    /// A row that starts on a cache line and the same row 32 bytes into one (as GGUF's 32-byte alignment often
+    /// places it: the scaled form then reads 32-byte halves) give the same bits, in both forms.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void HalfDot_RowAlignment_SameBits(bool scaled)
+    {
+        const int n = 2048;
+        var rng = new Random(5);
+        var row = new ushort[n];
+        for (int i = 0; i < n; i++) row[i] = BitConverter.HalfToUInt16Bits((Half)((rng.NextDouble() * 2 - 1) * (i % 7 == 0 ? 1e-4 : 0.05)));
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        var xp = new float[n];
+        bool s = HalfDot.Prepare(x, xp, scaled);
+        var buffer = (ushort*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(n + 64) * 2, 64);
+        try
+        {
+            float Dot(int offset)
+            {
+                row.AsSpan().CopyTo(new Span<ushort>(buffer + offset, n));
+                fixed (float* pp = xp) fixed (float* px = x) return HalfDot.Dot(buffer + offset, pp, px, n, new float[n], s);
+            }
+            float lineStart = Dot(0), lineMiddle = Dot(16), odd = Dot(8);
+            Assert.Equal(BitConverter.SingleToInt32Bits(lineStart), BitConverter.SingleToInt32Bits(lineMiddle));
+            Assert.Equal(BitConverter.SingleToInt32Bits(lineStart), BitConverter.SingleToInt32Bits(odd));
+        }
+        finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(buffer); }
+    }
+
     [Fact]
     public void QuantizeActivations_SimdPath_EqualsRoundHalfToEven()
     {

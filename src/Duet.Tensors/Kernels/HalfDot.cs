@@ -83,9 +83,14 @@ public static unsafe class HalfDot
             var abs = Vector512.Create((ushort)0x7FFF);
             // No software prefetch: on the AMD CPU this form is for, the hardware prefetchers alone read a row
             // faster (TinyLlama F16 decode, one thread: 7.2-7.9 tokens/s without, 6.7 at 2 KB, 6.7-6.8 at 8 KB, 6.4-6.5 at 16 KB).
+            // GGUF aligns tensors to 32 bytes, so a row often starts 32 bytes into a cache line and every 64-byte
+            // load would straddle two lines: such a row is read as two 32-byte halves (one more shuffle, no split
+            // load; TinyLlama F16, one thread, alternating: 8.6-8.8 -> 9.4-9.9 tokens/s).
+            bool whole = ((nint)w & 63) == 0;
             for (int i = 0; i < n; i += 32)
             {
-                var lane = Avx512F.LoadVector512((int*)(w + i));
+                var lane = whole ? Avx512F.LoadVector512((int*)(w + i))
+                    : Avx512F.InsertVector256(Avx.LoadVector256((int*)(w + i)).ToVector512Unsafe(), Avx.LoadVector256((int*)(w + i + 16)), 1);
                 top = Avx512BW.Max(top, lane.AsUInt16() & abs);
                 accE = Avx512F.FusedMultiplyAdd(Scaled(lane << 16, bits), Avx512F.LoadVector512(xp + i), accE);
                 accO = Avx512F.FusedMultiplyAdd(Scaled(lane, bits), Avx512F.LoadVector512(xp + i + 16), accO);
