@@ -37,7 +37,8 @@ public static unsafe class HalfDot
     /// <summary>True where <see cref="Prepare"/> takes the scaled form by default (AVX-512 on an AMD CPU; see the file header).</summary>
     public static bool ScaledByDefault { get; } = Avx512F.IsSupported && Avx512BW.IsSupported && CpuInfo.IsAmd;
 
-    private const float TwoTo112 = 5.192296858534828e33f;
+    /// <summary>2^112: the scaled form's activation factor (and QuantDot's for its scaled Q4_0 quad scales).</summary>
+    internal const float TwoTo112 = 5.192296858534828e33f;
 
     /// <summary>
     /// The activation as <see cref="Dot"/> reads it: per block of 32, the even-indexed elements then the odd ones;
@@ -137,11 +138,9 @@ public static unsafe class HalfDot
     /// </summary>
     public static void Dot4(ushort* w, long stride, float* xp, float* x, int n, float* y, Span<float> scratch, bool scaled = false)
     {
-        if (scaled && UsesPermutedActivation(n) && Avx512BW.IsSupported)
-        {
-            if (Dot4Scaled(w, stride, xp, n, y)) return;
-        }
-        else if (UsesPermutedActivation(n) && !scaled)
+        // The scaled form (AMD) reads rows one after another, which streams faster there (see MatVec): no
+        // four-row loop of its own, each row through Dot.
+        if (UsesPermutedActivation(n) && !scaled)
         {
             ushort* w0 = w, w1 = w + stride, w2 = w + 2 * stride, w3 = w + 3 * stride;
             long ahead = 4 * stride;
@@ -187,49 +186,12 @@ public static unsafe class HalfDot
         for (int k = 0; k < 4; k++) y[k] = Dot(w + k * stride, xp, x, n, scratch, scaled);
     }
 
-    // Dot4 in the scaled form; false (y untouched) when one of the four rows holds an infinity or a NaN.
-    private static bool Dot4Scaled(ushort* w, long stride, float* xp, int n, float* y)
-    {
-        ushort* w0 = w, w1 = w + stride, w2 = w + 2 * stride, w3 = w + 3 * stride;
-        long ahead = 4 * stride;
-        var e0 = Vector512<float>.Zero; var e1 = e0; var e2 = e0; var e3 = e0;
-        var o0 = e0; var o1 = e0; var o2 = e0; var o3 = e0;
-        var top = Vector512<ushort>.Zero;
-        var bits = Vector512.Create(unchecked((int)0x8FFFE000));
-        var abs = Vector512.Create((ushort)0x7FFF);
-        for (int i = 0; i < n; i += 32)
-        {
-            Sse.Prefetch0(w0 + i + ahead);
-            Sse.Prefetch0(w1 + i + ahead);
-            Sse.Prefetch0(w2 + i + ahead);
-            Sse.Prefetch0(w3 + i + ahead);
-            var xe = Avx512F.LoadVector512(xp + i);
-            var xo = Avx512F.LoadVector512(xp + i + 16);
-            var l0 = Avx512F.LoadVector512((int*)(w0 + i));
-            var l1 = Avx512F.LoadVector512((int*)(w1 + i));
-            var l2 = Avx512F.LoadVector512((int*)(w2 + i));
-            var l3 = Avx512F.LoadVector512((int*)(w3 + i));
-            top = Avx512BW.Max(Avx512BW.Max(top, l0.AsUInt16() & abs), Avx512BW.Max(l1.AsUInt16() & abs, Avx512BW.Max(l2.AsUInt16() & abs, l3.AsUInt16() & abs)));
-            e0 = Avx512F.FusedMultiplyAdd(Scaled(l0 << 16, bits), xe, e0);
-            o0 = Avx512F.FusedMultiplyAdd(Scaled(l0, bits), xo, o0);
-            e1 = Avx512F.FusedMultiplyAdd(Scaled(l1 << 16, bits), xe, e1);
-            o1 = Avx512F.FusedMultiplyAdd(Scaled(l1, bits), xo, o1);
-            e2 = Avx512F.FusedMultiplyAdd(Scaled(l2 << 16, bits), xe, e2);
-            o2 = Avx512F.FusedMultiplyAdd(Scaled(l2, bits), xo, o2);
-            e3 = Avx512F.FusedMultiplyAdd(Scaled(l3 << 16, bits), xe, e3);
-            o3 = Avx512F.FusedMultiplyAdd(Scaled(l3, bits), xo, o3);
-        }
-        if (!Vector512.LessThanAll(top, Vector512.Create((ushort)0x7C00))) return false;
-        y[0] = Vector512.Sum(e0 + o0);
-        y[1] = Vector512.Sum(e1 + o1);
-        y[2] = Vector512.Sum(e2 + o2);
-        y[3] = Vector512.Sum(e3 + o3);
-        return true;
-    }
-
-    /// <summary>The half in the high 16 bits of each lane as a float times 2^-112 (exact; see the file header).</summary>
+    /// <summary>
+    /// The half in the high 16 bits of each lane as a float times 2^-112 (exact; see the file header), with
+    /// <paramref name="bits"/> = 0x8FFFE000 in every lane (a local, so the JIT keeps it in a register).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Scaled(Vector512<int> lane, Vector512<int> bits) => ((lane >> 3) & bits).AsSingle();
+    internal static Vector512<float> Scaled(Vector512<int> lane, Vector512<int> bits) => ((lane >> 3) & bits).AsSingle();
 
     /// <summary>
     /// dst[i] = (float)src[i] for every fp16 value, infinities and NaNs included (the same integer conversion,

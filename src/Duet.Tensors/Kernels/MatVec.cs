@@ -82,7 +82,7 @@ public static unsafe class MatVec
             else if (UsesQ8Activations(w.Type))
             {
                 job.Q8.Quantize(x, 1, x.Length);
-                if (QuantDot.HasPairKernels) job.Q8.BuildPairs(w.Type);
+                if (QuantDot.HasPairKernels) job.Q8.BuildPairs(w.Type, scaledQuads: QuantDot.UsesPermutedQuads);
             }
             else if (w.Type == GgmlType.F16)
             {
@@ -121,13 +121,13 @@ public static unsafe class MatVec
                 int blocks = w.Cols / 32;
                 long rb = w.RowBytes;
                 bool pairs = QuantDot.HasPairKernels;
-                // Four rows at a time where the 512-bit kernels run (same bits per row as one at a time).
+                // Four rows at a time where the 512-bit kernels run and that streams faster (same bits per row as one
+                // at a time); on AMD with VBMI, Q4_0 rows through the permuted kernel.
                 int r = start;
                 fixed (float* py = y)
-                    if (!s_fourRows) { }
-                    else if (pairs && w.Type == GgmlType.Q8_0)
+                    if (s_fourRows && pairs && w.Type == GgmlType.Q8_0)
                         for (; r + 4 <= end; r += 4) QuantDot.DotQ8_0Pairs4(w.Data + r * rb, rb, xq, xd, ps, blocks, py + r);
-                    else if (pairs)
+                    else if (s_fourRows && pairs)
                         for (; r + 4 <= end; r += 4) QuantDot.DotQ4_0Quads4(w.Data + r * rb, rb, pc, pk, ps, xq, xd, blocks, py + r);
                 if (w.Type == GgmlType.Q4_0 && q8.ScaledQuads)
                     fixed (float* pss = q8.QuadScalesScaled)

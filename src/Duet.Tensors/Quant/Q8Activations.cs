@@ -95,10 +95,10 @@ public sealed unsafe class Q8Activations
     public int LaneStride(GgmlType type) => type == GgmlType.Q4_0 ? Blocks / 4 * 16 : Blocks / 2 * 16;
 
     /// <summary>Builds, for every row, the layout that the AVX-512 kernels for <paramref name="type"/> read.</summary>
-    public void BuildPairs(GgmlType type) => BuildPairs(type, QuantDot.UsesPermutedQuads);
+    public void BuildPairs(GgmlType type) => BuildPairs(type, scaledQuads: false);
 
     /// <inheritdoc cref="BuildPairs(GgmlType)"/>
-    /// <param name="scaledQuads">Also the scaled Q4_0 quad scales (where AVX-512 VBMI runs).</param>
+    /// <param name="scaledQuads">Also the scaled Q4_0 quad scales (where AVX-512 VBMI runs), for decode's <see cref="QuantDot.DotQ4_0QuadsPermuted"/>.</param>
     public void BuildPairs(GgmlType type, bool scaledQuads)
     {
         ScaledQuads = false;
@@ -122,7 +122,7 @@ public sealed unsafe class Q8Activations
         for (int i = 0; i < n; i++)
         {
             if (!(Math.Abs(PairScales[i]) < 65536f)) return; // x·2^112 would overflow (or a NaN): the plain kernel
-            QuadScalesScaled[i] = PairScales[i] * 5.192296858534828e33f; // 2^112
+            QuadScalesScaled[i] = PairScales[i] * Kernels.HalfDot.TwoTo112;
         }
         ScaledQuads = true;
     }

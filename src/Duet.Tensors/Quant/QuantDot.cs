@@ -467,7 +467,7 @@ public static unsafe class QuantDot
         var hi = (v.AsUInt16() >> 4).AsByte() & mask;
         var s16 = Avx512BW.MultiplyAddAdjacent(lo, Avx512BW.LoadVector512(x)) + Avx512BW.MultiplyAddAdjacent(hi, Avx512BW.LoadVector512(x + 64));
         var sumi = Avx512BW.MultiplyAddAdjacent(s16, ones) + Avx512F.LoadVector512(corr);
-        var d = ((dv >> 3) & bits).AsSingle();
+        var d = Kernels.HalfDot.Scaled(dv, bits);
         return Avx512F.FusedMultiplyAdd(d * Avx512F.LoadVector512(qs), Avx512F.ConvertToVector512Single(sumi), acc);
     }
 
