@@ -11,4 +11,5 @@ foreach (var c in ModelCommands.Create()) root.Subcommands.Add(c);
 foreach (var c in RunCommands.Create()) root.Subcommands.Add(c);
 foreach (var c in TrainCommands.Create()) root.Subcommands.Add(c);
 root.Subcommands.Add(ServeCommands.Serve());
+root.Subcommands.Add(InfoCommand.Create());
 return CliRunner.Run(root, args);

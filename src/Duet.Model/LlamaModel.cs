@@ -147,16 +147,21 @@ public sealed class LlamaModel : IDisposable
     private void Attend(AttendJob job, int layer, float[] queries, float[] output)
     {
         job.Query = queries; job.Output = output; job.Layer = layer;
-        Pool.For(job.Groups * Config.Heads, static (i0, i1, st) =>
+        Pool.For(job.Groups * Config.Heads, new AttendHeads(job));
+    }
+
+    /// <summary>Items are (group, head) pairs, group-major.</summary>
+    private readonly struct AttendHeads(AttendJob job) : IRangeOp
+    {
+        public void Run(int start, int end)
         {
-            var j = (AttendJob)st!;
-            int heads = j.States[0].Config.Heads;
-            for (int i = i0; i < i1; i++)
+            int heads = job.States[0].Config.Heads;
+            for (int i = start; i < end; i++)
             {
                 int g = i / heads, h = i % heads;
-                AttendHead(j.States[g], j.Layer, j.Query, j.Rows[g], j.Starts[g], j.Counts[g], h, j.Output);
+                AttendHead(job.States[g], job.Layer, job.Query, job.Rows[g], job.Starts[g], job.Counts[g], h, job.Output);
             }
-        }, job);
+        }
     }
 
     private static void AttendHead(LlamaState s, int layer, float[] queries, int row0, int start, int count, int h, float[] output)

@@ -12,14 +12,14 @@ namespace Duet.Training;
 internal static unsafe class MatOps
 {
     /// <summary>y = x · Wᵀ (overwrites y).</summary>
-    public static void Forward(float* x, float* w, float* y, int rows, int inDim, int outDim, WorkerPool pool) =>
+    public static void Forward(float* x, float* w, int rows, int inDim, int outDim, float* y, WorkerPool pool) =>
         Sgemm.Gemm(false, true, rows, outDim, inDim, x, inDim, w, inDim, y, outDim, accumulate: false, pool);
 
     /// <summary>dx += dy · W.</summary>
-    public static void BackwardInput(float* dy, float* w, float* dx, int rows, int inDim, int outDim, WorkerPool pool) =>
+    public static void BackwardInput(float* dy, float* w, int rows, int inDim, int outDim, float* dx, WorkerPool pool) =>
         Sgemm.Gemm(false, false, rows, inDim, outDim, dy, outDim, w, inDim, dx, inDim, accumulate: true, pool);
 
     /// <summary>dW += dyᵀ · x.</summary>
-    public static void BackwardWeight(float* dy, float* x, float* dw, int rows, int inDim, int outDim, WorkerPool pool) =>
+    public static void BackwardWeight(float* dy, float* x, int rows, int inDim, int outDim, float* dw, WorkerPool pool) =>
         Sgemm.Gemm(true, false, outDim, inDim, rows, dy, outDim, x, inDim, dw, inDim, accumulate: true, pool);
 }

@@ -72,28 +72,32 @@ public sealed unsafe class AdamW
     public double GlobalNorm(float[] gradients)
     {
         int chunks = (int)((gradients.LongLength + Chunk - 1) / Chunk);
-        var job = _normJob ??= new NormJob();
-        if (job.Partial.Length != chunks) job.Partial = new double[chunks];
-        var partial = job.Partial;
-        job.G = gradients;
-        _pool.For(chunks, static (c0, c1, s) =>
-        {
-            var j = (NormJob)s!;
-            for (int c = c0; c < c1; c++)
-            {
-                int start = c * Chunk, end = (int)Math.Min(j.G.LongLength, (long)start + Chunk);
-                double sum = 0;
-                for (int i = start; i < end; i++) sum += (double)j.G[i] * j.G[i];
-                j.Partial[c] = sum;
-            }
-        }, job);
+        if (_normPartial.Length != chunks) _normPartial = new double[chunks];
+        _pool.For(chunks, new SquareSums { G = gradients, Partial = _normPartial });
         double total = 0;
-        foreach (var p in partial) total += p;
+        foreach (var p in _normPartial) total += p;
         return Math.Sqrt(total);
     }
 
-    private NormJob? _normJob;
-    private sealed class NormJob { public float[] G = null!; public double[] Partial = []; }
+    private double[] _normPartial = [];
+
+    /// <summary>Partial[c] = Σ g² over chunk c of <see cref="Chunk"/> elements, in double.</summary>
+    private readonly struct SquareSums : IRangeOp
+    {
+        public required float[] G { get; init; }
+        public required double[] Partial { get; init; }
+
+        public void Run(int c0, int c1)
+        {
+            for (int c = c0; c < c1; c++)
+            {
+                int start = c * Chunk, end = (int)Math.Min(G.LongLength, (long)start + Chunk);
+                double sum = 0;
+                for (int i = start; i < end; i++) sum += (double)G[i] * G[i];
+                Partial[c] = sum;
+            }
+        }
+    }
 
     /// <summary>
     /// One update of <paramref name="parameters"/> from <paramref name="gradients"/> scaled by
@@ -102,24 +106,32 @@ public sealed unsafe class AdamW
     public void Update(float[] parameters, float[] gradients, double lr, double gradScale)
     {
         Steps++;
-        var job = _job ??= new UpdateJob();
-        job.P = parameters; job.G = gradients; job.M = M; job.V = V; job.Layout = _layout;
-        job.Lr = (float)lr;
-        job.Scale = (float)gradScale;
-        job.B1 = (float)_o.Beta1; job.B2 = (float)_o.Beta2; job.Eps = (float)_o.Epsilon;
-        job.Decay = (float)(1 - lr * _o.WeightDecay);
-        job.StepSize = (float)(lr / (1 - Math.Pow(_o.Beta1, Steps)));
-        job.Bc2Sqrt = (float)Math.Sqrt(1 - Math.Pow(_o.Beta2, Steps));
-        _pool.For(_layout.Slots.Count, static (s0, s1, st) => ((UpdateJob)st!).Run(s0, s1), job);
+        _pool.For(_layout.Slots.Count, new UpdateSlots
+        {
+            G = gradients, Layout = _layout,
+            Scale = (float)gradScale, B1 = (float)_o.Beta1, B2 = (float)_o.Beta2, Eps = (float)_o.Epsilon,
+            Decay = (float)(1 - lr * _o.WeightDecay),
+            StepSize = (float)(lr / (1 - Math.Pow(_o.Beta1, Steps))),
+            Bc2Sqrt = (float)Math.Sqrt(1 - Math.Pow(_o.Beta2, Steps)),
+            P = parameters, M = M, V = V,
+        });
     }
 
-    private UpdateJob? _job;
-
-    private sealed class UpdateJob
+    /// <summary>The AdamW update of whole parameter tensors (slots of the layout); P, M and V are updated in place.</summary>
+    private readonly struct UpdateSlots : IRangeOp
     {
-        public float[] P = null!, G = null!, M = null!, V = null!;
-        public ParameterLayout Layout = null!;
-        public float Lr, Scale, B1, B2, Eps, Decay, StepSize, Bc2Sqrt;
+        public required float[] G { get; init; }
+        public required ParameterLayout Layout { get; init; }
+        public required float Scale { get; init; }
+        public required float B1 { get; init; }
+        public required float B2 { get; init; }
+        public required float Eps { get; init; }
+        public required float Decay { get; init; }
+        public required float StepSize { get; init; }
+        public required float Bc2Sqrt { get; init; }
+        public required float[] P { get; init; }
+        public required float[] M { get; init; }
+        public required float[] V { get; init; }
 
         // Whole tensors per thread: the update is elementwise, so any split gives the same bits.
         public void Run(int s0, int s1)

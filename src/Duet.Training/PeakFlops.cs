@@ -15,23 +15,28 @@ public static class PeakFlops
     public static double Measure(WorkerPool pool, double seconds = 0.2)
     {
         var results = new double[pool.Threads];
-        var state = new State { Results = results, Seconds = seconds };
-        pool.For(pool.Threads, static (s, e, st) =>
-        {
-            var j = (State)st!;
-            for (int i = s; i < e; i++) j.Results[i] = OneThread(j.Seconds);
-        }, state);
+        pool.For(pool.Threads, new Burn { Results = results, Seconds = seconds });
         return results.Sum();
     }
 
-    private sealed class State { public double[] Results = null!; public double Seconds; }
+    /// <summary>One FMA loop per thread, each writing its FLOP/s.</summary>
+    private readonly struct Burn : IRangeOp
+    {
+        public required double[] Results { get; init; }
+        public required double Seconds { get; init; }
+
+        public void Run(int start, int end)
+        {
+            for (int i = start; i < end; i++) Results[i] = OneThread(Seconds);
+        }
+    }
 
     private static double OneThread(double seconds)
     {
         var sw = Stopwatch.StartNew();
         long iterations = 0;
         float sink = 0;
-        bool wide = Avx512F.IsSupported;
+        bool wide = Duet.Tensors.Kernels.CpuProfile.Current.Avx512;
         while (sw.Elapsed.TotalSeconds < seconds)
         {
             sink += wide ? Burn512(4096) : Burn256(4096);

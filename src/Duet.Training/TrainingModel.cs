@@ -37,7 +37,6 @@ public sealed unsafe class TrainingModel : IDisposable
     // Backward scratch.
     private readonly float* _dR, _dXn, _dQ, _dK, _dV, _dAo, _dGate, _dUp, _dHh, _dwPartial, _scratch;
     private readonly int _chunks;
-    private readonly Job _job = new();
     private int _rows, _b; // rows and sequences of the current micro-batch
 
     /// <summary>Rows per chunk of a row reduction (norm weight gradients): fixed, so sums do not depend on threads.</summary>
@@ -106,14 +105,14 @@ public sealed unsafe class TrainingModel : IDisposable
         _rows = rows; _b = batch;
         inputs.CopyTo(new Span<int>(_inputs, rows));
         targets.CopyTo(new Span<int>(_targets, rows));
+        var L = Layout;
         fixed (float* p = Parameters)
         {
-            Run(Kind.Embed, rows, p);
+            _pool.For(rows, new EmbedRows { Table = p + L.Embedding, Ids = _inputs, Dim = _d, X = _resid[0] });
             for (int l = 0; l < _layers; l++) ForwardLayer(l, p);
-            _job.Set(_resid[_layers], p + Layout.OutputNorm, _xnF, _rstdF);
-            Run(Kind.RmsForward, rows, p);
-            MatOps.Forward(_xnF, p + Layout.Output, _probs, rows, _d, _vocab, _pool);
-            Run(Kind.CrossEntropy, rows, p);
+            _pool.For(rows, new RmsNormRows { X = _resid[_layers], W = p + L.OutputNorm, Dim = _d, Eps = _eps, Y = _xnF, Rstd = _rstdF });
+            MatOps.Forward(_xnF, p + L.Output, rows, _d, _vocab, _probs, _pool);
+            _pool.For(rows, new CrossEntropyRows { Logits = _probs, Targets = _targets, Vocab = _vocab, Losses = _losses });
         }
         double sum = 0;
         int count = 0;
@@ -125,28 +124,21 @@ public sealed unsafe class TrainingModel : IDisposable
     {
         var L = Layout;
         int rows = _rows;
-        _job.Set(_resid[l], p + L.AttnNorm[l], _xn1[l], _rstd1[l]);
-        Run(Kind.RmsForward, rows, p);
-        MatOps.Forward(_xn1[l], p + L.Wq[l], _q[l], rows, _d, _qd, _pool);
-        MatOps.Forward(_xn1[l], p + L.Wk[l], _k[l], rows, _d, _kd, _pool);
-        MatOps.Forward(_xn1[l], p + L.Wv[l], _v[l], rows, _d, _kd, _pool);
-        _job.Set(_q[l], _k[l], null, null, inverse: false);
-        Run(Kind.Rope, rows, p);
-        _job.Layer = l;
-        Run(Kind.AttentionForward, _b * _kvh, p);
+        _pool.For(rows, new RmsNormRows { X = _resid[l], W = p + L.AttnNorm[l], Dim = _d, Eps = _eps, Y = _xn1[l], Rstd = _rstd1[l] });
+        MatOps.Forward(_xn1[l], p + L.Wq[l], rows, _d, _qd, _q[l], _pool);
+        MatOps.Forward(_xn1[l], p + L.Wk[l], rows, _d, _kd, _k[l], _pool);
+        MatOps.Forward(_xn1[l], p + L.Wv[l], rows, _d, _kd, _v[l], _pool);
+        _pool.For(rows, Rope(inverse: false, q: _q[l], k: _k[l]));
+        _pool.For(_b * _kvh, new AttentionHeads { Q = _q[l], K = _k[l], V = _v[l], SeqLen = SeqLen, Heads = _h, KvHeads = _kvh, HeadDim = _hd, O = _ao[l], P = _att[l] });
         // m = x + a Woᵀ: the product into mid, then the residual added.
-        MatOps.Forward(_ao[l], p + L.Wo[l], _mid[l], rows, _qd, _d, _pool);
-        _job.Set(_mid[l], _resid[l], null, null);
-        Run(Kind.AddInPlace, rows, p);
-        _job.Set(_mid[l], p + L.FfnNorm[l], _xn2[l], _rstd2[l]);
-        Run(Kind.RmsForward, rows, p);
-        MatOps.Forward(_xn2[l], p + L.Wg[l], _gate[l], rows, _d, _f, _pool);
-        MatOps.Forward(_xn2[l], p + L.Wu[l], _up[l], rows, _d, _f, _pool);
-        _job.Set(_gate[l], _up[l], _hh[l], null);
-        Run(Kind.SwiGluForward, rows, p);
-        MatOps.Forward(_hh[l], p + L.Wd[l], _resid[l + 1], rows, _f, _d, _pool);
-        _job.Set(_resid[l + 1], _mid[l], null, null);
-        Run(Kind.AddInPlace, rows, p);
+        MatOps.Forward(_ao[l], p + L.Wo[l], rows, _qd, _d, _mid[l], _pool);
+        _pool.For(rows, new AddRows { B = _resid[l], Dim = _d, A = _mid[l] });
+        _pool.For(rows, new RmsNormRows { X = _mid[l], W = p + L.FfnNorm[l], Dim = _d, Eps = _eps, Y = _xn2[l], Rstd = _rstd2[l] });
+        MatOps.Forward(_xn2[l], p + L.Wg[l], rows, _d, _f, _gate[l], _pool);
+        MatOps.Forward(_xn2[l], p + L.Wu[l], rows, _d, _f, _up[l], _pool);
+        _pool.For(rows, new SwiGluRows { Gate = _gate[l], Up = _up[l], Ffn = _f, H = _hh[l] });
+        MatOps.Forward(_hh[l], p + L.Wd[l], rows, _f, _d, _resid[l + 1], _pool);
+        _pool.For(rows, new AddRows { B = _mid[l], Dim = _d, A = _resid[l + 1] });
     }
 
     /// <summary>
@@ -161,16 +153,14 @@ public sealed unsafe class TrainingModel : IDisposable
         fixed (float* p = Parameters)
         fixed (float* g = Gradients)
         {
-            _job.Scale = lossScale;
-            Run(Kind.CrossEntropyBackward, rows, p);                                      // probs -> dlogits
+            _pool.For(rows, new CrossEntropyGradRows { Targets = _targets, Vocab = _vocab, Scale = lossScale, Probs = _probs }); // probs -> dlogits
             Clear(_dXn, (long)rows * _d);
-            MatOps.BackwardInput(_probs, p + L.Output, _dXn, rows, _d, _vocab, _pool);
-            MatOps.BackwardWeight(_probs, _xnF, g + L.Output, rows, _d, _vocab, _pool);
+            MatOps.BackwardInput(_probs, p + L.Output, rows, _d, _vocab, _dXn, _pool);
+            MatOps.BackwardWeight(_probs, _xnF, rows, _d, _vocab, g + L.Output, _pool);
             Clear(_dR, (long)rows * _d);
-            RmsBackward(_dXn, _resid[_layers], p + L.OutputNorm, _rstdF, _dR, g + L.OutputNorm, p);
+            RmsBackward(_dXn, _resid[_layers], p + L.OutputNorm, _rstdF, _dR, g + L.OutputNorm);
             for (int l = _layers - 1; l >= 0; l--) BackwardLayer(l, p, g);
-            _job.Set(_dR, g + L.Embedding, null, null);
-            Run(Kind.EmbedBackward, _d, p);
+            _pool.For(_d, new EmbedGradColumns { DX = _dR, Ids = _inputs, Dim = _d, Rows = rows, DTable = g + L.Embedding });
         }
     }
 
@@ -180,145 +170,186 @@ public sealed unsafe class TrainingModel : IDisposable
         int rows = _rows;
         // FFN: x_{l+1} = m + h Wdᵀ, h = silu(xn2 Wgᵀ) ⊙ (xn2 Wuᵀ).
         Clear(_dHh, (long)rows * _f);
-        MatOps.BackwardInput(_dR, p + L.Wd[l], _dHh, rows, _f, _d, _pool);
-        MatOps.BackwardWeight(_dR, _hh[l], g + L.Wd[l], rows, _f, _d, _pool);
+        MatOps.BackwardInput(_dR, p + L.Wd[l], rows, _f, _d, _dHh, _pool);
+        MatOps.BackwardWeight(_dR, _hh[l], rows, _f, _d, g + L.Wd[l], _pool);
         Clear(_dGate, (long)rows * _f); Clear(_dUp, (long)rows * _f);
-        _job.Set(_dHh, _gate[l], _up[l], _dGate); _job.E = _dUp;
-        Run(Kind.SwiGluBackward, rows, p);
+        _pool.For(rows, new SwiGluGradRows { DH = _dHh, Gate = _gate[l], Up = _up[l], Ffn = _f, DGate = _dGate, DUp = _dUp });
         Clear(_dXn, (long)rows * _d);
-        MatOps.BackwardInput(_dGate, p + L.Wg[l], _dXn, rows, _d, _f, _pool);
-        MatOps.BackwardInput(_dUp, p + L.Wu[l], _dXn, rows, _d, _f, _pool);
-        MatOps.BackwardWeight(_dGate, _xn2[l], g + L.Wg[l], rows, _d, _f, _pool);
-        MatOps.BackwardWeight(_dUp, _xn2[l], g + L.Wu[l], rows, _d, _f, _pool);
-        RmsBackward(_dXn, _mid[l], p + L.FfnNorm[l], _rstd2[l], _dR, g + L.FfnNorm[l], p);   // _dR is now d(m)
+        MatOps.BackwardInput(_dGate, p + L.Wg[l], rows, _d, _f, _dXn, _pool);
+        MatOps.BackwardInput(_dUp, p + L.Wu[l], rows, _d, _f, _dXn, _pool);
+        MatOps.BackwardWeight(_dGate, _xn2[l], rows, _d, _f, g + L.Wg[l], _pool);
+        MatOps.BackwardWeight(_dUp, _xn2[l], rows, _d, _f, g + L.Wu[l], _pool);
+        RmsBackward(_dXn, _mid[l], p + L.FfnNorm[l], _rstd2[l], _dR, g + L.FfnNorm[l]);   // _dR is now d(m)
         // Attention: m = x + a Woᵀ.
         Clear(_dAo, (long)rows * _qd);
-        MatOps.BackwardInput(_dR, p + L.Wo[l], _dAo, rows, _qd, _d, _pool);
-        MatOps.BackwardWeight(_dR, _ao[l], g + L.Wo[l], rows, _qd, _d, _pool);
+        MatOps.BackwardInput(_dR, p + L.Wo[l], rows, _qd, _d, _dAo, _pool);
+        MatOps.BackwardWeight(_dR, _ao[l], rows, _qd, _d, g + L.Wo[l], _pool);
         Clear(_dQ, (long)rows * _qd); Clear(_dK, (long)rows * _kd); Clear(_dV, (long)rows * _kd);
-        _job.Layer = l;
-        Run(Kind.AttentionBackward, _b * _kvh, p);
-        _job.Set(_dQ, _dK, null, null, inverse: true);
-        Run(Kind.Rope, rows, p);
+        _pool.For(_b * _kvh, new AttentionGradHeads
+        {
+            DOut = _dAo, Q = _q[l], K = _k[l], V = _v[l], P = _att[l], SeqLen = SeqLen, Heads = _h, KvHeads = _kvh, HeadDim = _hd,
+            DQ = _dQ, DK = _dK, DV = _dV, Scratch = _scratch, ScratchStride = Math.Max(_d, SeqLen),
+        });
+        _pool.For(rows, Rope(inverse: true, q: _dQ, k: _dK));
         Clear(_dXn, (long)rows * _d);
-        MatOps.BackwardInput(_dQ, p + L.Wq[l], _dXn, rows, _d, _qd, _pool);
-        MatOps.BackwardInput(_dK, p + L.Wk[l], _dXn, rows, _d, _kd, _pool);
-        MatOps.BackwardInput(_dV, p + L.Wv[l], _dXn, rows, _d, _kd, _pool);
-        MatOps.BackwardWeight(_dQ, _xn1[l], g + L.Wq[l], rows, _d, _qd, _pool);
-        MatOps.BackwardWeight(_dK, _xn1[l], g + L.Wk[l], rows, _d, _kd, _pool);
-        MatOps.BackwardWeight(_dV, _xn1[l], g + L.Wv[l], rows, _d, _kd, _pool);
-        RmsBackward(_dXn, _resid[l], p + L.AttnNorm[l], _rstd1[l], _dR, g + L.AttnNorm[l], p);  // _dR is now d(x_l)
+        MatOps.BackwardInput(_dQ, p + L.Wq[l], rows, _d, _qd, _dXn, _pool);
+        MatOps.BackwardInput(_dK, p + L.Wk[l], rows, _d, _kd, _dXn, _pool);
+        MatOps.BackwardInput(_dV, p + L.Wv[l], rows, _d, _kd, _dXn, _pool);
+        MatOps.BackwardWeight(_dQ, _xn1[l], rows, _d, _qd, g + L.Wq[l], _pool);
+        MatOps.BackwardWeight(_dK, _xn1[l], rows, _d, _kd, g + L.Wk[l], _pool);
+        MatOps.BackwardWeight(_dV, _xn1[l], rows, _d, _kd, g + L.Wv[l], _pool);
+        RmsBackward(_dXn, _resid[l], p + L.AttnNorm[l], _rstd1[l], _dR, g + L.AttnNorm[l]);  // _dR is now d(x_l)
     }
 
     // dx += rmsnorm backward; dw += Σ over rows, summed chunk by chunk in order.
-    private void RmsBackward(float* dy, float* x, float* w, float* rstd, float* dx, float* dw, float* p)
+    private void RmsBackward(float* dy, float* x, float* w, float* rstd, float* dx, float* dw)
     {
         int chunks = (_rows + ChunkRows - 1) / ChunkRows;
         Clear(_dwPartial, (long)chunks * _d);
-        _job.Set(dy, x, w, rstd); _job.E = dx;
-        Run(Kind.RmsBackwardChunks, chunks, p);
-        _job.Set(_dwPartial, dw, null, null); _job.Chunks = chunks;
-        Run(Kind.SumChunks, _d, p);
+        _pool.For(chunks, new RmsNormGradChunks { DY = dy, X = x, W = w, Rstd = rstd, Dim = _d, Rows = _rows, DX = dx, DwPartial = _dwPartial, Scratch = _scratch });
+        _pool.For(_d, new AddChunkSums { Partial = _dwPartial, Chunks = chunks, Dim = _d, Sum = dw });
     }
+
+    private RopeRows Rope(bool inverse, float* q, float* k) =>
+        new() { Cos = _cos, Sin = _sin, Heads = _h, KvHeads = _kvh, HeadDim = _hd, SeqLen = SeqLen, Inverse = inverse, Q = q, K = k };
 
     private static void Clear(float* p, long n) => NativeMemory.Clear(p, (nuint)(n * 4));
 
     /// <summary>Mean loss of the rows of the last forward with unmasked targets (validation).</summary>
     internal ReadOnlySpan<float> RowLosses => new(_losses, _rows);
 
-    // ---- parallel jobs: one reusable state object, a static body, no allocation per call ----
+    // ---- parallel ops: one struct per op, its arguments as named fields in the conventions' order (inputs, sizes
+    // and scalars, outputs); WorkerPool.For splits the items (rows, chunks, columns or heads) among threads ----
 
-    private enum Kind { Embed, EmbedBackward, RmsForward, RmsBackwardChunks, SumChunks, Rope, AttentionForward, AttentionBackward, AddInPlace, SwiGluForward, SwiGluBackward, CrossEntropy, CrossEntropyBackward }
-
-    private sealed class Job
+    /// <summary>Rows: X[r] = Table[Ids[r]].</summary>
+    private struct EmbedRows : IRangeOp
     {
-        public TrainingModel M = null!;
-        public Kind Kind;
-        public float* A, B, C, D, E, P;
-        public bool Inverse;
-        public int Layer, Chunks;
-        public float Scale;
-
-        public void Set(float* a, float* b, float* c, float* d, bool inverse = false) { A = a; B = b; C = c; D = d; Inverse = inverse; }
+        public float* Table; public int* Ids; public int Dim; public float* X;
+        public readonly void Run(int start, int end) => EmbeddingOp.Forward(Table, Ids, Dim, X, start, end);
     }
 
-    private static readonly RangeBody s_body = static (start, end, state) => ((Job)state!).M.Execute(start, end);
-
-    private void Run(Kind kind, int count, float* parameters)
+    /// <summary>Columns [start, end) of DTable += the rows of DX at their ids.</summary>
+    private struct EmbedGradColumns : IRangeOp
     {
-        _job.M = this; _job.Kind = kind; _job.P = parameters;
-        _pool.For(count, s_body, _job);
+        public float* DX; public int* Ids; public int Dim, Rows; public float* DTable;
+        public readonly void Run(int start, int end) => EmbeddingOp.Backward(DX, Ids, Dim, Rows, DTable, start, end);
     }
 
-    private void Execute(int start, int end)
+    /// <summary>Rows: Y = rmsnorm(X) ⊙ W, 1/rms saved in Rstd.</summary>
+    private struct RmsNormRows : IRangeOp
     {
-        var j = _job;
-        switch (j.Kind)
+        public float* X, W; public int Dim; public float Eps; public float* Y, Rstd;
+        public readonly void Run(int start, int end) => RmsNormOp.Forward(X, W, Dim, Eps, Y, Rstd, start, end);
+    }
+
+    /// <summary>Chunks of <see cref="ChunkRows"/> rows: DX += the input gradient; DwPartial[chunk] = the chunk's weight gradient.</summary>
+    private struct RmsNormGradChunks : IRangeOp
+    {
+        public float* DY, X, W, Rstd; public int Dim, Rows; public float* DX, DwPartial, Scratch;
+        public readonly void Run(int start, int end)
         {
-            case Kind.Embed:
-                EmbeddingOp.Forward(j.P + Layout.Embedding, _inputs, _resid[0], _d, start, end);
-                break;
-            case Kind.EmbedBackward: // columns [start, end)
-                EmbeddingOp.Backward(j.A, _inputs, j.B, _d, _rows, start, end);
-                break;
-            case Kind.RmsForward:
-                RmsNormOp.Forward(j.A, j.B, j.C, j.D, _d, _eps, start, end);
-                break;
-            case Kind.RmsBackwardChunks:
-                for (int c = start; c < end; c++)
-                {
-                    int r0 = c * ChunkRows, r1 = Math.Min(_rows, r0 + ChunkRows);
-                    RmsNormOp.Backward(j.A, j.B, j.C, j.D, j.E, _dwPartial + (long)c * _d, _scratch + (long)c * _d, _d, r0, r1);
-                }
-                break;
-            case Kind.SumChunks: // dw[col] += Σ_chunks partial[chunk][col], chunks in order
-                for (int c = 0; c < j.Chunks; c++)
-                {
-                    float* src = j.A + (long)c * _d;
-                    for (int i = start; i < end; i++) j.B[i] += src[i];
-                }
-                break;
-            case Kind.Rope:
-                RopeOp.Apply(j.A, _h, _hd, _cos, _sin, SeqLen, j.Inverse, start, end);
-                RopeOp.Apply(j.B, _kvh, _hd, _cos, _sin, SeqLen, j.Inverse, start, end);
-                break;
-            case Kind.AttentionForward:
-                for (int i = start; i < end; i++)
-                {
-                    int b = i / _kvh, kv = i % _kvh, l = j.Layer;
-                    long row = (long)b * SeqLen;
-                    AttentionOp.Forward(_q[l] + row * _qd, _k[l] + row * _kd, _v[l] + row * _kd, _ao[l] + row * _qd,
-                        _att[l] + (long)b * _h * SeqLen * SeqLen, SeqLen, _h, _kvh, _hd, kv);
-                }
-                break;
-            case Kind.AttentionBackward:
-                for (int i = start; i < end; i++)
-                {
-                    int b = i / _kvh, kv = i % _kvh, l = j.Layer;
-                    long row = (long)b * SeqLen;
-                    AttentionOp.Backward(_dAo + row * _qd, _q[l] + row * _qd, _k[l] + row * _kd, _v[l] + row * _kd,
-                        _att[l] + (long)b * _h * SeqLen * SeqLen, _dQ + row * _qd, _dK + row * _kd, _dV + row * _kd,
-                        _scratch + (long)i * Math.Max(_d, SeqLen), SeqLen, _h, _kvh, _hd, kv);
-                }
-                break;
-            case Kind.AddInPlace:
-                {
-                    long a = (long)start * _d, n = (long)(end - start) * _d;
-                    System.Numerics.Tensors.TensorPrimitives.Add(new ReadOnlySpan<float>(j.A + a, (int)n), new ReadOnlySpan<float>(j.B + a, (int)n), new Span<float>(j.A + a, (int)n));
-                }
-                break;
-            case Kind.SwiGluForward:
-                SwiGluOp.Forward(j.A, j.B, j.C, (long)start * _f, (long)end * _f);
-                break;
-            case Kind.SwiGluBackward:
-                SwiGluOp.Backward(j.A, j.B, j.C, j.D, j.E, (long)start * _f, (long)end * _f);
-                break;
-            case Kind.CrossEntropy:
-                CrossEntropyOp.Forward(_probs, _targets, _vocab, _losses, start, end);
-                break;
-            case Kind.CrossEntropyBackward:
-                CrossEntropyOp.Backward(_probs, _targets, _vocab, j.Scale, start, end);
-                break;
+            for (int c = start; c < end; c++)
+            {
+                int r0 = c * ChunkRows, r1 = Math.Min(Rows, r0 + ChunkRows);
+                RmsNormOp.Backward(DY, X, W, Rstd, Dim, DX, DwPartial + (long)c * Dim, Scratch + (long)c * Dim, r0, r1);
+            }
         }
+    }
+
+    /// <summary>Columns: Sum[col] += Σ_chunks Partial[chunk][col], chunks in order (the same bits on any thread count).</summary>
+    private struct AddChunkSums : IRangeOp
+    {
+        public float* Partial; public int Chunks, Dim; public float* Sum;
+        public readonly void Run(int start, int end)
+        {
+            for (int c = 0; c < Chunks; c++)
+            {
+                float* src = Partial + (long)c * Dim;
+                for (int i = start; i < end; i++) Sum[i] += src[i];
+            }
+        }
+    }
+
+    /// <summary>Rows: RoPE on the query and key rows in place (Inverse: the backward rotation of their gradients).</summary>
+    private struct RopeRows : IRangeOp
+    {
+        public float* Cos, Sin; public int Heads, KvHeads, HeadDim, SeqLen; public bool Inverse; public float* Q, K;
+        public readonly void Run(int start, int end)
+        {
+            RopeOp.Apply(Cos, Sin, Heads, HeadDim, SeqLen, Inverse, Q, start, end);
+            RopeOp.Apply(Cos, Sin, KvHeads, HeadDim, SeqLen, Inverse, K, start, end);
+        }
+    }
+
+    /// <summary>(sequence, KV head) pairs: causal attention of the head's query group; probabilities saved in P [B, H, T, T].</summary>
+    private struct AttentionHeads : IRangeOp
+    {
+        public float* Q, K, V; public int SeqLen, Heads, KvHeads, HeadDim; public float* O, P;
+        public readonly void Run(int start, int end)
+        {
+            int qd = Heads * HeadDim, kd = KvHeads * HeadDim;
+            for (int i = start; i < end; i++)
+            {
+                int b = i / KvHeads, kv = i % KvHeads;
+                long row = (long)b * SeqLen;
+                AttentionOp.Forward(Q + row * qd, K + row * kd, V + row * kd, SeqLen, Heads, KvHeads, HeadDim, kv, O + row * qd, P + (long)b * Heads * SeqLen * SeqLen);
+            }
+        }
+    }
+
+    /// <summary>(sequence, KV head) pairs: DQ, DK, DV += attention's gradients; each pair owns a scratch row.</summary>
+    private struct AttentionGradHeads : IRangeOp
+    {
+        public float* DOut, Q, K, V, P; public int SeqLen, Heads, KvHeads, HeadDim; public float* DQ, DK, DV, Scratch; public int ScratchStride;
+        public readonly void Run(int start, int end)
+        {
+            int qd = Heads * HeadDim, kd = KvHeads * HeadDim;
+            for (int i = start; i < end; i++)
+            {
+                int b = i / KvHeads, kv = i % KvHeads;
+                long row = (long)b * SeqLen;
+                AttentionOp.Backward(DOut + row * qd, Q + row * qd, K + row * kd, V + row * kd, P + (long)b * Heads * SeqLen * SeqLen,
+                    SeqLen, Heads, KvHeads, HeadDim, kv, DQ + row * qd, DK + row * kd, DV + row * kd, Scratch + (long)i * ScratchStride);
+            }
+        }
+    }
+
+    /// <summary>Rows: A += B.</summary>
+    private struct AddRows : IRangeOp
+    {
+        public float* B; public int Dim; public float* A;
+        public readonly void Run(int start, int end)
+        {
+            long a = (long)start * Dim, n = (long)(end - start) * Dim;
+            System.Numerics.Tensors.TensorPrimitives.Add(new ReadOnlySpan<float>(A + a, (int)n), new ReadOnlySpan<float>(B + a, (int)n), new Span<float>(A + a, (int)n));
+        }
+    }
+
+    /// <summary>Rows: H = silu(Gate) ⊙ Up.</summary>
+    private struct SwiGluRows : IRangeOp
+    {
+        public float* Gate, Up; public int Ffn; public float* H;
+        public readonly void Run(int start, int end) => SwiGluOp.Forward(Gate, Up, H, (long)start * Ffn, (long)end * Ffn);
+    }
+
+    /// <summary>Rows: DGate, DUp += SwiGLU's gradients from DH.</summary>
+    private struct SwiGluGradRows : IRangeOp
+    {
+        public float* DH, Gate, Up; public int Ffn; public float* DGate, DUp;
+        public readonly void Run(int start, int end) => SwiGluOp.Backward(DH, Gate, Up, DGate, DUp, (long)start * Ffn, (long)end * Ffn);
+    }
+
+    /// <summary>Rows: Losses[r] = cross-entropy of row r; the logits become their softmax.</summary>
+    private struct CrossEntropyRows : IRangeOp
+    {
+        public float* Logits; public int* Targets; public int Vocab; public float* Losses;
+        public readonly void Run(int start, int end) => CrossEntropyOp.Forward(Logits, Targets, Vocab, Losses, start, end);
+    }
+
+    /// <summary>Rows: the softmax rows become Scale·(softmax − onehot(target)).</summary>
+    private struct CrossEntropyGradRows : IRangeOp
+    {
+        public int* Targets; public int Vocab; public float Scale; public float* Probs;
+        public readonly void Run(int start, int end) => CrossEntropyOp.Backward(Probs, Targets, Vocab, Scale, start, end);
     }
 }

@@ -2,7 +2,8 @@
 // sums equal quantize_row_q8_K_ref's (tests/reference/ggml_quants.py quant_q8_k, checked bit-identical against
 // libggml); the row dots equal, bit for bit, ggml's x86 kernels' float order (vec_dot_q8_k, checked against
 // libggml-cpu's ggml_vec_dot_*_q8_K), and the float64 dot of the dequantized row with d·code within float
-// rounding. Every check runs the AVX2 path (when the CPU has it) and the portable scalar path.
+// rounding. Every check runs under every CPU profile this machine can execute (CpuPaths): AVX2 (with and without
+// AVX-VNNI where present) and the portable path.
 using Duet.Tensors.Kernels;
 using Duet.Tensors.Parallel;
 using Duet.Tensors.Quant;
@@ -10,31 +11,25 @@ using Duet.Tests;
 
 namespace Duet.Tensors.Tests;
 
+[Collection(nameof(CpuPaths))]
 public unsafe class KQuantDotTests
 {
     private static readonly string Dir = Path.Combine(Repo.Root, "tests", "reference", "fixtures", "engine", "quants");
     private const int QK = 256, Q8KBytes = 292;
 
-    public static TheoryData<string, bool> TypesAndPaths => new()
-    {
-        { "Q4_K", false }, { "Q4_K", true }, { "Q5_K", false }, { "Q5_K", true }, { "Q6_K", false }, { "Q6_K", true },
-    };
+    public static IEnumerable<object[]> TypesAndPaths => CpuPaths.Cross(["Q4_K"], ["Q5_K"], ["Q6_K"]);
 
-    private static float Dot(GgmlType type, bool scalar, byte* w, sbyte* q, float* d, short* bs, int nb) => (type, scalar) switch
+    /// <summary>The row dot under the named profile.</summary>
+    private static float Dot(GgmlType type, string cpu, byte* w, sbyte* q, float* d, short* bs, int nb)
     {
-        (GgmlType.Q4_K, false) => KQuantDot.DotQ4_K(w, q, d, bs, nb),
-        (GgmlType.Q5_K, false) => KQuantDot.DotQ5_K(w, q, d, bs, nb),
-        (GgmlType.Q6_K, false) => KQuantDot.DotQ6_K(w, q, d, bs, nb),
-        (GgmlType.Q4_K, true) => KQuantDot.DotQ4_KScalar(w, q, d, bs, nb),
-        (GgmlType.Q5_K, true) => KQuantDot.DotQ5_KScalar(w, q, d, bs, nb),
-        (GgmlType.Q6_K, true) => KQuantDot.DotQ6_KScalar(w, q, d, nb),
-        _ => throw new ArgumentOutOfRangeException(nameof(type)),
-    };
+        using var profile = CpuProfile.Use(cpu);
+        return KQuantDot.Dot(type, w, q, d, bs, nb);
+    }
 
-    private static void Quantize(bool scalar, float[] x, sbyte[] codes, float[] scales, short[] bsums)
+    private static void Quantize(string cpu, float[] x, sbyte[] codes, float[] scales, short[] bsums)
     {
-        if (scalar) KQuantDot.QuantizeActivationsQ8KScalar(x, codes, scales, bsums);
-        else KQuantDot.QuantizeActivationsQ8K(x, codes, scales, bsums);
+        using var profile = CpuProfile.Use(cpu);
+        KQuantDot.QuantizeActivationsQ8K(x, codes, scales, bsums);
     }
 
     /// <summary>block_q8_K fields of Q8_K.bin: float d, int8 qs[256], int16 bsums[16] per block.</summary>
@@ -52,10 +47,8 @@ public unsafe class KQuantDotTests
         return (d, q, bs);
     }
 
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void QuantizeActivationsQ8K_FixtureRows_EqualReferenceBlocks(bool scalar)
+    [Theory, MemberData(nameof(CpuPaths.Names), MemberType = typeof(CpuPaths))]
+    public void QuantizeActivationsQ8K_FixtureRows_EqualReferenceBlocks(string cpu)
     {
         var input = Npy.ReadFloat32Matrix(Path.Combine(Dir, "Q8_K.input.npy"));
         var (d, q, bs) = ReadQ8K(File.ReadAllBytes(Path.Combine(Dir, "Q8_K.bin")));
@@ -65,7 +58,7 @@ public unsafe class KQuantDotTests
         for (int r = 0; r < rows; r++)
         {
             for (int c = 0; c < cols; c++) x[c] = input[r, c];
-            Quantize(scalar, x, codes, scales, sums);
+            Quantize(cpu, x, codes, scales, sums);
             for (int b = 0; b < nb; b++)
             {
                 int blk = r * nb + b;
@@ -77,8 +70,8 @@ public unsafe class KQuantDotTests
         }
     }
 
-    [Fact]
-    public void QuantizeActivationsQ8K_RandomData_SimdEqualsScalar()
+    [Theory, MemberData(nameof(CpuPaths.Names), MemberType = typeof(CpuPaths))]
+    public void QuantizeActivationsQ8K_RandomData_EveryPathEqualsPortable(string cpu)
     {
         var rng = new Random(21);
         for (int trial = 0; trial < 200; trial++)
@@ -88,8 +81,8 @@ public unsafe class KQuantDotTests
             var x = Enumerable.Range(0, n).Select(_ => trial % 3 == 0 ? (float)(rng.Next(-40, 41) * 0.125) : (float)((rng.NextDouble() * 2 - 1) * scale)).ToArray();
             var (c1, s1, b1) = (new sbyte[n], new float[n / QK], new short[n / 16]);
             var (c2, s2, b2) = (new sbyte[n], new float[n / QK], new short[n / 16]);
-            Quantize(false, x, c1, s1, b1);
-            Quantize(true, x, c2, s2, b2);
+            Quantize(cpu, x, c1, s1, b1);
+            Quantize("portable", x, c2, s2, b2);
             Assert.Equal(c2, c1);
             Assert.Equal(s2.Select(BitConverter.SingleToInt32Bits), s1.Select(BitConverter.SingleToInt32Bits));
             Assert.Equal(b2, b1);
@@ -102,7 +95,7 @@ public unsafe class KQuantDotTests
 
     /// <summary>Every weight row of TYPE.bin and TYPE.rand.bin against every Q8_K row of Q8_K.bin: ggml's x86 result bit for bit.</summary>
     [Theory, MemberData(nameof(TypesAndPaths))]
-    public void Dot_FixtureRows_BitIdenticalToGgmlX86Order(string name, bool scalar)
+    public void Dot_FixtureRows_BitIdenticalToGgmlX86Order(string name, string cpu)
     {
         var type = Enum.Parse<GgmlType>(name);
         var expected = Npy.ReadFloat32Matrix(Path.Combine(Dir, $"{name}.q8k_dot.npy"));
@@ -115,7 +108,7 @@ public unsafe class KQuantDotTests
             for (int i = 0; i < wRows; i++)
                 for (int j = 0; j < aRows; j++)
                 {
-                    float got = Dot(type, scalar, pw + i * rowBytes, pq + j * nb * QK, pd + j * nb, pb + j * nb * 16, nb);
+                    float got = Dot(type, cpu, pw + i * rowBytes, pq + j * nb * QK, pd + j * nb, pb + j * nb * 16, nb);
                     Assert.True(BitConverter.SingleToInt32Bits(got) == BitConverter.SingleToInt32Bits(expected[i, j]),
                         $"{name} weight row {i}, activation row {j}: {got:R} vs ggml order {expected[i, j]:R}");
                 }
@@ -135,7 +128,7 @@ public unsafe class KQuantDotTests
     }
 
     [Theory, MemberData(nameof(TypesAndPaths))]
-    public void Dot_RandomRows_MatchesFloat64DotOfDequantizedValues(string name, bool scalar)
+    public void Dot_RandomRows_MatchesFloat64DotOfDequantizedValues(string name, string cpu)
     {
         var type = Enum.Parse<GgmlType>(name);
         var rng = new Random(name.GetHashCode(StringComparison.Ordinal) & 0xFFFF);
@@ -147,7 +140,7 @@ public unsafe class KQuantDotTests
                 double xs = Math.Pow(10, rng.NextDouble() * 4 - 2);
                 var x = Enumerable.Range(0, n).Select(_ => (float)((rng.NextDouble() * 2 - 1) * xs)).ToArray();
                 var codes = new sbyte[n]; var scales = new float[nb]; var sums = new short[nb * 16];
-                Quantize(scalar, x, codes, scales, sums);
+                Quantize(cpu, x, codes, scales, sums);
                 var wf = new float[n];
                 BlockFormats.DequantizeRow(type, w, wf);
                 double expected = 0, magnitude = 0;
@@ -160,20 +153,18 @@ public unsafe class KQuantDotTests
                 float got, other;
                 fixed (byte* pw = w) fixed (sbyte* pq = codes) fixed (float* pd = scales) fixed (short* pb = sums)
                 {
-                    got = Dot(type, scalar, pw, pq, pd, pb, nb);
-                    other = Dot(type, !scalar, pw, pq, pd, pb, nb);
+                    got = Dot(type, cpu, pw, pq, pd, pb, nb);
+                    other = Dot(type, "portable", pw, pq, pd, pb, nb);
                 }
                 Assert.True(Math.Abs(got - expected) <= 1e-5 * magnitude, $"{name} {nb} super-blocks: {got:R} vs float64 {expected:R} (Σ|terms| {magnitude:R})");
-                Assert.True(BitConverter.SingleToInt32Bits(got) == BitConverter.SingleToInt32Bits(other), $"{name} {nb} super-blocks: AVX2 and scalar paths differ ({got:R} vs {other:R})");
+                Assert.True(BitConverter.SingleToInt32Bits(got) == BitConverter.SingleToInt32Bits(other), $"{name} {nb} super-blocks: {cpu} and portable paths differ ({got:R} vs {other:R})");
             }
     }
 
-    [Theory]
-    [InlineData("Q4_K")]
-    [InlineData("Q5_K")]
-    [InlineData("Q6_K")]
-    public void MatVecAndMatMul_KQuantWeights_EqualRowDotsWithQ8KActivations(string name)
+    [Theory, MemberData(nameof(TypesAndPaths))]
+    public void MatVecAndMatMul_KQuantWeights_EqualRowDotsWithQ8KActivations(string name, string cpu)
     {
+        using var profile = CpuProfile.Use(cpu);
         var type = Enum.Parse<GgmlType>(name);
         var rng = new Random(5);
         const int rows = 37, nb = 3, cols = nb * QK, batch = 5;

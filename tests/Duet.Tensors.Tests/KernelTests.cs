@@ -1,11 +1,11 @@
 // Kernels against plain float64 loops (their formulas), over many lengths and odd shapes.
-using System.Runtime.Intrinsics.X86;
 using Duet.Tensors.Kernels;
 using Duet.Tensors.Parallel;
 using Duet.Tensors.Quant;
 
 namespace Duet.Tensors.Tests;
 
+[Collection(nameof(CpuPaths))]
 public unsafe class KernelTests
 {
     private static float[] RandomVector(Random rng, int n, float scale = 1f) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1) * scale).ToArray();
@@ -56,19 +56,22 @@ public unsafe class KernelTests
             }
     }
 
-    [Theory]
-    [InlineData(GgmlType.F32, 96)]
-    [InlineData(GgmlType.F16, 96)]
-    [InlineData(GgmlType.F16, 416)]
-    [InlineData(GgmlType.BF16, 96)]
-    [InlineData(GgmlType.Q4_1, 96)]
-    [InlineData(GgmlType.Q8_0, 96)]
-    [InlineData(GgmlType.Q8_0, 416)] // 13 blocks: the pair kernel's unrolled loop, its single pair and the odd block
-    [InlineData(GgmlType.Q4_0, 96)]
-    [InlineData(GgmlType.Q4_0, 416)] // the quad kernel's unrolled loop, its single quad and a block past them
-    [InlineData(GgmlType.Q4_0, 512)]
-    public void MatVec_AnyType_EqualsDotOfDequantizedRows(GgmlType type, int cols)
+    public static IEnumerable<object[]> MatVecCases => CpuPaths.Cross(
+        [GgmlType.F32, 96],
+        [GgmlType.F16, 96],
+        [GgmlType.F16, 416],
+        [GgmlType.BF16, 96],
+        [GgmlType.Q4_1, 96],
+        [GgmlType.Q8_0, 96],
+        [GgmlType.Q8_0, 416],
+        [GgmlType.Q4_0, 96],
+        [GgmlType.Q4_0, 416],
+        [GgmlType.Q4_0, 512]);
+
+    [Theory, MemberData(nameof(MatVecCases))]
+    public void MatVec_AnyType_EqualsDotOfDequantizedRows(GgmlType type, int cols, string cpu)
     {
+        using var profile = CpuProfile.Use(cpu);
         var rng = new Random(3);
         const int rows = 37;
         long rowBytes = GgmlTypeInfo.RowSize(type, cols);
@@ -186,14 +189,17 @@ public unsafe class KernelTests
     /// MatMul and MatMul's invariant mode: within float rounding of the float64 dot of the dequantized row with x,
     /// and measurably apart from the integer path (which rounds x), so the option is really in effect.
     /// </summary>
-    [Theory]
-    [InlineData(GgmlType.Q8_0, 416)]
-    [InlineData(GgmlType.Q4_0, 416)]
-    [InlineData(GgmlType.Q4_K, 512)]
-    [InlineData(GgmlType.Q5_K, 512)]
-    [InlineData(GgmlType.Q6_K, 512)]
-    public void QuantizedMathFloat_EqualsDotOfDequantizedRowWithUnroundedActivation(GgmlType type, int cols)
+    public static IEnumerable<object[]> QuantizedMathFloatCases => CpuPaths.Cross(
+        [GgmlType.Q8_0, 416],
+        [GgmlType.Q4_0, 416],
+        [GgmlType.Q4_K, 512],
+        [GgmlType.Q5_K, 512],
+        [GgmlType.Q6_K, 512]);
+
+    [Theory, MemberData(nameof(QuantizedMathFloatCases))]
+    public void QuantizedMathFloat_EqualsDotOfDequantizedRowWithUnroundedActivation(GgmlType type, int cols, string cpu)
     {
+        using var profile = CpuProfile.Use(cpu);
         var rng = new Random(9);
         const int rows = 29, batch = 6;
         long rowBytes = GgmlTypeInfo.RowSize(type, cols);
@@ -241,13 +247,16 @@ public unsafe class KernelTests
     /// odd and even block counts: the float64 dot of the dequantized row with the unrounded x, up to float rounding;
     /// and the fast row expansion gives BlockFormats.DequantizeRow's bits.
     /// </summary>
-    [Theory]
-    [InlineData(GgmlType.Q8_0, 13)]
-    [InlineData(GgmlType.Q8_0, 64)]
-    [InlineData(GgmlType.Q4_0, 13)]
-    [InlineData(GgmlType.Q4_0, 64)]
-    public void FloatQuantDot_EveryPath_EqualsFloat64DotOfDequantizedRow(GgmlType type, int blocks)
+    public static IEnumerable<object[]> FloatQuantDotCases => CpuPaths.Cross(
+        [GgmlType.Q8_0, 13],
+        [GgmlType.Q8_0, 64],
+        [GgmlType.Q4_0, 13],
+        [GgmlType.Q4_0, 64]);
+
+    [Theory, MemberData(nameof(FloatQuantDotCases))]
+    public void FloatQuantDot_EveryPath_EqualsFloat64DotOfDequantizedRow(GgmlType type, int blocks, string cpu)
     {
+        using var profile = CpuProfile.Use(cpu);
         var rng = new Random(17);
         int cols = blocks * 32;
         long rowBytes = GgmlTypeInfo.RowSize(type, cols);
@@ -259,30 +268,27 @@ public unsafe class KernelTests
         double expected = 0;
         for (int c = 0; c < cols; c++) expected += dq[c] * (double)x[c];
         var expanded = new float[cols];
-        var paths = new List<int> { 2 };
-        if (System.Runtime.Intrinsics.X86.Avx2.IsSupported && System.Runtime.Intrinsics.X86.Fma.IsSupported) paths.Add(1);
-        if (System.Runtime.Intrinsics.X86.Avx512F.IsSupported) paths.Add(0);
         fixed (byte* w = data)
         fixed (float* px = x)
         fixed (float* pe = expanded)
         {
-            foreach (int path in paths)
-            {
-                float got = FloatQuantDot.DotWith(path, type, w, px, blocks);
-                Assert.True(Math.Abs(got - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"path {path}: {got} vs {expected}");
-            }
+            float got = FloatQuantDot.Dot(type, w, px, blocks);
+            Assert.True(Math.Abs(got - expected) <= 1e-5 * (1 + Math.Abs(expected)), $"{cpu}: {got} vs {expected}");
             FloatQuantDot.Expand(type, w, pe, blocks);
         }
         Assert.Equal(dq, expanded);
     }
 
     /// <summary>FloatQuantDot.Expand of K-quant rows (random bytes: every scale, min and high-bit pattern) gives BlockFormats.DequantizeRow's bits.</summary>
-    [Theory]
-    [InlineData(GgmlType.Q4_K)]
-    [InlineData(GgmlType.Q5_K)]
-    [InlineData(GgmlType.Q6_K)]
-    public void FloatQuantDot_ExpandKQuants_SameBitsAsBlockFormats(GgmlType type)
+    public static IEnumerable<object[]> ExpandKQuantCases => CpuPaths.Cross(
+        [GgmlType.Q4_K],
+        [GgmlType.Q5_K],
+        [GgmlType.Q6_K]);
+
+    [Theory, MemberData(nameof(ExpandKQuantCases))]
+    public void FloatQuantDot_ExpandKQuants_SameBitsAsBlockFormats(GgmlType type, string cpu)
     {
+        using var profile = CpuProfile.Use(cpu);
         var rng = new Random(23);
         const int blocks = 6;
         int cols = blocks * 256;
@@ -317,24 +323,33 @@ public unsafe class KernelTests
         {
             state[0] = 0;
             int n = 1 + job % 9;
-            pool.For(n, static (s, e, st) =>
-            {
-                if ((s + e) % 3 == 0) Thread.SpinWait(200 * (e - s));
-                Interlocked.Add(ref ((int[])st!)[0], e - s);
-            }, state);
+            pool.For(n, new CountItems { Total = state });
             Assert.Equal(n, Volatile.Read(ref state[0]));
         }
     }
 
-    [Theory]
-    [InlineData(GgmlType.Q8_0, 1)]
-    [InlineData(GgmlType.Q8_0, 7)]
-    [InlineData(GgmlType.Q4_0, 4)]
-    [InlineData(GgmlType.Q4_0, 13)]
-    [InlineData(GgmlType.F16, 5)]
-    [InlineData(GgmlType.F32, 3)]
-    public void MatMul_Batch_EqualsMatVecOnEachRow(GgmlType type, int batch)
+    private readonly struct CountItems : IRangeOp
     {
+        public required int[] Total { get; init; }
+        public void Run(int start, int end)
+        {
+            if ((start + end) % 3 == 0) Thread.SpinWait(200 * (end - start));
+            Interlocked.Add(ref Total[0], end - start);
+        }
+    }
+
+    public static IEnumerable<object[]> MatMulBatchCases => CpuPaths.Cross(
+        [GgmlType.Q8_0, 1],
+        [GgmlType.Q8_0, 7],
+        [GgmlType.Q4_0, 4],
+        [GgmlType.Q4_0, 13],
+        [GgmlType.F16, 5],
+        [GgmlType.F32, 3]);
+
+    [Theory, MemberData(nameof(MatMulBatchCases))]
+    public void MatMul_Batch_EqualsMatVecOnEachRow(GgmlType type, int batch, string cpu)
+    {
+        using var profile = CpuProfile.Use(cpu);
         var rng = new Random(9);
         const int rows = 29, cols = 416; // 13 blocks: the wide kernels and the blocks past them
         long rowBytes = GgmlTypeInfo.RowSize(type, cols);
@@ -357,13 +372,14 @@ public unsafe class KernelTests
         }
     }
 
-    [Theory]
-    [InlineData(GgmlType.Q8_0, QuantGemmKind.Vnni)]
-    [InlineData(GgmlType.Q4_0, QuantGemmKind.Vnni)]
-    [InlineData(GgmlType.Q8_0, QuantGemmKind.Avx2)]
-    [InlineData(GgmlType.Q4_0, QuantGemmKind.Avx2)]
-    public void QuantGemm_PackRow_RegisterTransposeEqualsWordByWordPacking(GgmlType type, QuantGemmKind kind)
+    public static IEnumerable<object[]> QuantGemmCases => CpuPaths.Cross([GgmlType.Q8_0], [GgmlType.Q4_0]);
+
+    [Theory, MemberData(nameof(QuantGemmCases))]
+    public void QuantGemm_PackRow_RegisterTransposeEqualsWordByWordPacking(GgmlType type, string cpu)
     {
+        using var profile = CpuProfile.Use(cpu);
+        var kind = QuantGemm.Kind;
+        if (kind == QuantGemmKind.None) return; // no grouped kernels on this profile: prompts take the per-token kernels
         // Random bytes as blocks: every code and nibble value, scales included (the packing must not care).
         var rng = new Random(13);
         const int blocks = 27; // three whole groups of eight, three blocks left unpacked
@@ -374,8 +390,8 @@ public unsafe class KernelTests
         var fastScales = new float[blocks]; var slowScales = new float[blocks];
         fixed (byte* r = row) fixed (byte* f = fast) fixed (byte* s = slow) fixed (float* fs = fastScales) fixed (float* ss = slowScales)
         {
-            QuantGemm.PackRow(type, kind, r, blocks, f, fs);
-            QuantGemm.PackRowScalar(type, kind, r, blocks, s, ss);
+            QuantGemm.PackRow(type, r, blocks, f, fs);
+            QuantGemm.PackRowPortable(type, r, blocks, s, ss);
         }
         Assert.Equal(slow, fast);
         Assert.Equal(slowScales.AsSpan(0, 24).ToArray(), fastScales.AsSpan(0, 24).ToArray());
@@ -388,14 +404,12 @@ public unsafe class KernelTests
     /// 16-bit sums would saturate if the AVX2 form's bounds were wrong (Q8_0 code -128 against activations ±127,
     /// Q4_0 nibble 15 against 127 in every step of a group).
     /// </summary>
-    [Theory]
-    [InlineData(GgmlType.Q8_0, QuantGemmKind.Vnni)]
-    [InlineData(GgmlType.Q4_0, QuantGemmKind.Vnni)]
-    [InlineData(GgmlType.Q8_0, QuantGemmKind.Avx2)]
-    [InlineData(GgmlType.Q4_0, QuantGemmKind.Avx2)]
-    public void QuantGemm_Kernels_EqualBlockDotsInFloat64(GgmlType type, QuantGemmKind kind)
+    [Theory, MemberData(nameof(QuantGemmCases))]
+    public void QuantGemm_Kernels_EqualBlockDotsInFloat64(GgmlType type, string cpu)
     {
-        if (!QuantGemm.CanRun(kind)) return; // the AVX-VNNI form needs AVX-VNNI (the AVX2 one runs on every CI machine)
+        using var profile = CpuProfile.Use(cpu);
+        var kind = QuantGemm.Kind;
+        if (kind == QuantGemmKind.None) return; // no grouped kernels on this profile: prompts take the per-token kernels
         var rng = new Random(21);
         const int blocks = 24, groups = 3, tokens = 4;
         bool q4 = type == GgmlType.Q4_0;
@@ -442,38 +456,41 @@ public unsafe class KernelTests
             fixed (byte* r = rows) fixed (byte* w = pw) fixed (float* ws = pws) fixed (sbyte* c = codes) fixed (sbyte* x = gx) fixed (int* st = gs)
             fixed (float* d = xd) fixed (float* y = got)
             {
-                for (int i = 0; i < 2; i++) QuantGemm.PackRow(type, kind, r + i * blocks * bs, blocks, w + i * groups * 256, ws + i * blocks);
-                QuantGemm.PackActivations(c, tokens, blocks, QuantGemm.Offset(type, kind), x, st);
+                for (int i = 0; i < 2; i++) QuantGemm.PackRow(type, r + i * blocks * bs, blocks, w + i * groups * 256, ws + i * blocks);
+                QuantGemm.PackActivations(c, tokens, blocks, QuantGemm.Offset(type), x, st);
                 int xs = groups * 256, ss = groups * 8;
                 void Check(string kernel, int row, int t, float value)
                 {
                     var (e, abs) = Expected(row, t);
                     Assert.True(Math.Abs(value - e) <= 1e-6 * (1 + abs), $"{type} {kind} {kernel} trial {trial} row {row} token {t}: {value} vs {e}");
                 }
-                QuantGemm.Row2x4(type, kind, w, xs, ws, blocks, x, st, d, xs, ss, blocks, groups, y);
+                QuantGemm.Row2x4(type, w, xs, ws, blocks, x, st, d, xs, ss, blocks, groups, y);
                 for (int i = 0; i < 2; i++) for (int t = 0; t < tokens; t++) Check("Row2x4", i, t, got[4 * i + t]);
                 for (int i = 0; i < 2; i++)
                 {
-                    QuantGemm.Row4(type, kind, w + i * xs, ws + i * blocks, x, st, d, xs, ss, blocks, groups, y);
+                    QuantGemm.Row4(type, w + i * xs, ws + i * blocks, x, st, d, xs, ss, blocks, groups, y);
                     for (int t = 0; t < tokens; t++) Check("Row4", i, t, got[t]);
-                    for (int t = 0; t < tokens; t++) Check("Row1", i, t, QuantGemm.Row1(type, kind, w + i * xs, ws + i * blocks, x + t * xs, st + t * ss, d + t * blocks, groups));
+                    for (int t = 0; t < tokens; t++) Check("Row1", i, t, QuantGemm.Row1(type, w + i * xs, ws + i * blocks, x + t * xs, st + t * ss, d + t * blocks, groups));
                 }
             }
         }
     }
 
-    [Theory]
-    [InlineData(GgmlType.F32, 416)]
-    [InlineData(GgmlType.F32, 100)]   // not a multiple of 16: the portable dot everywhere, still invariant
-    [InlineData(GgmlType.F16, 416)]
-    [InlineData(GgmlType.Q8_0, 416)]
-    [InlineData(GgmlType.Q4_0, 416)]
-    [InlineData(GgmlType.Q4_K, 512)]
-    [InlineData(GgmlType.Q6_K, 512)]
-    [InlineData(GgmlType.Q8_0, 416, QuantizedMath.Float)]
-    [InlineData(GgmlType.Q4_K, 512, QuantizedMath.Float)]
-    public void MatMul_Invariant_EveryTokenSameBitsInAnyBatch(GgmlType type, int cols, QuantizedMath math = QuantizedMath.Integer)
+    public static IEnumerable<object[]> InvariantCases => CpuPaths.Cross(
+        [GgmlType.F32, 416, QuantizedMath.Integer],
+        [GgmlType.F32, 100, QuantizedMath.Integer],
+        [GgmlType.F16, 416, QuantizedMath.Integer],
+        [GgmlType.Q8_0, 416, QuantizedMath.Integer],
+        [GgmlType.Q4_0, 416, QuantizedMath.Integer],
+        [GgmlType.Q4_K, 512, QuantizedMath.Integer],
+        [GgmlType.Q6_K, 512, QuantizedMath.Integer],
+        [GgmlType.Q8_0, 416, QuantizedMath.Float],
+        [GgmlType.Q4_K, 512, QuantizedMath.Float]);
+
+    [Theory, MemberData(nameof(InvariantCases))]
+    public void MatMul_Invariant_EveryTokenSameBitsInAnyBatch(GgmlType type, int cols, QuantizedMath math, string cpu)
     {
+        using var profile = CpuProfile.Use(cpu);
         // A server batches whichever sequences are running: with invariant kernels a token's result must not depend
         // on the batch size or its place in the batch (tiles of 4, the single-token tail, MatVec for one token).
         var rng = new Random(5);
@@ -507,11 +524,10 @@ public unsafe class KernelTests
         }
     }
 
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)] // the scaled form (bits moved, activation times 2^112), where AVX-512BW runs
-    public void HalfDot_EveryFiniteHalf_ConvertsExactly(bool scaled)
+    [Theory, MemberData(nameof(CpuPaths.Names), MemberType = typeof(CpuPaths))] // the scaled form where free_denormals is on
+    public void HalfDot_EveryFiniteHalf_ConvertsExactly(string cpu)
     {
+        using var profile = CpuProfile.Use(cpu);
         // All 63,488 finite fp16 values (subnormals, ±0 included), 32 at a time (each position of the
         // even/odd lane layout), against the exact conversion.
         var w = new ushort[65536];
@@ -527,8 +543,8 @@ public unsafe class KernelTests
             {
                 Array.Clear(x, i, 32);
                 x[i + k] = 1f;
-                bool s = HalfDot.Prepare(x.AsSpan(i, 32), xp, scaled);
-                Assert.Equal(scaled && Avx512BW.IsSupported, s);
+                bool s = HalfDot.Prepare(x.AsSpan(i, 32), xp);
+                Assert.Equal(HalfDot.UsesScaledForm, s);
                 fixed (ushort* pw = &w[i]) fixed (float* px = &x[i]) fixed (float* pp = xp)
                 {
                     float got = HalfDot.Dot(pw, pp, px, 32, scratch, s);
@@ -552,21 +568,19 @@ public unsafe class KernelTests
         }
     }
 
-    [Theory]
-    [InlineData((ushort)0x7C00, float.PositiveInfinity, false)]
-    [InlineData((ushort)0xFC00, float.NegativeInfinity, false)]
-    [InlineData((ushort)0x7E00, float.NaN, false)]
-    [InlineData((ushort)0x7C00, float.PositiveInfinity, true)]
-    [InlineData((ushort)0xFC00, float.NegativeInfinity, true)]
-    [InlineData((ushort)0x7E00, float.NaN, true)]
-    public void HalfDot_InfiniteOrNaNWeight_Propagates(ushort special, float want, bool scaled)
+    public static IEnumerable<object[]> SpecialHalfCases => CpuPaths.Cross(
+        [(ushort)0x7C00, float.PositiveInfinity], [(ushort)0xFC00, float.NegativeInfinity], [(ushort)0x7E00, float.NaN]);
+
+    [Theory, MemberData(nameof(SpecialHalfCases))]
+    public void HalfDot_InfiniteOrNaNWeight_Propagates(ushort special, float want, string cpu)
     {
+        using var profile = CpuProfile.Use(cpu);
         var w = new ushort[64];
         for (int i = 0; i < w.Length; i++) w[i] = BitConverter.HalfToUInt16Bits((Half)(0.01f * (i - 32)));
         w[37] = special;
         var x = Enumerable.Repeat(1f, 64).ToArray();
         var xp = new float[64];
-        bool s = HalfDot.Prepare(x, xp, scaled);
+        bool s = HalfDot.Prepare(x, xp);
         fixed (ushort* pw = w) fixed (float* px = x) fixed (float* pp = xp)
         {
             Assert.Equal(want, HalfDot.Dot(pw, pp, px, 64, new float[64], s));
@@ -583,30 +597,30 @@ public unsafe class KernelTests
     [Fact]
     public void HalfDot_Prepare_ScaledOnlyWhereActivationsStayFinite()
     {
-        if (!Avx512BW.IsSupported) return;
+        if (!CpuProfile.Detected.Avx512) return;
+        using var profile = CpuProfile.Use(CpuProfile.Detected with { FreeDenormals = true });
         var x = Enumerable.Repeat(1f, 64).ToArray();
         var xp = new float[64];
-        Assert.True(HalfDot.Prepare(x, xp, true));
+        Assert.True(HalfDot.Prepare(x, xp));
         Assert.Equal(5.192296858534828e33f, xp[0]);
         x[5] = -65536f;
-        Assert.False(HalfDot.Prepare(x, xp, true));
+        Assert.False(HalfDot.Prepare(x, xp));
         Assert.Equal(-65536f, xp[16 + 2]); // index 5 is odd: the odd half of block 0, position 2
         x[5] = 65535f; x[9] = float.PositiveInfinity;
-        Assert.True(HalfDot.Prepare(x, xp, true));
-        Assert.False(HalfDot.Prepare(x, xp, false));
+        Assert.True(HalfDot.Prepare(x, xp));
+        using (CpuProfile.Use(CpuProfile.Detected with { FreeDenormals = false })) Assert.False(HalfDot.Prepare(x, xp));
     }
 
-    [Theory]
-    [InlineData(2048, -1)]
-    [InlineData(5632, -1)]
-    [InlineData(64, 2)]     // an infinity in the third row: all four take the plain path
-    [InlineData(96, -1)]
-    [InlineData(100, -1)]   // not a multiple of 32: the plain path
-    [InlineData(2048, -1, true)] // the scaled form: the same bits as the plain one
-    [InlineData(64, 1, true)]
-    [InlineData(100, -1, true)]
-    public void HalfDot4_EachRow_SameBitsAsDotAndNearFloat64(int n, int infRow, bool scaled = false)
+    public static IEnumerable<object[]> HalfDot4Cases => CpuPaths.Cross(
+        [2048, -1], [5632, -1],
+        [64, 2],     // an infinity in the third row: all four take the plain path
+        [96, -1],
+        [100, -1]);  // not a multiple of 32: the plain path
+
+    [Theory, MemberData(nameof(HalfDot4Cases))]
+    public void HalfDot4_EachRow_SameBitsAsDotAndNearFloat64(int n, int infRow, string cpu)
     {
+        using var profile = CpuProfile.Use(cpu);
         var rng = new Random(n);
         long stride = n + 32; // rows apart, as in a strided view
         var w = new ushort[4 * stride];
@@ -621,8 +635,8 @@ public unsafe class KernelTests
         for (int i = 0; i < n; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
         var xp = new float[n];
         var xPlain = new float[n];
-        HalfDot.Prepare(x, xPlain, false);
-        bool s = HalfDot.Prepare(x, xp, scaled);
+        using (CpuProfile.Use(CpuProfile.Current with { FreeDenormals = false })) HalfDot.Prepare(x, xPlain); // the plain form
+        bool s = HalfDot.Prepare(x, xp);
         var y = new float[4];
         var scratch = new float[n];
         fixed (ushort* pw = w) fixed (float* px = x) fixed (float* pp = xp) fixed (float* pq = xPlain) fixed (float* py = y)
@@ -650,11 +664,10 @@ public unsafe class KernelTests
     /// A row that starts on a cache line and the same row 32 bytes into one (as GGUF's 32-byte alignment often
     /// places it: the scaled form then reads 32-byte halves) give the same bits, in both forms.
     /// </summary>
-    [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public void HalfDot_RowAlignment_SameBits(bool scaled)
+    [Theory, MemberData(nameof(CpuPaths.Names), MemberType = typeof(CpuPaths))]
+    public void HalfDot_RowAlignment_SameBits(string cpu)
     {
+        using var profile = CpuProfile.Use(cpu);
         const int n = 2048;
         if (!HalfDot.UsesPermutedActivation(n)) return; // the AVX-512 forms' loads (the fallback's float dot aligns as it likes)
         var rng = new Random(5);
@@ -663,7 +676,7 @@ public unsafe class KernelTests
         var x = new float[n];
         for (int i = 0; i < n; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
         var xp = new float[n];
-        bool s = HalfDot.Prepare(x, xp, scaled);
+        bool s = HalfDot.Prepare(x, xp);
         var scratch = new float[n];
         var buffer = (ushort*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(n + 64) * 2, 64);
         try
@@ -680,9 +693,10 @@ public unsafe class KernelTests
         finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(buffer); }
     }
 
-    [Fact]
-    public void QuantizeActivations_SimdPath_EqualsRoundHalfToEven()
+    [Theory, MemberData(nameof(CpuPaths.Names), MemberType = typeof(CpuPaths))]
+    public void QuantizeActivations_EveryPath_EqualsRoundHalfToEven(string cpu)
     {
+        using var profile = CpuProfile.Use(cpu);
         // Values with exact .5 ties after scaling (amax 127 makes id 1), zeros, negatives, and random blocks.
         var x = new float[32 * 40];
         for (int j = 0; j < 32; j++) x[j] = j % 2 == 0 ? j + 0.5f : -(j + 0.5f);
@@ -710,8 +724,14 @@ public unsafe class KernelTests
         for (int n = 0; n < 200; n++)
         {
             var hits = new int[n];
-            pool.For(n, static (s, e, st) => { var h = (int[])st!; for (int i = s; i < e; i++) Interlocked.Increment(ref h[i]); }, hits);
+            pool.For(n, new HitItems { Hits = hits });
             Assert.All(hits, h => Assert.Equal(1, h));
         }
+    }
+
+    private readonly struct HitItems : IRangeOp
+    {
+        public required int[] Hits { get; init; }
+        public void Run(int start, int end) { for (int i = start; i < end; i++) Interlocked.Increment(ref Hits[i]); }
     }
 }

@@ -6,7 +6,7 @@ using Duet.Tensors.Parallel;
 
 namespace Duet.Tensors.Tests;
 
-[Collection("Sgemm path")] // tests switch the kernel path, a static setting
+[Collection(nameof(CpuPaths))]
 public class SgemmTests
 {
     private static float[] Random(int n, int seed)
@@ -44,23 +44,15 @@ public class SgemmTests
 
     public static TheoryData<int, int, int> Shapes => new() { { 1, 1, 1 }, { 3, 17, 1 }, { 8, 32, 256 }, { 17, 31, 33 }, { 65, 129, 257 }, { 33, 65, 300 }, { 9, 257, 31 }, { 130, 40, 520 } };
 
-    [Theory, MemberData(nameof(Shapes))]
-    public void Gemm_AllTransposesAndPaths_MatchFloat64(int m, int n, int k)
+    public static IEnumerable<object[]> ShapesAndPaths => CpuPaths.Cross(Shapes.Select(s => s.ToArray()).ToArray());
+
+    [Theory, MemberData(nameof(ShapesAndPaths))]
+    public void Gemm_AllTransposesAndPaths_MatchFloat64(int m, int n, int k, string cpu)
     {
-        var saved = Sgemm.Path;
-        try
-        {
-            foreach (var path in new[] { Sgemm.Isa.Avx512, Sgemm.Isa.Avx2, Sgemm.Isa.Portable })
-            {
-                if (path == Sgemm.Isa.Avx512 && !System.Runtime.Intrinsics.X86.Avx512F.IsSupported) continue;
-                if (path == Sgemm.Isa.Avx2 && !System.Runtime.Intrinsics.X86.Fma.IsSupported) continue;
-                Sgemm.Path = path;
-                foreach (bool ta in new[] { false, true })
-                    foreach (bool tb in new[] { false, true })
-                        Check(ta, tb, m, n, k, accumulate: (m + n) % 2 == 0, pad: k % 3, pool: null);
-            }
-        }
-        finally { Sgemm.Path = saved; }
+        using var profile = CpuProfile.Use(cpu);
+        foreach (bool ta in new[] { false, true })
+            foreach (bool tb in new[] { false, true })
+                Check(ta, tb, m, n, k, accumulate: (m + n) % 2 == 0, pad: k % 3, pool: null);
     }
 
     [Fact]

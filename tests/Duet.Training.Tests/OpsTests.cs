@@ -25,8 +25,8 @@ public unsafe class OpsTests
         float[] y = new float[x.Length], rstd = new float[rows], dx = new float[x.Length], dw = new float[dim], scratch = new float[dim];
         fixed (float* px = x, pw = w, py = y, pr = rstd, pdy = dy, pdx = dx, pdw = dw, ps = scratch)
         {
-            RmsNormOp.Forward(px, pw, py, pr, dim, 1e-5f, 0, rows);
-            RmsNormOp.Backward(pdy, px, pw, pr, pdx, pdw, ps, dim, 0, rows);
+            RmsNormOp.Forward(px, pw, dim, 1e-5f, py, pr, 0, rows);
+            RmsNormOp.Backward(pdy, px, pw, pr, dim, pdx, pdw, ps, 0, rows);
         }
         Near("y", y, f["y"]); Near("dx", dx, f["dx"]); Near("dw", dw, f["dw"]);
     }
@@ -43,8 +43,8 @@ public unsafe class OpsTests
         float[] y = f["x"].F(), dx = f["dy"].F();
         fixed (float* py = y, pdx = dx, pc = cos, ps = sin)
         {
-            RopeOp.Apply(py, heads, hd, pc, ps, t, inverse: false, 0, t);
-            RopeOp.Apply(pdx, heads, hd, pc, ps, t, inverse: true, 0, t);
+            RopeOp.Apply(pc, ps, heads, hd, t, inverse: false, py, 0, t);
+            RopeOp.Apply(pc, ps, heads, hd, t, inverse: true, pdx, 0, t);
         }
         Near("y", y, f["y"]); Near("dx", dx, f["dx"]);
     }
@@ -59,8 +59,8 @@ public unsafe class OpsTests
         fixed (float* pq = q, pk = k, pv = v, po = o, pp = p, pdy = dy, pdq = dq, pdk = dk, pdv = dv, ps = scratch)
             for (int g = 0; g < kvh; g++)
             {
-                AttentionOp.Forward(pq, pk, pv, po, pp, t, h, kvh, hd, g);
-                AttentionOp.Backward(pdy, pq, pk, pv, pp, pdq, pdk, pdv, ps, t, h, kvh, hd, g);
+                AttentionOp.Forward(pq, pk, pv, t, h, kvh, hd, g, po, pp);
+                AttentionOp.Backward(pdy, pq, pk, pv, pp, t, h, kvh, hd, g, pdq, pdk, pdv, ps);
             }
         Near("y", o, f["y"]); Near("dq", dq, f["dq"]); Near("dk", dk, f["dk"]); Near("dv", dv, f["dv"]);
     }
@@ -91,9 +91,9 @@ public unsafe class OpsTests
         using var pool = new WorkerPool(threads);
         fixed (float* px = x, pw = w, py = y, pdy = dy, pdx = dx, pdw = dw)
         {
-            MatOps.Forward(px, pw, py, rows, inDim, outDim, pool);
-            MatOps.BackwardInput(pdy, pw, pdx, rows, inDim, outDim, pool);
-            MatOps.BackwardWeight(pdy, px, pdw, rows, inDim, outDim, pool);
+            MatOps.Forward(px, pw, rows, inDim, outDim, py, pool);
+            MatOps.BackwardInput(pdy, pw, rows, inDim, outDim, pdx, pool);
+            MatOps.BackwardWeight(pdy, px, rows, inDim, outDim, pdw, pool);
         }
         Near("y", y, f["y"]); Near("dx", dx, f["dx"]); Near("dW", dw, f["dW"]);
     }
@@ -110,9 +110,9 @@ public unsafe class OpsTests
         fixed (float* pe = e, py = y, pdy = dy, pde = de)
         fixed (int* pid = ids)
         {
-            EmbeddingOp.Forward(pe, pid, py, dim, 0, ids.Length);
-            EmbeddingOp.Backward(pdy, pid, pde, dim, ids.Length, 0, dim / 2);
-            EmbeddingOp.Backward(pdy, pid, pde, dim, ids.Length, dim / 2, dim);
+            EmbeddingOp.Forward(pe, pid, dim, py, 0, ids.Length);
+            EmbeddingOp.Backward(pdy, pid, dim, ids.Length, pde, 0, dim / 2);
+            EmbeddingOp.Backward(pdy, pid, dim, ids.Length, pde, dim / 2, dim);
         }
         Near("y", y, f["y"]); Near("dE", de, f["dE"]);
     }

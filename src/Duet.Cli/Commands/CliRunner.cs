@@ -11,6 +11,7 @@ internal static class CliRunner
         var parse = root.Parse(args);
         try
         {
+            _ = Duet.Tensors.Kernels.CpuProfile.Current; // a bad DUET_CPU is reported here, before any kernel runs
             return parse.Invoke(new InvocationConfiguration { EnableDefaultExceptionHandler = false }); // errors a user causes: one line below, not a stack trace
         }
         catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or ArgumentException or FormatException or NotSupportedException)

@@ -128,6 +128,8 @@ internal static class RunCommands
         {
             ModelCommands.UseThreads(r.GetValue(threads));
             var path = r.GetRequiredValue(model);
+            var cpu = Duet.Tensors.Kernels.CpuProfile.Current;
+            Console.Error.WriteLine($"cpu: {cpu.Describe()}");
             using var m = LlamaModel.Load(path);
             m.QuantizedMath = r.GetValue(math);
             int np = r.GetValue(p), ng = r.GetValue(n), reps2 = Math.Max(1, r.GetValue(reps));
@@ -156,7 +158,7 @@ internal static class RunCommands
                     Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
                     {
                         ["model_filename"] = path, ["model_type"] = m.Weights.MainType.ToString(), ["n_threads"] = r.GetValue(threads),
-                        ["math"] = m.QuantizedMath.ToString().ToLowerInvariant(),
+                        ["math"] = m.QuantizedMath.ToString().ToLowerInvariant(), ["cpu"] = cpu.Name,
                         ["n_prompt"] = prompt ? count : 0, ["n_gen"] = prompt ? 0 : count, ["avg_ts"] = Math.Round(mean, 3), ["stddev_ts"] = Math.Round(sd, 3),
                     }));
                 else Console.WriteLine($"{Path.GetFileName(path)} {m.Weights.MainType} t={r.GetValue(threads)}{(m.QuantizedMath == Duet.Tensors.Kernels.QuantizedMath.Float ? " math=float" : "")} {name}: {mean:F2} ± {sd:F2} tokens/s");

@@ -15,7 +15,7 @@ public static unsafe class FloatGemm
     /// </summary>
     public static void Tile4x4(float* w0, float* w1, float* w2, float* w3, float* x, int ldx, int cols, float* result)
     {
-        if (!Avx512F.IsSupported || cols % 16 != 0)
+        if (!CpuProfile.Current.Avx512 || cols % 16 != 0)
         {
             for (int t = 0; t < 4; t++)
                 for (int i = 0; i < 4; i++)
@@ -60,7 +60,7 @@ public static unsafe class FloatGemm
     /// </summary>
     public static void Tile4x1(float* w0, float* w1, float* w2, float* w3, float* x, int cols, float* result)
     {
-        if (!Avx512F.IsSupported || cols % 16 != 0)
+        if (!CpuProfile.Current.Avx512 || cols % 16 != 0)
         {
             for (int i = 0; i < 4; i++)
             {

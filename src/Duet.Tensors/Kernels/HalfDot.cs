@@ -32,10 +32,10 @@ public static unsafe class HalfDot
     private const int PrefetchAhead = 4096; // halves: 8 KB
 
     /// <summary>True when <see cref="Dot"/> reads the permuted activation of <see cref="Prepare"/>.</summary>
-    public static bool UsesPermutedActivation(int n) => Avx512F.IsSupported && n % 32 == 0;
+    public static bool UsesPermutedActivation(int n) => CpuProfile.Current.Avx512 && n % 32 == 0;
 
-    /// <summary>True where <see cref="Prepare"/> takes the scaled form by default (AVX-512 on an AMD CPU; see the file header).</summary>
-    public static bool ScaledByDefault { get; } = Avx512F.IsSupported && Avx512BW.IsSupported && CpuInfo.IsAmd;
+    /// <summary>True where <see cref="Prepare"/> takes the scaled form (AVX-512 where denormal operands are free; see the file header).</summary>
+    public static bool UsesScaledForm => CpuProfile.Current is { Avx512: true, FreeDenormals: true };
 
     /// <summary>2^112: the scaled form's activation factor (and QuantDot's for its scaled Q4_0 quad scales).</summary>
     internal const float TwoTo112 = 5.192296858534828e33f;
@@ -46,13 +46,10 @@ public static unsafe class HalfDot
     /// the scaled form was taken: where <paramref name="scaled"/> asks for it, AVX-512BW runs and every finite |x| is
     /// below 2^16 (so x·2^112 stays finite). Pass the result to <see cref="Dot"/> and <see cref="Dot4"/>.
     /// </summary>
-    public static bool Prepare(ReadOnlySpan<float> x, Span<float> xp) => Prepare(x, xp, ScaledByDefault);
-
-    /// <inheritdoc cref="Prepare(ReadOnlySpan{float}, Span{float})"/>
-    public static bool Prepare(ReadOnlySpan<float> x, Span<float> xp, bool scaled)
+    public static bool Prepare(ReadOnlySpan<float> x, Span<float> xp)
     {
         if (xp.Length < x.Length) throw new ArgumentException("HalfDot.Prepare: xp is shorter than x");
-        scaled &= Avx512BW.IsSupported && UsesPermutedActivation(x.Length);
+        bool scaled = UsesScaledForm && UsesPermutedActivation(x.Length);
         if (scaled)
             foreach (float v in x)
                 if (Math.Abs(v) >= 65536f && float.IsFinite(v)) { scaled = false; break; }
@@ -75,7 +72,7 @@ public static unsafe class HalfDot
     /// </summary>
     public static float Dot(ushort* w, float* xp, float* x, int n, Span<float> scratch, bool scaled = false)
     {
-        if (scaled && UsesPermutedActivation(n) && Avx512BW.IsSupported)
+        if (scaled && UsesPermutedActivation(n))
         {
             var accE = Vector512<float>.Zero;
             var accO = Vector512<float>.Zero;
@@ -200,7 +197,7 @@ public static unsafe class HalfDot
     public static void ToSingle(ushort* src, float* dst, int n)
     {
         int i = 0;
-        if (Avx512F.IsSupported)
+        if (CpuProfile.Current.Avx512)
         {
             var mag = Vector512.Create(0x0FFFE000u);
             var bias = Vector512.Create(112u << 23);

@@ -59,11 +59,6 @@ public static unsafe class MatVec
 
     private static bool UsesQ8Activations(GgmlType t) => t is GgmlType.Q8_0 or GgmlType.Q4_0;
 
-    // Four rows side by side (F16, Q8_0, Q4_0 decode) where that streams faster: on the Intel machine measured,
-    // one core read a mapped F16 GGUF at 9.0-9.2 GB/s four rows at a time against 6.2-6.7 row after row. On an
-    // AMD EPYC (Zen 4) the other way round: TinyLlama decode on one thread, row after row against four rows,
-    // F16 (in HalfDot's scaled form) 6.5-6.9 against 5.5-6.2 tokens/s, Q8_0 13.9-14.5 against 8.9-10.0, Q4_0 16.7-18.1 against 11.8-12.4.
-    private static readonly bool s_fourRows = !CpuInfo.IsAmd;
 
     [ThreadStatic] private static float[]? t_row;
     [ThreadStatic] private static Job? t_job;
@@ -95,15 +90,20 @@ public static unsafe class MatVec
                 if (job.KBsums.Length < x.Length / 16) job.KBsums = new short[x.Length / 16];
                 KQuantDot.QuantizeActivationsQ8K(x, job.KCodes, job.KScales, job.KBsums);
             }
-            (pool ?? WorkerPool.Shared).For(w.Rows, static (s, e, st) => Rows((Job)st!, s, e), job);
+            (pool ?? WorkerPool.Shared).For(w.Rows, new WeightRows(job));
         }
     }
+
+    private readonly struct WeightRows(Job job) : IRangeOp { public void Run(int start, int end) => Rows(job, start, end); }
 
     private static void Rows(Job job, int start, int end)
     {
         var w = job.W;
         var x = new ReadOnlySpan<float>(job.X, w.Cols);
         var y = new Span<float>(job.Y, w.Rows);
+        // Four rows side by side (F16, Q8_0, Q4_0 decode) unless the CPU streams rows faster one after another
+        // (CpuProfile.RowAfterRow; bench/README.md has the measurements on both machines).
+        bool fourRows = !CpuProfile.Current.RowAfterRow;
         if (w.Type == GgmlType.F32)
         {
             for (int r = start; r < end; r++) y[r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(w.Data + (long)r * w.Cols * 4, w.Cols), x);
@@ -125,9 +125,9 @@ public static unsafe class MatVec
                 // at a time); on AMD with VBMI, Q4_0 rows through the permuted kernel.
                 int r = start;
                 fixed (float* py = y)
-                    if (s_fourRows && pairs && w.Type == GgmlType.Q8_0)
+                    if (fourRows && pairs && w.Type == GgmlType.Q8_0)
                         for (; r + 4 <= end; r += 4) QuantDot.DotQ8_0Pairs4(w.Data + r * rb, rb, xq, xd, ps, blocks, py + r);
-                    else if (s_fourRows && pairs)
+                    else if (fourRows && pairs)
                         for (; r + 4 <= end; r += 4) QuantDot.DotQ4_0Quads4(w.Data + r * rb, rb, pc, pk, ps, xq, xd, blocks, py + r);
                 if (w.Type == GgmlType.Q4_0 && q8.ScaledQuads)
                     fixed (float* pss = q8.QuadScalesScaled)
@@ -179,7 +179,7 @@ public static unsafe class MatVec
             fixed (float* py = y)
             {
                 int r = start;
-                if (s_fourRows) for (; r + 4 <= end; r += 4) HalfDot.Dot4((ushort*)(w.Data + (long)r * w.Cols * 2), w.Cols, xp, job.X, w.Cols, py + r, row, job.Scaled);
+                if (fourRows) for (; r + 4 <= end; r += 4) HalfDot.Dot4((ushort*)(w.Data + (long)r * w.Cols * 2), w.Cols, xp, job.X, w.Cols, py + r, row, job.Scaled);
                 for (; r < end; r++) y[r] = HalfDot.Dot((ushort*)(w.Data + (long)r * w.Cols * 2), xp, job.X, w.Cols, row, job.Scaled);
             }
             return;
@@ -257,9 +257,11 @@ public static unsafe class MatMul
                 for (int b = 0; b < batch; b++)
                     KQuantDot.QuantizeActivationsQ8K(x.Slice(b * w.Cols, w.Cols), job.KCodes.AsSpan(b * w.Cols, w.Cols), job.KScales.AsSpan(b * sb, sb), job.KBsums.AsSpan(b * sb * 16, sb * 16));
             }
-            (pool ?? WorkerPool.Shared).For(w.Rows, static (s, e, st) => Rows((Job)st!, s, e), job);
+            (pool ?? WorkerPool.Shared).For(w.Rows, new WeightRows(job));
         }
     }
+
+    private readonly struct WeightRows(Job job) : IRangeOp { public void Run(int start, int end) => Rows(job, start, end); }
 
     // Q8_0/Q4_0 with AVX-VNNI or AVX2: each weight row packed once, then two rows by four tokens at a time (QuantGemm;
     // 1.3-1.5x the prompt speed of one row by four tokens, measured end to end); blocks past the last whole

@@ -18,10 +18,6 @@ namespace Duet.Tensors.Kernels;
 
 public static unsafe class Sgemm
 {
-    internal enum Isa { Avx512, Avx2, Portable }
-
-    /// <summary>The kernel in use (tests set it to exercise every path on one machine).</summary>
-    internal static Isa Path { get; set; } = Avx512F.IsSupported ? Isa.Avx512 : Avx2.IsSupported && Fma.IsSupported ? Isa.Avx2 : Isa.Portable;
 
     private const int MR = 8, NR = 32, KC = 256, NC = 2048;
     /// <summary>Below this many multiply-adds a product runs on the calling thread (a pool wake-up costs more).</summary>
@@ -46,7 +42,7 @@ public static unsafe class Sgemm
         public float* A, B, C, PackA, PackB;
         public int M, N, K, Lda, Ldb, Ldc, Kc, K0, J0, Nc, MPanels, NPanels;
         public bool TransA, TransB, Add;
-        public Isa Isa;
+        public SimdLevel Isa;
     }
 
     [ThreadStatic] private static Work? t_work;
@@ -76,7 +72,7 @@ public static unsafe class Sgemm
         int mPanels = (m + MR - 1) / MR;
         var w = t_work ??= new Work();
         w.A = a; w.B = b; w.C = c; w.M = m; w.N = n; w.K = k; w.Lda = lda; w.Ldb = ldb; w.Ldc = ldc; w.TransA = transA; w.TransB = transB;
-        w.MPanels = mPanels; w.Isa = Path;
+        w.MPanels = mPanels; w.Isa = CpuProfile.Current.Level;
         w.PackA = Buffer(ref t_packA, ref t_packALength, (long)mPanels * MR * KC);
         w.PackB = Buffer(ref t_packB, ref t_packBLength, (long)NC * KC);
         bool parallel = pool is { Threads: > 1 } && (long)m * n * k >= ParallelWork;
@@ -84,21 +80,21 @@ public static unsafe class Sgemm
         {
             w.K0 = k0; w.Kc = Math.Min(KC, k - k0);
             w.Add = accumulate || k0 > 0;
-            if (parallel) pool!.For(mPanels, s_packA, w); else PackA(w, 0, mPanels);
+            if (parallel) pool!.For(mPanels, new PackAPanels(w)); else PackA(w, 0, mPanels);
             for (int j0 = 0; j0 < n; j0 += NC)
             {
                 w.J0 = j0; w.Nc = Math.Min(NC, n - j0);
                 w.NPanels = (w.Nc + NR - 1) / NR;
-                if (parallel) pool!.For(w.NPanels, s_packB, w); else PackB(w, 0, w.NPanels);
+                if (parallel) pool!.For(w.NPanels, new PackBPanels(w)); else PackB(w, 0, w.NPanels);
                 int tiles = mPanels * w.NPanels;
-                if (parallel) pool!.For(tiles, s_compute, w); else Compute(w, 0, tiles);
+                if (parallel) pool!.For(tiles, new ComputeTiles(w)); else Compute(w, 0, tiles);
             }
         }
     }
 
-    private static readonly RangeBody s_packA = static (s, e, st) => PackA((Work)st!, s, e);
-    private static readonly RangeBody s_packB = static (s, e, st) => PackB((Work)st!, s, e);
-    private static readonly RangeBody s_compute = static (s, e, st) => Compute((Work)st!, s, e);
+    private readonly struct PackAPanels(Work w) : IRangeOp { public void Run(int start, int end) => PackA(w, start, end); }
+    private readonly struct PackBPanels(Work w) : IRangeOp { public void Run(int start, int end) => PackB(w, start, end); }
+    private readonly struct ComputeTiles(Work w) : IRangeOp { public void Run(int start, int end) => Compute(w, start, end); }
 
     // Panel p of op(A)[rows p·MR.., k0..k0+kc]: for each k, MR row values (zero past the last row).
     private static void PackA(Work w, int p0, int p1)
@@ -168,12 +164,12 @@ public static unsafe class Sgemm
         }
     }
 
-    private static void Kernel(Isa isa, float* a, float* b, int kc, float* c, int ldc, bool add)
+    private static void Kernel(SimdLevel isa, float* a, float* b, int kc, float* c, int ldc, bool add)
     {
         switch (isa)
         {
-            case Isa.Avx512: Kernel512(a, b, kc, c, ldc, add); break;
-            case Isa.Avx2:
+            case SimdLevel.Avx512: Kernel512(a, b, kc, c, ldc, add); break;
+            case SimdLevel.Avx2:
                 for (int half = 0; half < 2; half++)
                     for (int quarter = 0; quarter < 2; quarter++) Kernel256(a + quarter * 4, b + half * 16, kc, c + (long)quarter * 4 * ldc + half * 16, ldc, add);
                 break;

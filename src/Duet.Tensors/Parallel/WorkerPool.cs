@@ -1,18 +1,25 @@
 // A low-overhead parallel-for for the kernels: fixed worker threads that spin briefly and then sleep,
 // woken per job; the calling thread takes a share of the work too. Work is split into contiguous ranges,
-// one per thread, since kernel rows cost the same. No allocation per job when the body is a static
-// lambda and the state an existing object.
+// one per thread, since kernel rows cost the same.
+//
+// A job is a struct implementing IRangeOp, its arguments as named fields (the TensorPrimitives operator style):
+//   pool.For(rows, new RmsNormRows { X = x, W = w, Dim = d, Eps = eps, Y = y, Rstd = rstd });
+// The struct is copied into a box kept per calling thread and operator type, so a job allocates nothing after its
+// first call, and the workers call the operator's Run through one interface call per range.
 namespace Duet.Tensors.Parallel;
 
-public delegate void RangeBody(int start, int end, object? state);
+/// <summary>The body of a parallel job: runs its work for the items [start, end).</summary>
+public interface IRangeOp
+{
+    void Run(int start, int end);
+}
 
 public sealed class WorkerPool : IDisposable
 {
     private readonly Thread[] _workers;
     private readonly SemaphoreSlim[] _wake;
     private volatile bool _disposed;
-    private RangeBody? _body;
-    private object? _state;
+    private IRangeOp? _body; // the running job's box (an OpBox<TOp>)
     private int _count;
     private int _pending;
     private readonly ManualResetEventSlim _done = new(false);
@@ -44,15 +51,17 @@ public sealed class WorkerPool : IDisposable
         }
     }
 
-    /// <summary>Runs body over [0, count) split into one contiguous range per thread; returns when all are done.</summary>
-    public void For(int count, RangeBody body, object? state = null)
+    /// <summary>Runs <paramref name="op"/> over [0, count) split into one contiguous range per thread; returns when all are done.</summary>
+    public void For<TOp>(int count, in TOp op) where TOp : struct, IRangeOp
     {
         if (count <= 0) return;
         int parts = Math.Min(Threads, count);
-        if (parts == 1) { body(0, count, state); return; }
+        if (parts == 1) { var local = op; local.Run(0, count); return; }
+        var box = OpBox<TOp>.ForThisThread();
+        box.Op = op;
         lock (_done)
         {
-            _body = body; _state = state; _count = count; _error = null;
+            _body = box; _count = count; _error = null;
             Volatile.Write(ref _pending, parts - 1);
             Interlocked.Increment(ref _generation);
             for (int i = 0; i < parts - 1; i++) _wake[i].Release();
@@ -66,16 +75,26 @@ public sealed class WorkerPool : IDisposable
                 _done.Wait();
                 _done.Reset();
             }
-            _body = null; _state = null;
+            _body = null;
+            box.Op = default; // drop what the operator referenced
             if (_error is { } e) throw new AggregateException("a parallel kernel failed", e);
         }
+    }
+
+    /// <summary>A struct operator on the heap, where the workers can reach it: one per calling thread and type.</summary>
+    private sealed class OpBox<TOp> : IRangeOp where TOp : struct, IRangeOp
+    {
+        public TOp Op;
+        [ThreadStatic] private static OpBox<TOp>? t_box;
+        public static OpBox<TOp> ForThisThread() => t_box ??= new OpBox<TOp>();
+        public void Run(int start, int end) => Op.Run(start, end);
     }
 
     private void Run(int index, int parts)
     {
         int n = _count;
         int start = (int)((long)n * index / parts), end = (int)((long)n * (index + 1) / parts);
-        _body!(start, end, _state);
+        _body!.Run(start, end);
     }
 
     // How long an idle worker watches for the next job before it sleeps: the ~160 matrix products of a decode

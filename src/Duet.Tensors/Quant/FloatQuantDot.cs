@@ -22,18 +22,19 @@ public static unsafe class FloatQuantDot
     /// <summary>Σ_c W[c] x[c] for one Q8_0 or Q4_0 row of <paramref name="blocks"/> blocks.</summary>
     public static float Dot(GgmlType type, byte* w, float* x, int blocks)
     {
+        var cpu = Kernels.CpuProfile.Current;
         if (type == GgmlType.Q8_0)
         {
-            if (Avx512F.IsSupported) return DotQ8_0Avx512(w, x, blocks);
-            if (Avx2.IsSupported && Fma.IsSupported) return DotQ8_0Avx2(w, x, blocks);
+            if (cpu.Avx512) return DotQ8_0Avx512(w, x, blocks);
+            if (cpu.Avx2) return DotQ8_0Avx2(w, x, blocks);
         }
         else if (type == GgmlType.Q4_0)
         {
-            if (Avx512F.IsSupported) return DotQ4_0Avx512(w, x, blocks);
-            if (Avx2.IsSupported && Fma.IsSupported) return DotQ4_0Avx2(w, x, blocks);
+            if (cpu.Avx512) return DotQ4_0Avx512(w, x, blocks);
+            if (cpu.Avx2) return DotQ4_0Avx2(w, x, blocks);
         }
         else throw new NotSupportedException($"FloatQuantDot: {type}");
-        return DotScalar(type, w, x, blocks);
+        return DotPortable(type, w, x, blocks);
     }
 
     /// <summary>
@@ -43,9 +44,10 @@ public static unsafe class FloatQuantDot
     public static void Expand(GgmlType type, byte* w, float* y, int blocks)
     {
         float* half = QuantDot.HalfTable;
+        bool v512 = Kernels.CpuProfile.Current.Avx512;
         if (type is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K)
         {
-            if (!Avx512F.IsSupported)
+            if (!v512)
             {
                 int ts = (int)GgmlTypeInfo.TypeSize(type);
                 BlockFormats.DequantizeRow(type, new ReadOnlySpan<byte>(w, blocks * ts), new Span<float>(y, blocks * QK_K));
@@ -61,7 +63,7 @@ public static unsafe class FloatQuantDot
             for (int b = 0; b < blocks; b++, w += 34, y += 32)
             {
                 float d = half[*(ushort*)w];
-                if (Avx512F.IsSupported)
+                if (v512)
                 {
                     var vd = Vector512.Create(d);
                     (Widen16(w + 2) * vd).Store(y);
@@ -75,7 +77,7 @@ public static unsafe class FloatQuantDot
             for (int b = 0; b < blocks; b++, w += 18, y += 32)
             {
                 float d = half[*(ushort*)w];
-                if (Avx512F.IsSupported)
+                if (v512)
                 {
                     var (lo, hi) = Nibbles16(w + 2);
                     var vd = Vector512.Create(d);
@@ -260,7 +262,7 @@ public static unsafe class FloatQuantDot
         return Vector256.Sum(acc);
     }
 
-    private static float DotScalar(GgmlType type, byte* w, float* x, int blocks)
+    private static float DotPortable(GgmlType type, byte* w, float* x, int blocks)
     {
         float* half = QuantDot.HalfTable;
         float sum = 0;
@@ -282,14 +284,4 @@ public static unsafe class FloatQuantDot
         }
         return sum;
     }
-
-    /// <summary>Tests select the paths (AVX-512, AVX2, scalar) on one machine.</summary>
-    internal static float DotWith(int path, GgmlType type, byte* w, float* x, int blocks) => (path, type) switch
-    {
-        (0, GgmlType.Q8_0) => DotQ8_0Avx512(w, x, blocks),
-        (0, _) => DotQ4_0Avx512(w, x, blocks),
-        (1, GgmlType.Q8_0) => DotQ8_0Avx2(w, x, blocks),
-        (1, _) => DotQ4_0Avx2(w, x, blocks),
-        _ => DotScalar(type, w, x, blocks),
-    };
 }

@@ -40,7 +40,7 @@ public static unsafe class KQuantDot
     /// <summary>Whether <see cref="Dot"/> handles weights of this type.</summary>
     public static bool Supports(GgmlType t) => t is GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
 
-    private static bool Simd => Avx2.IsSupported && Fma.IsSupported;
+    private static bool Simd => Kernels.CpuProfile.Current.Avx2;
 
     // ---------------------------------------------------------------------------------------------
     // Q8_K activations
@@ -53,7 +53,7 @@ public static unsafe class KQuantDot
         => Quantize(x, codes, scales, bsums, Simd);
 
     /// <summary>The portable path of <see cref="QuantizeActivationsQ8K"/> (same results), for tests.</summary>
-    internal static void QuantizeActivationsQ8KScalar(ReadOnlySpan<float> x, Span<sbyte> codes, Span<float> scales, Span<short> bsums)
+    internal static void QuantizeActivationsQ8KPortable(ReadOnlySpan<float> x, Span<sbyte> codes, Span<float> scales, Span<short> bsums)
         => Quantize(x, codes, scales, bsums, false);
 
     private static void Quantize(ReadOnlySpan<float> x, Span<sbyte> codes, Span<float> scales, Span<short> bsums, bool simd)
@@ -68,7 +68,7 @@ public static unsafe class KQuantDot
             {
                 float* xb = px + b * QK_K;
                 sbyte* qb = pq + b * QK_K;
-                scales[b] = simd ? QuantizeBlockAvx(xb, qb) : QuantizeBlockScalar(xb, qb);
+                scales[b] = simd ? QuantizeBlockAvx(xb, qb) : QuantizeBlockPortable(xb, qb);
                 for (int k = 0; k < 16; k++)
                 {
                     int s = 0;
@@ -78,7 +78,7 @@ public static unsafe class KQuantDot
             }
     }
 
-    private static float QuantizeBlockScalar(float* x, sbyte* q)
+    private static float QuantizeBlockPortable(float* x, sbyte* q)
     {
         float amax = 0, max = 0;
         for (int j = 0; j < QK_K; j++)
@@ -144,26 +144,51 @@ public static unsafe class KQuantDot
     };
 
     /// <summary>Σ over super-blocks of d_x·(d_w·Σ_j sc_j Σ q·qx − dmin_w·Σ_j m_j (bsums[2j] + bsums[2j+1])), Q4_K row.</summary>
-    public static float DotQ4_K(byte* row, sbyte* xq, float* xd, short* bsums, int superBlocks)
-        => Simd ? DotQ4_KAvx2(row, xq, xd, bsums, superBlocks) : DotQ4_KScalar(row, xq, xd, bsums, superBlocks);
+    public static float DotQ4_K(byte* row, sbyte* xq, float* xd, short* bsums, int superBlocks) => Kernels.CpuProfile.Current switch
+    {
+        { AvxVnni: true } => DotQ4_KAvx2<VnniMulAdd>(row, xq, xd, bsums, superBlocks),
+        { Avx2: true } => DotQ4_KAvx2<MaddMulAdd>(row, xq, xd, bsums, superBlocks),
+        _ => DotQ4_KPortable(row, xq, xd, bsums, superBlocks),
+    };
 
     /// <summary>As <see cref="DotQ4_K"/> for a Q5_K row (5-bit codes).</summary>
-    public static float DotQ5_K(byte* row, sbyte* xq, float* xd, short* bsums, int superBlocks)
-        => Simd ? DotQ5_KAvx2(row, xq, xd, bsums, superBlocks) : DotQ5_KScalar(row, xq, xd, bsums, superBlocks);
+    public static float DotQ5_K(byte* row, sbyte* xq, float* xd, short* bsums, int superBlocks) => Kernels.CpuProfile.Current switch
+    {
+        { AvxVnni: true } => DotQ5_KAvx2<VnniMulAdd>(row, xq, xd, bsums, superBlocks),
+        { Avx2: true } => DotQ5_KAvx2<MaddMulAdd>(row, xq, xd, bsums, superBlocks),
+        _ => DotQ5_KPortable(row, xq, xd, bsums, superBlocks),
+    };
 
     /// <summary>Σ over super-blocks of d_x·d_w·Σ_s sc_s Σ (q − 32)·qx, Q6_K row (bsums unused).</summary>
-    public static float DotQ6_K(byte* row, sbyte* xq, float* xd, short* bsums, int superBlocks)
-        => Simd ? DotQ6_KAvx2(row, xq, xd, superBlocks) : DotQ6_KScalar(row, xq, xd, superBlocks);
+    public static float DotQ6_K(byte* row, sbyte* xq, float* xd, short* bsums, int superBlocks) => Kernels.CpuProfile.Current switch
+    {
+        { AvxVnni: true } => DotQ6_KAvx2<VnniMulAdd>(row, xq, xd, superBlocks),
+        { Avx2: true } => DotQ6_KAvx2<MaddMulAdd>(row, xq, xd, superBlocks),
+        _ => DotQ6_KPortable(row, xq, xd, superBlocks),
+    };
 
     // ---------------------------------------------------------------------------------------------
     // AVX2 paths
 
     private const int PrefetchBlocks = 4; // weight rows stream from memory in decode: ask for a few super-blocks ahead
 
-    /// <summary>acc + Σ pairs a·b in int32 (vpdpwssd with AVX-VNNI, else vpmaddwd + vpaddd; the same exact sums).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> MulAdd16(Vector256<int> acc, Vector256<short> a, Vector256<short> b)
-        => AvxVnni.IsSupported ? AvxVnni.MultiplyWideningAndAdd(acc, a, b) : Avx2.Add(acc, Avx2.MultiplyAddAdjacent(a, b));
+    /// <summary>acc + Σ pairs a·b in int32: vpdpwssd with AVX-VNNI (<see cref="VnniMulAdd"/>), else vpmaddwd + vpaddd; the same exact sums.</summary>
+    private interface IMulAdd16
+    {
+        static abstract Vector256<int> MulAdd16(Vector256<int> acc, Vector256<short> a, Vector256<short> b);
+    }
+
+    private struct VnniMulAdd : IMulAdd16
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> MulAdd16(Vector256<int> acc, Vector256<short> a, Vector256<short> b) => AvxVnni.MultiplyWideningAndAdd(acc, a, b);
+    }
+
+    private struct MaddMulAdd : IMulAdd16
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> MulAdd16(Vector256<int> acc, Vector256<short> a, Vector256<short> b) => Avx2.Add(acc, Avx2.MultiplyAddAdjacent(a, b));
+    }
 
     /// <summary>
     /// The 8 scales and 8 mins of a Q4_K/Q5_K super-block as int16 [sc0..sc7 | m0..m7]. The 12 bytes as words
@@ -206,27 +231,27 @@ public static unsafe class KQuantDot
     /// s0 += sc_a·(pairs of lo·x), s1 += sc_b·(pairs of hi·x), pairs in int16 (below 2^13), sums in int32.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q45Pair(Vector256<byte> lo, Vector256<byte> hi, sbyte* x, Vector256<byte> sc, Vector256<byte> pickA, Vector256<byte> pickB, ref Vector256<int> s0, ref Vector256<int> s1)
+    private static void Q45Pair<TMul>(Vector256<byte> lo, Vector256<byte> hi, sbyte* x, Vector256<byte> sc, Vector256<byte> pickA, Vector256<byte> pickB, ref Vector256<int> s0, ref Vector256<int> s1) where TMul : struct, IMulAdd16
     {
-        s0 = MulAdd16(s0, Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(x)), Avx2.Shuffle(sc, pickA).AsInt16());
-        s1 = MulAdd16(s1, Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(x + 32)), Avx2.Shuffle(sc, pickB).AsInt16());
+        s0 = TMul.MulAdd16(s0, Avx2.MultiplyAddAdjacent(lo, Avx.LoadVector256(x)), Avx2.Shuffle(sc, pickA).AsInt16());
+        s1 = TMul.MulAdd16(s1, Avx2.MultiplyAddAdjacent(hi, Avx.LoadVector256(x + 32)), Avx2.Shuffle(sc, pickB).AsInt16());
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q4Pair(Vector256<byte> q, Vector256<byte> low4, sbyte* x, Vector256<byte> sc, Vector256<byte> pickA, Vector256<byte> pickB, ref Vector256<int> s0, ref Vector256<int> s1)
-        => Q45Pair(Avx2.And(q, low4), Avx2.And(Avx2.ShiftRightLogical(q.AsUInt16(), 4).AsByte(), low4), x, sc, pickA, pickB, ref s0, ref s1);
+    private static void Q4Pair<TMul>(Vector256<byte> q, Vector256<byte> low4, sbyte* x, Vector256<byte> sc, Vector256<byte> pickA, Vector256<byte> pickB, ref Vector256<int> s0, ref Vector256<int> s1) where TMul : struct, IMulAdd16
+        => Q45Pair<TMul>(Avx2.And(q, low4), Avx2.And(Avx2.ShiftRightLogical(q.AsUInt16(), 4).AsByte(), low4), x, sc, pickA, pickB, ref s0, ref s1);
 
     /// <summary>As <see cref="Q4Pair"/> with the fifth bits: bit 0 of qh's bytes for lo, bit 1 for hi.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q5Pair(Vector256<byte> q, Vector256<ushort> qh, Vector256<byte> low4, Vector256<byte> bit4, sbyte* x, Vector256<byte> sc, Vector256<byte> pickA, Vector256<byte> pickB, ref Vector256<int> s0, ref Vector256<int> s1)
+    private static void Q5Pair<TMul>(Vector256<byte> q, Vector256<ushort> qh, Vector256<byte> low4, Vector256<byte> bit4, sbyte* x, Vector256<byte> sc, Vector256<byte> pickA, Vector256<byte> pickB, ref Vector256<int> s0, ref Vector256<int> s1) where TMul : struct, IMulAdd16
     {
         // 16-bit shifts move bit 0 (bit 1) of every byte to bit 4; the mask drops what crossed bytes.
         var lo = Avx2.Or(Avx2.And(q, low4), Avx2.And(Avx2.ShiftLeftLogical(qh, 4).AsByte(), bit4));
         var hi = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(q.AsUInt16(), 4).AsByte(), low4), Avx2.And(Avx2.ShiftLeftLogical(qh, 3).AsByte(), bit4));
-        Q45Pair(lo, hi, x, sc, pickA, pickB, ref s0, ref s1);
+        Q45Pair<TMul>(lo, hi, x, sc, pickA, pickB, ref s0, ref s1);
     }
 
-    private static float DotQ4_KAvx2(byte* row, sbyte* xq, float* xd, short* bsums, int nb)
+    private static float DotQ4_KAvx2<TMul>(byte* row, sbyte* xq, float* xd, short* bsums, int nb) where TMul : struct, IMulAdd16
     {
         float* half = QuantDot.HalfTable;
         var acc = Vector256<float>.Zero;
@@ -246,16 +271,16 @@ public static unsafe class KQuantDot
             var s0 = Vector256<int>.Zero;
             var s1 = Vector256<int>.Zero;
             // 32 bytes of qs per 64 elements: low nibbles are sub-block 2j, high nibbles sub-block 2j+1.
-            Q4Pair(Avx.LoadVector256(qs), low4, x, sc, Pick(0), Pick(1), ref s0, ref s1);
-            Q4Pair(Avx.LoadVector256(qs + 32), low4, x + 64, sc, Pick(2), Pick(3), ref s0, ref s1);
-            Q4Pair(Avx.LoadVector256(qs + 64), low4, x + 128, sc, Pick(4), Pick(5), ref s0, ref s1);
-            Q4Pair(Avx.LoadVector256(qs + 96), low4, x + 192, sc, Pick(6), Pick(7), ref s0, ref s1);
+            Q4Pair<TMul>(Avx.LoadVector256(qs), low4, x, sc, Pick(0), Pick(1), ref s0, ref s1);
+            Q4Pair<TMul>(Avx.LoadVector256(qs + 32), low4, x + 64, sc, Pick(2), Pick(3), ref s0, ref s1);
+            Q4Pair<TMul>(Avx.LoadVector256(qs + 64), low4, x + 128, sc, Pick(4), Pick(5), ref s0, ref s1);
+            Q4Pair<TMul>(Avx.LoadVector256(qs + 96), low4, x + 192, sc, Pick(6), Pick(7), ref s0, ref s1);
             acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(Avx2.Add(s0, s1)), acc);
         }
         return Sum8(acc) + ((accM.GetElement(0) + accM.GetElement(2)) + (accM.GetElement(1) + accM.GetElement(3)));
     }
 
-    private static float DotQ5_KAvx2(byte* row, sbyte* xq, float* xd, short* bsums, int nb)
+    private static float DotQ5_KAvx2<TMul>(byte* row, sbyte* xq, float* xd, short* bsums, int nb) where TMul : struct, IMulAdd16
     {
         float* half = QuantDot.HalfTable;
         var acc = Vector256<float>.Zero;
@@ -279,16 +304,16 @@ public static unsafe class KQuantDot
             byte* qs = blk + 48;
             var s0 = Vector256<int>.Zero;
             var s1 = Vector256<int>.Zero;
-            Q5Pair(Avx.LoadVector256(qs), qh, low4, bit4, x, sc, Pick(0), Pick(1), ref s0, ref s1);
-            Q5Pair(Avx.LoadVector256(qs + 32), Avx2.ShiftRightLogical(qh, 2), low4, bit4, x + 64, sc, Pick(2), Pick(3), ref s0, ref s1);
-            Q5Pair(Avx.LoadVector256(qs + 64), Avx2.ShiftRightLogical(qh, 4), low4, bit4, x + 128, sc, Pick(4), Pick(5), ref s0, ref s1);
-            Q5Pair(Avx.LoadVector256(qs + 96), Avx2.ShiftRightLogical(qh, 6), low4, bit4, x + 192, sc, Pick(6), Pick(7), ref s0, ref s1);
+            Q5Pair<TMul>(Avx.LoadVector256(qs), qh, low4, bit4, x, sc, Pick(0), Pick(1), ref s0, ref s1);
+            Q5Pair<TMul>(Avx.LoadVector256(qs + 32), Avx2.ShiftRightLogical(qh, 2), low4, bit4, x + 64, sc, Pick(2), Pick(3), ref s0, ref s1);
+            Q5Pair<TMul>(Avx.LoadVector256(qs + 64), Avx2.ShiftRightLogical(qh, 4), low4, bit4, x + 128, sc, Pick(4), Pick(5), ref s0, ref s1);
+            Q5Pair<TMul>(Avx.LoadVector256(qs + 96), Avx2.ShiftRightLogical(qh, 6), low4, bit4, x + 192, sc, Pick(6), Pick(7), ref s0, ref s1);
             acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(Avx2.Add(s0, s1)), acc);
         }
         return Sum8(acc) + accM;
     }
 
-    private static float DotQ6_KAvx2(byte* row, sbyte* xq, float* xd, int nb)
+    private static float DotQ6_KAvx2<TMul>(byte* row, sbyte* xq, float* xd, int nb) where TMul : struct, IMulAdd16
     {
         float* half = QuantDot.HalfTable;
         var acc = Vector256<float>.Zero;
@@ -302,8 +327,8 @@ public static unsafe class KQuantDot
             var scales = Sse2.LoadVector128(blk + 192);
             var s0 = Vector256<int>.Zero;
             var s1 = Vector256<int>.Zero;
-            Q6Half(blk, blk + 128, x, scales, 0, ref s0, ref s1);
-            Q6Half(blk + 64, blk + 160, x + 128, scales, 8, ref s0, ref s1);
+            Q6Half<TMul>(blk, blk + 128, x, scales, 0, ref s0, ref s1);
+            Q6Half<TMul>(blk + 64, blk + 160, x + 128, scales, 8, ref s0, ref s1);
             acc = Fma.MultiplyAdd(Vector256.Create(d), Avx.ConvertToVector256Single(Avx2.Add(s0, s1)), acc);
         }
         return Sum8(acc);
@@ -314,7 +339,7 @@ public static unsafe class KQuantDot
     /// nibbles) and l+64, l+96 (high nibbles); qh byte l holds their two high bits at bits 0-1, 2-3, 4-5, 6-7.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Q6Half(byte* ql, byte* qh, sbyte* x, Vector128<byte> scales, int s, ref Vector256<int> s0, ref Vector256<int> s1)
+    private static void Q6Half<TMul>(byte* ql, byte* qh, sbyte* x, Vector128<byte> scales, int s, ref Vector256<int> s0, ref Vector256<int> s1) where TMul : struct, IMulAdd16
     {
         var low4 = Vector256.Create((byte)0x0F);
         var bits45 = Vector256.Create((byte)0x30);
@@ -325,10 +350,10 @@ public static unsafe class KQuantDot
         var q1 = Avx2.Or(Avx2.And(l2, low4), Avx2.And(Avx2.ShiftLeftLogical(h, 2).AsByte(), bits45));
         var q2 = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(l1.AsUInt16(), 4).AsByte(), low4), Avx2.And(h.AsByte(), bits45));
         var q3 = Avx2.Or(Avx2.And(Avx2.ShiftRightLogical(l2.AsUInt16(), 4).AsByte(), low4), Avx2.And(Avx2.ShiftRightLogical(h, 2).AsByte(), bits45));
-        s0 = Q6Chunk(s0, q0, x, scales, s);
-        s1 = Q6Chunk(s1, q1, x + 32, scales, s + 2);
-        s0 = Q6Chunk(s0, q2, x + 64, scales, s + 4);
-        s1 = Q6Chunk(s1, q3, x + 96, scales, s + 6);
+        s0 = Q6Chunk<TMul>(s0, q0, x, scales, s);
+        s1 = Q6Chunk<TMul>(s1, q1, x + 32, scales, s + 2);
+        s0 = Q6Chunk<TMul>(s0, q2, x + 64, scales, s + 4);
+        s1 = Q6Chunk<TMul>(s1, q3, x + 96, scales, s + 6);
     }
 
     /// <summary>
@@ -336,13 +361,13 @@ public static unsafe class KQuantDot
     /// scale a for elements 0..15 (low lane) and a + 1 for 16..31 (high lane), added to s.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Q6Chunk(Vector256<int> s, Vector256<byte> q, sbyte* x, Vector128<byte> scales, int a)
+    private static Vector256<int> Q6Chunk<TMul>(Vector256<int> s, Vector256<byte> q, sbyte* x, Vector128<byte> scales, int a) where TMul : struct, IMulAdd16
     {
         var xv = Avx.LoadVector256(x);
         var p = Avx2.Subtract(Avx2.MultiplyAddAdjacent(q, xv), Avx2.MultiplyAddAdjacent(Vector256.Create((byte)32), xv));
         var pick = Vector128.Create(0x0101010101010101ul * (ulong)a, 0x0101010101010101ul * (ulong)(a + 1)).AsByte();
         var sc = Avx2.ConvertToVector256Int16(Ssse3.Shuffle(scales, pick).AsSByte());
-        return MulAdd16(s, p, sc);
+        return TMul.MulAdd16(s, p, sc);
     }
 
     // ---------------------------------------------------------------------------------------------
@@ -373,11 +398,11 @@ public static unsafe class KQuantDot
         return q;
     }
 
-    internal static float DotQ4_KScalar(byte* row, sbyte* xq, float* xd, short* bsums, int nb) => DotQ45Scalar(row, xq, xd, bsums, nb, false);
+    internal static float DotQ4_KPortable(byte* row, sbyte* xq, float* xd, short* bsums, int nb) => DotQ45Portable(row, xq, xd, bsums, nb, false);
 
-    internal static float DotQ5_KScalar(byte* row, sbyte* xq, float* xd, short* bsums, int nb) => DotQ45Scalar(row, xq, xd, bsums, nb, true);
+    internal static float DotQ5_KPortable(byte* row, sbyte* xq, float* xd, short* bsums, int nb) => DotQ45Portable(row, xq, xd, bsums, nb, true);
 
-    private static float DotQ45Scalar(byte* row, sbyte* xq, float* xd, short* bsums, int nb, bool q5)
+    private static float DotQ45Portable(byte* row, sbyte* xq, float* xd, short* bsums, int nb, bool q5)
     {
         float* acc = stackalloc float[8];
         float* accM = stackalloc float[4];
@@ -413,7 +438,7 @@ public static unsafe class KQuantDot
         return Sum8(acc) + (q5 ? accM5 : (accM[0] + accM[2]) + (accM[1] + accM[3]));
     }
 
-    internal static float DotQ6_KScalar(byte* row, sbyte* xq, float* xd, int nb)
+    internal static float DotQ6_KPortable(byte* row, sbyte* xq, float* xd, int nb)
     {
         float* acc = stackalloc float[8];
         int* lanes = stackalloc int[8];

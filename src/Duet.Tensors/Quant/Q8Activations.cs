@@ -38,14 +38,21 @@ public sealed unsafe class Q8Activations
             QuantGemm.PackActivations(c + r0 * Cols, r1 - r0, Blocks, QuantGemm.Offset(type), gc + r0 * groups * 256, gs + r0 * groups * 8);
     }
 
-    private sealed class PrepareJob
+    /// <summary>Rows of <see cref="QuantizeGrouped"/>: quantized, then packed in the grouped layout.</summary>
+    private readonly struct QuantizeGroupedRows : Parallel.IRangeOp
     {
-        public Q8Activations? Owner;
-        public float* X;
-        public GgmlType Type;
-    }
+        public required Q8Activations Owner { get; init; }
+        public required float* X { get; init; }
+        public required GgmlType Type { get; init; }
 
-    private readonly PrepareJob _prepare = new();
+        public void Run(int r0, int r1)
+        {
+            var q = Owner;
+            for (int r = r0; r < r1; r++)
+                QuantDot.QuantizeActivations(new ReadOnlySpan<float>(X + (long)r * q.Cols, q.Cols), q.Codes.AsSpan(r * q.Cols, q.Cols), q.Scales.AsSpan(r * q.Blocks, q.Blocks));
+            q.BuildGroups(Type, r0, r1);
+        }
+    }
 
     /// <summary>
     /// Quantizes <paramref name="rows"/> rows and builds the grouped layout for <paramref name="type"/>, rows split
@@ -57,19 +64,7 @@ public sealed unsafe class Q8Activations
         int groups = Blocks / 8;
         if (GroupStart.Length < rows * groups * 8) { GroupCodes = new sbyte[rows * groups * 256]; GroupStart = new int[rows * groups * 8]; }
         fixed (float* px = x)
-        {
-            var job = _prepare;
-            job.Owner = this; job.X = px; job.Type = type;
-            pool.For(rows, static (r0, r1, st) =>
-            {
-                var j = (PrepareJob)st!;
-                var q = j.Owner!;
-                for (int r = r0; r < r1; r++)
-                    QuantDot.QuantizeActivations(new ReadOnlySpan<float>(j.X + (long)r * q.Cols, q.Cols), q.Codes.AsSpan(r * q.Cols, q.Cols), q.Scales.AsSpan(r * q.Blocks, q.Blocks));
-                q.BuildGroups(j.Type, r0, r1);
-            }, job);
-            job.Owner = null;
-        }
+            pool.For(rows, new QuantizeGroupedRows { Owner = this, X = px, Type = type });
     }
 
     /// <summary>Quantizes <paramref name="rows"/> rows of <paramref name="cols"/> (a multiple of 32).</summary>

@@ -4,7 +4,8 @@
 // codes rounded to nearest even by its SIMD path) keeps Duet's greedy tokens equal to llama.cpp's.
 // One loop serves both weight formats through a struct type parameter (IWeightBlocks: the block size and
 // how to get a block's 32 int8 codes), so the JIT compiles a specialized copy of each.
-// Paths: AVX-VNNI or AVX2 (four accumulators), AVX-512 without VNNI (two blocks per vector), portable scalar.
+// Paths (chosen by Kernels.CpuProfile): AVX-VNNI or AVX2 (four accumulators), AVX-512 without VNNI (two blocks per
+// vector), portable scalar.
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -28,20 +29,32 @@ public static unsafe class QuantDot
         return t;
     }
 
-    /// <summary>
-    /// Eight int32 sums of four w·x products each. With AVX-VNNI one vpdpbusd (|w| unsigned times x with w's
-    /// sign, no 16-bit saturation); otherwise vpmaddubsw then vpmaddwd, as ggml does without VNNI.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> DotI8(Vector256<sbyte> w, Vector256<sbyte> x) => AvxVnni.IsSupported
-        ? AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(w), Avx2.Sign(x, w))
-        : Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w)), Vector256.Create((short)1));
+    /// <summary>Eight int32 sums of four w·x products each: how a 256-bit kernel multiplies int8 codes.</summary>
+    private interface IDotI8
+    {
+        static abstract Vector256<int> Dot(Vector256<sbyte> w, Vector256<sbyte> x);
+    }
+
+    /// <summary>One vpdpbusd (|w| unsigned times x with w's sign, no 16-bit saturation): CpuProfile.AvxVnni.</summary>
+    private struct VnniDotI8 : IDotI8
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Dot(Vector256<sbyte> w, Vector256<sbyte> x) => AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, Avx2.Abs(w), Avx2.Sign(x, w));
+    }
+
+    /// <summary>vpmaddubsw then vpmaddwd, as ggml does without VNNI.</summary>
+    private struct MaddDotI8 : IDotI8
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Dot(Vector256<sbyte> w, Vector256<sbyte> x) =>
+            Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(x, w)), Vector256.Create((short)1));
+    }
 
     /// <summary>Quantizes x (a multiple of 32 long) to Q8_0: codes and per-block scales (already rounded through fp16).</summary>
     public static void QuantizeActivations(ReadOnlySpan<float> x, Span<sbyte> codes, Span<float> scales)
     {
         int blocks = x.Length / 32;
-        if (Avx.IsSupported && codes.Length >= blocks * 32)
+        if (Kernels.CpuProfile.Current.Avx2 && codes.Length >= blocks * 32)
         {
             fixed (float* px = x)
             fixed (sbyte* pq = codes)
@@ -119,11 +132,21 @@ public static unsafe class QuantDot
     /// <summary>Σ over blocks of d_w·d_x·Σ (w_q - 8)·x_q for a Q4_0 row (18-byte blocks).</summary>
     public static float DotQ4_0(byte* row, sbyte* xq, float* xd, int blocks) => Dot<Q4Blocks>(row, xq, xd, blocks);
 
+    // Paths by CpuProfile: AVX-512 without AVX-VNNI (two blocks per vector), AVX2 (with vpdpbusd where AVX-VNNI is
+    // on, which beats the 512-bit pairs there), portable.
     private static float Dot<T>(byte* row, sbyte* xq, float* xd, int blocks) where T : struct, IWeightBlocks
+    {
+        var cpu = Kernels.CpuProfile.Current;
+        if (cpu.Avx512 && !cpu.AvxVnni && blocks >= 2) return DotAvx512<T>(row, xq, xd, blocks);
+        if (cpu.AvxVnni) return DotAvx2<T, VnniDotI8>(row, xq, xd, blocks);
+        if (cpu.Avx2) return DotAvx2<T, MaddDotI8>(row, xq, xd, blocks);
+        return DotPortable<T>(row, xq, xd, blocks);
+    }
+
+    private static float DotAvx512<T>(byte* row, sbyte* xq, float* xd, int blocks) where T : struct, IWeightBlocks
     {
         int bs = T.BlockBytes;
         float* half = s_half; // through a local: reading the static field in the loop measured 1.4x slower
-        if (Avx512BW.IsSupported && !AvxVnni.IsSupported && blocks >= 2)
         {
             var acc = Vector512<float>.Zero;
             int b = 0;
@@ -134,10 +157,15 @@ public static unsafe class QuantDot
                 acc = Pair512(w, Avx512BW.LoadVector512(xq + b * 32), half[*(ushort*)blk] * xd[b], half[*(ushort*)(blk + bs)] * xd[b + 1], acc);
             }
             float total = Vector512.Sum(acc);
-            if (b < blocks) total += ScalarBlocks<T>(row + b * bs, xq + b * 32, xd + b, 1);
+            if (b < blocks) total += DotPortable<T>(row + b * bs, xq + b * 32, xd + b, 1);
             return total;
         }
-        if (Avx2.IsSupported)
+    }
+
+    private static float DotAvx2<T, TDot>(byte* row, sbyte* xq, float* xd, int blocks) where T : struct, IWeightBlocks where TDot : struct, IDotI8
+    {
+        int bs = T.BlockBytes;
+        float* half = s_half;
         {
             // Four blocks per iteration into four accumulators: the FMA chain (4 cycles) no longer bounds the loop.
             var a0 = Vector256<float>.Zero; var a1 = Vector256<float>.Zero; var a2 = Vector256<float>.Zero; var a3 = Vector256<float>.Zero;
@@ -146,19 +174,18 @@ public static unsafe class QuantDot
             {
                 byte* blk = row + b * bs;
                 Sse.Prefetch0(blk + 640); // about 20 to 35 blocks ahead: rows stream from DRAM in decode
-                a0 = Block(T.Codes(blk), xq + b * 32, half[*(ushort*)blk] * xd[b], a0);
-                a1 = Block(T.Codes(blk + bs), xq + b * 32 + 32, half[*(ushort*)(blk + bs)] * xd[b + 1], a1);
-                a2 = Block(T.Codes(blk + 2 * bs), xq + b * 32 + 64, half[*(ushort*)(blk + 2 * bs)] * xd[b + 2], a2);
-                a3 = Block(T.Codes(blk + 3 * bs), xq + b * 32 + 96, half[*(ushort*)(blk + 3 * bs)] * xd[b + 3], a3);
+                a0 = Block<TDot>(T.Codes(blk), xq + b * 32, half[*(ushort*)blk] * xd[b], a0);
+                a1 = Block<TDot>(T.Codes(blk + bs), xq + b * 32 + 32, half[*(ushort*)(blk + bs)] * xd[b + 1], a1);
+                a2 = Block<TDot>(T.Codes(blk + 2 * bs), xq + b * 32 + 64, half[*(ushort*)(blk + 2 * bs)] * xd[b + 2], a2);
+                a3 = Block<TDot>(T.Codes(blk + 3 * bs), xq + b * 32 + 96, half[*(ushort*)(blk + 3 * bs)] * xd[b + 3], a3);
             }
-            for (; b < blocks; b++) a0 = Block(T.Codes(row + b * bs), xq + b * 32, half[*(ushort*)(row + b * bs)] * xd[b], a0);
+            for (; b < blocks; b++) a0 = Block<TDot>(T.Codes(row + b * bs), xq + b * 32, half[*(ushort*)(row + b * bs)] * xd[b], a0);
             return Vector256.Sum(Avx.Add(Avx.Add(a0, a1), Avx.Add(a2, a3)));
         }
-        return ScalarBlocks<T>(row, xq, xd, blocks);
     }
 
     /// <summary>True when the 512-bit decode kernels (<see cref="DotQ8_0Pairs"/>, <see cref="DotQ4_0Quads"/>) run here.</summary>
-    public static bool HasPairKernels => Avx512BW.IsSupported;
+    public static bool HasPairKernels => Kernels.CpuProfile.Current.Avx512;
 
     /// <summary>
     /// A Q8_0 row against the pair layout of <see cref="Q8Activations"/>: two blocks per 512-bit vector,
@@ -392,14 +419,14 @@ public static unsafe class QuantDot
         y[3] = Vector512.Sum(a3 + b3);
     }
 
-    /// <summary>True where <see cref="DotQ4_0QuadsPermuted"/> can run (AVX-512 VBMI).</summary>
-    public static bool CanPermuteQuads => Avx512Vbmi.IsSupported && Avx512BW.IsSupported;
+    /// <summary>True where <see cref="DotQ4_0QuadsPermuted"/> can run (AVX-512 VBMI in the profile).</summary>
+    public static bool CanPermuteQuads => Kernels.CpuProfile.Current is { Avx512: true, Vbmi: true };
 
     /// <summary>
-    /// True where decode takes <see cref="DotQ4_0QuadsPermuted"/>: AVX-512 VBMI on an AMD CPU, where the weight
-    /// scales may be denormal operands at no cost (see HalfDot's scaled form).
+    /// True where decode takes <see cref="DotQ4_0QuadsPermuted"/>: AVX-512 VBMI, rows read one after another (it is
+    /// a one-row kernel), and denormal operands free (its weight scales are taken as moved bits, see HalfDot's scaled form).
     /// </summary>
-    public static bool UsesPermutedQuads { get; } = CanPermuteQuads && Kernels.CpuInfo.IsAmd;
+    public static bool UsesPermutedQuads => Kernels.CpuProfile.Current is { Avx512: true, Vbmi: true, RowAfterRow: true, FreeDenormals: true };
 
     // Block k's packed bytes are bytes 18k+2..18k+17 of a quad: from the first load (bytes 0-63) for k < 3, from
     // the second (bytes 8-71, index 64 + byte - 8) for k = 3. Its fp16 scale is bytes 18k, 18k+1, placed in the
@@ -488,7 +515,7 @@ public static unsafe class QuantDot
         return Avx512F.FusedMultiplyAdd(d * qs, Avx512F.ConvertToVector512Single(sumi), acc);
     }
 
-    private static float ScalarBlocks<T>(byte* row, sbyte* xq, float* xd, int blocks) where T : struct, IWeightBlocks
+    private static float DotPortable<T>(byte* row, sbyte* xq, float* xd, int blocks) where T : struct, IWeightBlocks
     {
         float sum = 0;
         for (int b = 0; b < blocks; b++)
@@ -500,11 +527,10 @@ public static unsafe class QuantDot
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Block(Vector256<sbyte> w, sbyte* xq, float scale, Vector256<float> acc)
+    private static Vector256<float> Block<TDot>(Vector256<sbyte> w, sbyte* xq, float scale, Vector256<float> acc) where TDot : struct, IDotI8
     {
-        var sumi = DotI8(w, Avx.LoadVector256(xq));
-        var d = Vector256.Create(scale);
-        return Fma.IsSupported ? Fma.MultiplyAdd(d, Avx.ConvertToVector256Single(sumi), acc) : Avx.Add(acc, Avx.Multiply(d, Avx.ConvertToVector256Single(sumi)));
+        var sumi = TDot.Dot(w, Avx.LoadVector256(xq));
+        return Fma.MultiplyAdd(Vector256.Create(scale), Avx.ConvertToVector256Single(sumi), acc);
     }
 
     /// <summary>

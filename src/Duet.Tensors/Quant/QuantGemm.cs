@@ -25,26 +25,21 @@ namespace Duet.Tensors.Quant;
 
 public static unsafe class QuantGemm
 {
-    /// <summary>The instructions the grouped kernels run on here: AVX-VNNI, else AVX2 (vpmaddubsw, vpmaddwd), else none.</summary>
-    public static QuantGemmKind Kind { get; } = AvxVnni.IsSupported ? QuantGemmKind.Vnni
-        : Avx2.IsSupported && Fma.IsSupported ? QuantGemmKind.Avx2 : QuantGemmKind.None;
+    /// <summary>The instructions the grouped kernels run on, by <see cref="Kernels.CpuProfile.Current"/>: AVX-VNNI, else AVX2 (vpmaddubsw, vpmaddwd), else none.</summary>
+    public static QuantGemmKind Kind => Kernels.CpuProfile.Current switch
+    {
+        { AvxVnni: true } => QuantGemmKind.Vnni,
+        { Avx2: true } => QuantGemmKind.Avx2,
+        _ => QuantGemmKind.None,
+    };
 
     /// <summary>True where the grouped kernels run.</summary>
     public static bool Supported => Kind != QuantGemmKind.None;
 
-    /// <summary>True where <paramref name="kind"/> can run (for tests: both kinds where AVX-VNNI is there).</summary>
-    public static bool CanRun(QuantGemmKind kind) => kind switch
-    {
-        QuantGemmKind.Vnni => AvxVnni.IsSupported,
-        QuantGemmKind.Avx2 => Avx2.IsSupported && Fma.IsSupported,
-        _ => false,
-    };
-
     /// <summary>The unsigned offset of the weight codes: 8 for Q4_0; 128 for Q8_0 with VNNI, 0 (signed codes) without.</summary>
     public static int Offset(GgmlType t) => Offset(t, Kind);
 
-    /// <inheritdoc cref="Offset(GgmlType)"/>
-    public static int Offset(GgmlType t, QuantGemmKind kind) => t == GgmlType.Q4_0 ? 8 : kind == QuantGemmKind.Vnni ? 128 : 0;
+    private static int Offset(GgmlType t, QuantGemmKind kind) => t == GgmlType.Q4_0 ? 8 : kind == QuantGemmKind.Vnni ? 128 : 0;
 
     /// <summary>
     /// Packs the activation codes of <paramref name="rows"/> rows (<paramref name="blocks"/> blocks each) into
@@ -70,20 +65,17 @@ public static unsafe class QuantGemm
             }
     }
 
-    /// <summary>Packs one weight row's whole groups (codes plus <see cref="Offset(GgmlType, QuantGemmKind)"/>) and their scales as floats.</summary>
-    public static void PackRow(GgmlType type, byte* row, int blocks, byte* packed, float* scales) => PackRow(type, Kind, row, blocks, packed, scales);
-
-    /// <inheritdoc cref="PackRow(GgmlType, byte*, int, byte*, float*)"/>
-    public static void PackRow(GgmlType type, QuantGemmKind kind, byte* row, int blocks, byte* packed, float* scales)
+    /// <summary>Packs one weight row's whole groups (codes plus <see cref="Offset(GgmlType)"/>) and their scales as floats.</summary>
+    public static void PackRow(GgmlType type, byte* row, int blocks, byte* packed, float* scales)
     {
-        if (Avx512F.IsSupported) PackRowAvx512(type, kind, row, blocks, packed, scales);
-        else PackRowScalar(type, kind, row, blocks, packed, scales);
+        if (Kernels.CpuProfile.Current.Avx512) PackRowAvx512(type, Kind, row, blocks, packed, scales);
+        else PackRowPortable(type, row, blocks, packed, scales);
     }
 
     /// <summary>The same packing with one 32-bit word at a time (the definition; for CPUs without AVX-512).</summary>
-    public static void PackRowScalar(GgmlType type, QuantGemmKind kind, byte* row, int blocks, byte* packed, float* scales)
+    public static void PackRowPortable(GgmlType type, byte* row, int blocks, byte* packed, float* scales)
     {
-        uint flip = Offset(type, kind) == 128 ? 0x80808080u : 0u;
+        uint flip = Offset(type) == 128 ? 0x80808080u : 0u;
         int groups = blocks / 8;
         float* half = QuantDot.HalfTable;
         for (int g = 0; g < groups; g++)
@@ -228,12 +220,8 @@ public static unsafe class QuantGemm
     /// start + k·sStride, xScales + k·dStride): result[k] = Σ over whole groups of d_w·d_x·Σ w·x.
     /// </summary>
     public static void Row4(GgmlType type, byte* packedW, float* wScales, sbyte* packedX, int* start, float* xScales, int xStride, int sStride, int dStride, int groups, float* result)
-        => Row4(type, Kind, packedW, wScales, packedX, start, xScales, xStride, sStride, dStride, groups, result);
-
-    /// <inheritdoc cref="Row4(GgmlType, byte*, float*, sbyte*, int*, float*, int, int, int, int, float*)"/>
-    public static void Row4(GgmlType type, QuantGemmKind kind, byte* packedW, float* wScales, sbyte* packedX, int* start, float* xScales, int xStride, int sStride, int dStride, int groups, float* result)
     {
-        if (kind == QuantGemmKind.Vnni) Row4<VnniDot>(packedW, wScales, packedX, start, xScales, xStride, sStride, dStride, groups, result);
+        if (Kind == QuantGemmKind.Vnni) Row4<VnniDot>(packedW, wScales, packedX, start, xScales, xStride, sStride, dStride, groups, result);
         else if (type == GgmlType.Q4_0) Row4<NibbleDot>(packedW, wScales, packedX, start, xScales, xStride, sStride, dStride, groups, result);
         else Row4<SignDot>(packedW, wScales, packedX, start, xScales, xStride, sStride, dStride, groups, result);
     }
@@ -280,12 +268,8 @@ public static unsafe class QuantGemm
     /// twice but each activation load serving both rows. result[4i + k] is row i, token k.
     /// </summary>
     public static void Row2x4(GgmlType type, byte* packedW, int wStride, float* wScales, int sOff, sbyte* packedX, int* start, float* xScales, int xStride, int sStride, int dStride, int groups, float* result)
-        => Row2x4(type, Kind, packedW, wStride, wScales, sOff, packedX, start, xScales, xStride, sStride, dStride, groups, result);
-
-    /// <inheritdoc cref="Row2x4(GgmlType, byte*, int, float*, int, sbyte*, int*, float*, int, int, int, int, float*)"/>
-    public static void Row2x4(GgmlType type, QuantGemmKind kind, byte* packedW, int wStride, float* wScales, int sOff, sbyte* packedX, int* start, float* xScales, int xStride, int sStride, int dStride, int groups, float* result)
     {
-        if (kind == QuantGemmKind.Vnni) Row2x4<VnniDot>(packedW, wStride, wScales, sOff, packedX, start, xScales, xStride, sStride, dStride, groups, result);
+        if (Kind == QuantGemmKind.Vnni) Row2x4<VnniDot>(packedW, wStride, wScales, sOff, packedX, start, xScales, xStride, sStride, dStride, groups, result);
         else if (type == GgmlType.Q4_0) Row2x4<NibbleDot>(packedW, wStride, wScales, sOff, packedX, start, xScales, xStride, sStride, dStride, groups, result);
         else Row2x4<SignDot>(packedW, wStride, wScales, sOff, packedX, start, xScales, xStride, sStride, dStride, groups, result);
     }
@@ -340,11 +324,7 @@ public static unsafe class QuantGemm
 
     /// <summary>One packed weight row against one packed activation row.</summary>
     public static float Row1(GgmlType type, byte* packedW, float* wScales, sbyte* packedX, int* start, float* xScales, int groups)
-        => Row1(type, Kind, packedW, wScales, packedX, start, xScales, groups);
-
-    /// <inheritdoc cref="Row1(GgmlType, byte*, float*, sbyte*, int*, float*, int)"/>
-    public static float Row1(GgmlType type, QuantGemmKind kind, byte* packedW, float* wScales, sbyte* packedX, int* start, float* xScales, int groups)
-        => kind == QuantGemmKind.Vnni ? Row1<VnniDot>(packedW, wScales, packedX, start, xScales, groups)
+        => Kind == QuantGemmKind.Vnni ? Row1<VnniDot>(packedW, wScales, packedX, start, xScales, groups)
         : type == GgmlType.Q4_0 ? Row1<NibbleDot>(packedW, wScales, packedX, start, xScales, groups)
         : Row1<SignDot>(packedW, wScales, packedX, start, xScales, groups);
 

@@ -5,6 +5,8 @@
 // [r0, r1) so the model can run rows in parallel; reductions over rows (norm weights) go into per-chunk
 // partial sums that the caller adds in a fixed order, which keeps results bit-identical for any thread count.
 // PyTorch equivalents are given per op; tests/reference/train_step.py holds the reference and the fixtures.
+// Arguments in the order of docs/CONVENTIONS.md: inputs, then sizes and scalars, then outputs (buffers changed in
+// place count as outputs), then the range of rows this call covers. docs/HOWTO-add-op.md walks through adding one.
 using System.Numerics.Tensors;
 
 namespace Duet.Training.Ops;
@@ -12,7 +14,7 @@ namespace Duet.Training.Ops;
 public static unsafe class RmsNormOp
 {
     /// <summary>y = x · r · w, r = 1/√(mean(x²) + eps), r saved per row.   torch: x * rsqrt(x.pow(2).mean(-1, keepdim=True) + eps) * w</summary>
-    public static void Forward(float* x, float* w, float* y, float* rstd, int dim, float eps, int r0, int r1)
+    public static void Forward(float* x, float* w, int dim, float eps, float* y, float* rstd, int r0, int r1)
     {
         var wv = new ReadOnlySpan<float>(w, dim);
         for (int r = r0; r < r1; r++)
@@ -30,7 +32,7 @@ public static unsafe class RmsNormOp
     /// dx += r·(dy⊙w) − x·r³/D·Σ(dy⊙w⊙x);  dwPartial += Σ_rows dy⊙x·r over [r0, r1).
     /// <paramref name="scratch"/> holds dim floats.
     /// </summary>
-    public static void Backward(float* dy, float* x, float* w, float* rstd, float* dx, float* dwPartial, float* scratch, int dim, int r0, int r1)
+    public static void Backward(float* dy, float* x, float* w, float* rstd, int dim, float* dx, float* dwPartial, float* scratch, int r0, int r1)
     {
         var wv = new ReadOnlySpan<float>(w, dim);
         var g = new Span<float>(scratch, dim);
@@ -81,7 +83,7 @@ public static unsafe class RopeOp
     /// In place on rows [r0, r1) of x [rows, heads·hd]; row r is at position r % seqLen.
     /// inverse: the backward rotation (by −angle), for gradients.
     /// </summary>
-    public static void Apply(float* x, int heads, int headDim, float* cos, float* sin, int seqLen, bool inverse, int r0, int r1)
+    public static void Apply(float* cos, float* sin, int heads, int headDim, int seqLen, bool inverse, float* x, int r0, int r1)
     {
         int half = headDim / 2, width = heads * headDim;
         float sign = inverse ? -1f : 1f;
@@ -135,7 +137,7 @@ public static unsafe class SwiGluOp
 /// </summary>
 public static unsafe class AttentionOp
 {
-    public static void Forward(float* q, float* k, float* v, float* o, float* p, int seqLen, int heads, int kvHeads, int headDim, int kvHead)
+    public static void Forward(float* q, float* k, float* v, int seqLen, int heads, int kvHeads, int headDim, int kvHead, float* o, float* p)
     {
         int group = heads / kvHeads, qw = heads * headDim, kw = kvHeads * headDim;
         float scale = 1f / MathF.Sqrt(headDim);
@@ -169,8 +171,8 @@ public static unsafe class AttentionOp
     /// dP = do vᵀ, dS = P ⊙ (dP − Σ_s P dP), dq += dS k / √hd, dk += dSᵀ q / √hd, dv += Pᵀ do.
     /// <paramref name="scratch"/> holds seqLen floats.
     /// </summary>
-    public static void Backward(float* dout, float* q, float* k, float* v, float* p, float* dq, float* dk, float* dv, float* scratch,
-        int seqLen, int heads, int kvHeads, int headDim, int kvHead)
+    public static void Backward(float* dout, float* q, float* k, float* v, float* p, int seqLen, int heads, int kvHeads, int headDim, int kvHead,
+        float* dq, float* dk, float* dv, float* scratch)
     {
         int group = heads / kvHeads, qw = heads * headDim, kw = kvHeads * headDim;
         float scale = 1f / MathF.Sqrt(headDim);
@@ -246,14 +248,14 @@ public static unsafe class CrossEntropyOp
 /// <summary>Token embedding: x[r] = E[id[r]].   torch: F.embedding(ids, E)</summary>
 public static unsafe class EmbeddingOp
 {
-    public static void Forward(float* table, int* ids, float* x, int dim, int r0, int r1)
+    public static void Forward(float* table, int* ids, int dim, float* x, int r0, int r1)
     {
         for (int r = r0; r < r1; r++)
             new ReadOnlySpan<float>(table + (long)ids[r] * dim, dim).CopyTo(new Span<float>(x + (long)r * dim, dim));
     }
 
     /// <summary>dE[id[r]] += dx[r] for columns [c0, c1), rows in order (repeated ids add up in the same order on any thread count).</summary>
-    public static void Backward(float* dx, int* ids, float* dTable, int dim, int rows, int c0, int c1)
+    public static void Backward(float* dx, int* ids, int dim, int rows, float* dTable, int c0, int c1)
     {
         for (int r = 0; r < rows; r++)
         {
