@@ -3,12 +3,12 @@
 // machines seen so far, by name. Every kernel reads CpuProfile.Current; none asks the hardware itself.
 //
 // Traits are measurements, not instruction sets: the same instructions run faster one way on one CPU and the
-// other way on another. They are set from the vendor, since that is where the measurements split (bench/README.md,
-// "AMD EPYC" section, has the figures):
+// other way on another. They are set from the vendor, since that is where the measurements split
+// (bench/README.md#kernel-choices has the figures):
 //   row_after_row   decode streams weight rows faster one after another than four side by side
 //                   (AMD Zen 4: yes; the Intel Xeon measured: no, four rows side by side were faster there)
-//   free_denormals  an FMA with a denormal operand costs nothing, so HalfDot may take its scaled form
-//                   (AMD Zen 4: yes; Intel: microcode assists, 1.5x slower)
+//   free_denormals  an FMA with a denormal operand costs nothing, so HalfDot may take its scaled form and
+//                   Q4_0 decode its permuted kernel (AMD Zen 4: yes; Intel: microcode assists)
 //
 // DUET_CPU overrides the detected profile, for comparisons and for running a slower path on purpose:
 //   DUET_CPU=portable | avx2 | avx512           the level (never above what the CPU has)

@@ -9,17 +9,17 @@
 //   exponent 0 (zero, subnormal): m came out as 2^-15·(1 + f/1024); the value is 2^-14·f/1024 = 2m - 2^-14
 //   w = m | (t & 0x80000000)
 // No denormal float is ever formed (an earlier version multiplied m << 13 by 2^112, which made denormal
-// operands of every fp16 subnormal weight and cost microcode assists: 1.5x slower on random weights).
+// operands of every fp16 subnormal weight and cost microcode assists on Intel; bench/README.md#kernel-choices).
 // Infinite or NaN weights (exponent 31) would come out finite, so the largest magnitude is tracked and such a
 // row takes the plain path, as does any CPU without AVX-512 or a length that is not a multiple of 32.
 //
-// Scaled form (AMD, where a denormal operand costs an FMA nothing): a half's bits moved to a float's place
+// Scaled form (where CpuProfile.FreeDenormals: a denormal operand costs an FMA nothing): a half's bits moved to a float's place
 // with no re-biasing, (lane >>arith 3) & 0x8FFFE000, are the half's value times 2^-112 exactly, subnormals
 // included (as floats they are denormal). With the activation prepared as x·2^112 (exact while |x| < 2^16)
 // every product w·x is the same real number, so each FMA, and the dot, has the same bits as the form above,
 // at two or three integer operations per 16 weights instead of about eight. Infinities and NaNs are caught by
 // the largest 16-bit magnitude (vpmaxuw). On the Intel machine measured earlier the same denormal operands
-// cost microcode assists (1.5x slower), so Intel keeps the re-biasing form.
+// cost microcode assists, so Intel keeps the re-biasing form (bench/README.md#kernel-choices).
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -80,10 +80,9 @@ public static unsafe class HalfDot
             var bits = Vector512.Create(unchecked((int)0x8FFFE000));
             var abs = Vector512.Create((ushort)0x7FFF);
             // No software prefetch: on the AMD CPU this form is for, the hardware prefetchers alone read a row
-            // faster (TinyLlama F16 decode, one thread: 7.2-7.9 tokens/s without, 6.7 at 2 KB, 6.7-6.8 at 8 KB, 6.4-6.5 at 16 KB).
-            // GGUF aligns tensors to 32 bytes, so a row often starts 32 bytes into a cache line and every 64-byte
-            // load would straddle two lines: such a row is read as two 32-byte halves (one more shuffle, no split
-            // load; TinyLlama F16, one thread, alternating: 8.6-8.8 -> 9.4-9.9 tokens/s).
+            // faster. GGUF aligns tensors to 32 bytes, so a row often starts 32 bytes into a cache line and every
+            // 64-byte load would straddle two lines: such a row is read as two 32-byte halves (one more shuffle, no
+            // split load). Both measured: bench/README.md#kernel-choices.
             bool whole = ((nint)w & 63) == 0;
             for (int i = 0; i < n; i += 32)
             {
@@ -125,11 +124,10 @@ public static unsafe class HalfDot
 
     /// <summary>
     /// y[k] = Σ w_k[i]·x[i] for four fp16 rows w_k = w + k·<paramref name="stride"/> (halves), read side by side.
-    /// One core streams memory faster from four rows at once than from one after another: each row is a
-    /// separate stream for the hardware prefetchers, and each step also prefetches the same place of the next four
-    /// rows (measured on a 768 MB stretch of a memory-mapped F16 GGUF, one thread: 9.0-9.2 GB/s against 6.2-6.7
-    /// for <see cref="Dot"/> row after row; eight rows at once were no faster). The activation loads serve all
-    /// four rows. Same arguments and fallback as <see cref="Dot"/>, and the same sums in the same order
+    /// On the Intel machine one core streams memory faster from four rows at once than from one after another
+    /// (CpuProfile.RowAfterRow off): each row is a separate stream for the hardware prefetchers, and each step also
+    /// prefetches the same place of the next four rows (the bandwidth of both, and eight rows at once:
+    /// bench/README.md#kernel-choices). The activation loads serve all four rows. Same arguments and fallback as <see cref="Dot"/>, and the same sums in the same order
     /// (one accumulator pair per row, as Dot's), so each row gets the bits <see cref="Dot"/> gives it.
     /// torch: w[0:4].float() @ x
     /// </summary>

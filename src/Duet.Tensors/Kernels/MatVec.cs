@@ -21,8 +21,8 @@ public enum QuantizedMath
     /// <summary>
     /// Weight rows are expanded to floats and dotted with the unrounded activation, as PyTorch/transformers run a
     /// dequantized GGUF: the logits carry only the weights' own rounding. Q8_0 generation keeps its speed (reading
-    /// the weights is the bound), Q4_0 and K-quant generation is slower (measured 0.6-0.7x and about 0.3x), prompts
-    /// run at float speed (docs/interop.md).
+    /// the weights is the bound), Q4_0 and K-quant generation is slower, prompts run at float speed (docs/interop.md
+    /// has the figures).
     /// </summary>
     Float,
 }
@@ -264,8 +264,8 @@ public static unsafe class MatMul
     private readonly struct WeightRows(Job job) : IRangeOp { public void Run(int start, int end) => Rows(job, start, end); }
 
     // Q8_0/Q4_0 with AVX-VNNI or AVX2: each weight row packed once, then two rows by four tokens at a time (QuantGemm;
-    // 1.3-1.5x the prompt speed of one row by four tokens, measured end to end); blocks past the last whole
-    // group of eight take the plain kernels.
+    // faster prompts than one row by four tokens, bench/README.md#kernel-choices); blocks past the last whole group of eight take the
+    // plain kernels.
     private static void Grouped(Job job, int start, int end)
     {
         var w = job.W;

@@ -49,6 +49,9 @@ public sealed class WorkerPool : IDisposable
             _workers[i] = new Thread(() => Loop(index)) { IsBackground = true, Name = $"duet-worker-{index}" };
             _workers[i].Start();
         }
+        // ManualResetEventSlim makes its lock object (24 bytes) the first time a caller really waits; a wait that
+        // times out makes it now, so that no later job allocates (the decode and training steps promise none).
+        _done.Wait(1);
     }
 
     /// <summary>Runs <paramref name="op"/> over [0, count) split into one contiguous range per thread; returns when all are done.</summary>

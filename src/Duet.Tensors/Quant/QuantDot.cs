@@ -146,7 +146,7 @@ public static unsafe class QuantDot
     private static float DotAvx512<T>(byte* row, sbyte* xq, float* xd, int blocks) where T : struct, IWeightBlocks
     {
         int bs = T.BlockBytes;
-        float* half = s_half; // through a local: reading the static field in the loop measured 1.4x slower
+        float* half = s_half; // through a local: the JIT reloads a static field in the loop (slower, see bench/README.md#kernel-choices)
         {
             var acc = Vector512<float>.Zero;
             int b = 0;
@@ -201,8 +201,8 @@ public static unsafe class QuantDot
     }
 
     // Decode streams every weight row from DRAM once per token: a software prefetch of both lines 4 KB ahead
-    // keeps more loads in flight than the out-of-order window does alone (one line 640 bytes ahead before;
-    // measured 6.5 -> 8-10 GB/s on one core, 15 -> 16.5-19 GB/s on two, 80 MB Q8_0/Q4_0 matrices).
+    // keeps more loads in flight than the out-of-order window does alone (the distances tried and the bandwidth
+    // each reached: bench/README.md#kernel-choices).
     private const int PD = 4096;
 
     // The loop alone, with no call inside, so the JIT keeps the accumulators in registers.
