@@ -20,5 +20,8 @@ public sealed class PromptFormatter(Tokenizer tokenizer)
         _template.Render(messages.Select(m => new ChatTemplateMessage(m.Role, m.Content)).ToList(), addGenerationPrompt: true, _bos, _eos);
 
     /// <summary>The prompt's tokens: special tokens the template writes (&lt;|im_start|&gt;, [INST]) are parsed as such.</summary>
-    public int[] Encode(IReadOnlyList<ChatTurn> messages) => tokenizer.Encode(Render(messages), addSpecialTokens: false, parseSpecial: true);
+    public int[] Encode(IReadOnlyList<ChatTurn> messages) => EncodeText(Render(messages));
+
+    /// <summary>Tokens of text the template rendered (all of a prompt, or the part a new turn adds), special tokens parsed.</summary>
+    public int[] EncodeText(string rendered) => tokenizer.Encode(rendered, addSpecialTokens: false, parseSpecial: true);
 }

@@ -86,7 +86,7 @@ public class ConstrainedTests
         var logits = new float[tok.VocabSize];
         var ids = new List<int>();
         string Text() => Encoding.UTF8.GetString(tok.DecodeToBytes(ids.ToArray())); // no leading space is ever allowed, so this is the bytes in order
-        var stops = Generator.StopTokensOf(tok);
+        var stops = StopTokens.Of(tok);
         var favoured = new HashSet<int>();
         for (int id = 0; id < tok.VocabSize; id++)
         {
@@ -130,7 +130,7 @@ public class ConstrainedTests
                 {
                     var mode = (Logits)(seed % 5);
                     int budget = seed % 3 == 0 ? 24 : 160;   // short budgets force the early close
-                    var c = JsonConstraint.Create(tok, Schema(s_schemas[si]), [.. Generator.StopTokensOf(tok)]);
+                    var c = JsonConstraint.Create(tok, Schema(s_schemas[si]), [.. StopTokens.Of(tok)]);
                     if (budget < c.MinimumLength) budget = c.MinimumLength;
                     var (text, complete) = Generate(tok, c, seed * 31 + si, mode, budget);
                     Assert.True(complete, $"schema {si} seed {seed} ({mode}, {budget} tokens) did not complete: {text}");
@@ -162,7 +162,7 @@ public class ConstrainedTests
     public void Apply_CompleteDocument_OnlyStopTokensRemain()
     {
         var tok = s_bpe.Value;
-        var stops = Generator.StopTokensOf(tok);
+        var stops = StopTokens.Of(tok);
         var c = JsonConstraint.Create(tok, Schema("""{"type":"object","properties":{"a":{"type":"boolean"}},"required":["a"]}"""), [.. stops]);
         Assert.True(c.TryFeed("{\"a\":true}"));
         Assert.True(c.IsComplete);
@@ -177,7 +177,7 @@ public class ConstrainedTests
         // The SentencePiece model spells rare Chinese characters with byte-fallback tokens: a character split
         // over three tokens must be allowed, and an invalid continuation must not.
         var tok = s_spm.Value;
-        var c = JsonConstraint.Create(tok, Schema("""{"type":"object","properties":{"s":{"type":"string"}},"required":["s"]}"""), [.. Generator.StopTokensOf(tok)]);
+        var c = JsonConstraint.Create(tok, Schema("""{"type":"object","properties":{"s":{"type":"string"}},"required":["s"]}"""), [.. StopTokens.Of(tok)]);
         Assert.True(c.TryFeed("{\"s\":\"自由"));
         Assert.True(c.TryFeed("\u9fa5"));  // 3 bytes
         var e4 = tok.TokenToId("<0xE4>")!.Value;

@@ -102,7 +102,7 @@ public static class TestModels
     public static Dictionary<int, int> NoStop()
     {
         var d = new Dictionary<int, int>();
-        foreach (int t in Duet.Inference.Generator.StopTokensOf(Tokenizer)) d[t] = -100;
+        foreach (int t in Duet.Inference.StopTokens.Of(Tokenizer)) d[t] = -100;
         return d;
     }
 }

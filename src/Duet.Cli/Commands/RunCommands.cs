@@ -3,6 +3,7 @@ using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
 using Duet.Inference;
+using Duet.Inference.Serving;
 using Duet.Model;
 using Duet.Tokenizers;
 
@@ -34,6 +35,16 @@ internal static class RunCommands
 
     private static (LlamaModel, Tokenizer) Load(string path) => ModelLoader.Load(path);
 
+    private static Option<string[]> StopOption() => new("--stop")
+    {
+        Description = "end the output before this string (repeat for several)", AllowMultipleArgumentsPerToken = false, DefaultValueFactory = _ => [],
+    };
+
+    // One slot of its own, batch-invariant kernels off: the fast prompt kernels, and the same tokens as
+    // LlamaModel.Prefill then Forward (the engine's rows of one sequence run the same kernels).
+    private static InferenceEngine Engine(LlamaModel m, Tokenizer tok, int context) =>
+        new(m, tok, new EngineOptions { Slots = 1, Context = Math.Clamp(context, 2, m.Config.ContextLength), BatchInvariant = false });
+
     private static Command Generate()
     {
         var model = ModelOption();
@@ -42,28 +53,62 @@ internal static class RunCommands
         var threads = ModelCommands.ThreadsOption();
         var ids = new Option<bool>("--print-ids") { Description = "print the generated token ids, one line, instead of text" };
         var math = ModelCommands.MathOption();
+        var stop = StopOption();
+        var schema = new Option<string?>("--json-schema") { Description = "constrain the output to JSON valid against this schema (the schema's text, or @FILE)" };
+        var json = new Option<bool>("--json") { Description = "constrain the output to a JSON object" };
         var sampling = new SamplingOptionsSet();
-        var cmd = new Command("generate", "Generate text from a prompt, streamed to stdout.") { model, prompt, n, threads, ids, math };
+        var cmd = new Command("generate", "Generate text from a prompt, streamed to stdout.") { model, prompt, n, threads, ids, math, stop, schema, json };
         foreach (var o in sampling.All) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
+            int max = r.GetValue(n);
+            if (max < 0) throw new ArgumentException("-n must be >= 0");
             var (m, tok) = Load(r.GetRequiredValue(model));
             m.QuantizedMath = r.GetValue(math);
             using (m)
             {
-                int max = r.GetValue(n);
-                if (max < 0) throw new ArgumentException("-n must be >= 0");
                 var promptIds = tok.Encode(r.GetRequiredValue(prompt), addSpecialTokens: true);
+                if (promptIds.Length == 0) throw new ArgumentException("the prompt has no tokens");
+                if (promptIds.Length >= m.Config.ContextLength)
+                    throw new ArgumentException($"the prompt ({promptIds.Length} tokens) does not fit in the context ({m.Config.ContextLength} tokens)");
                 var generated = new List<int>();
-                var gen = new Generator(m, tok);
-                foreach (var piece in gen.Generate(promptIds, max, sampling.Read(r), onToken: generated.Add))
-                    if (!r.GetValue(ids)) { Console.Write(piece); Console.Out.Flush(); }
-                Console.WriteLine(r.GetValue(ids) ? string.Join(' ', generated.Where(t => !gen.StopTokens.Contains(t))) : "");
+                if (max > 0)
+                {
+                    using var engine = Engine(m, tok, promptIds.Length + max);
+                    var request = new GenerationRequest
+                    {
+                        Prompt = promptIds, MaxTokens = Math.Min(max, engine.Context - promptIds.Length), Sampling = sampling.Read(r),
+                        Stop = r.GetValue(stop) ?? [], Constraint = Constraint(r.GetValue(schema), r.GetValue(json), tok, engine), PenalizePrompt = true,
+                    };
+                    var stream = engine.Submit(request);
+                    foreach (var t in stream.ReadBlocking())
+                    {
+                        generated.Add(t.Token);
+                        if (!r.GetValue(ids)) { Console.Write(t.Text); Console.Out.Flush(); }
+                    }
+                    if (!r.GetValue(ids)) Console.Write(stream.Result.GetAwaiter().GetResult().TrailingText);
+                }
+                Console.WriteLine(r.GetValue(ids) ? string.Join(' ', generated) : "");
             }
             return 0;
         });
         return cmd;
+    }
+
+    private static Duet.Inference.Constrained.JsonConstraint? Constraint(string? schema, bool anyObject, Tokenizer tok, InferenceEngine engine)
+    {
+        if (schema is null && !anyObject) return null;
+        if (schema is not null && anyObject) throw new ArgumentException("--json and --json-schema: give one of them");
+        JsonElement? parsed = null;
+        if (schema is not null)
+        {
+            var text = schema.StartsWith('@') ? File.ReadAllText(schema[1..]) : schema;
+            try { parsed = JsonDocument.Parse(text).RootElement.Clone(); }
+            catch (JsonException e) { throw new ArgumentException($"--json-schema is not JSON: {e.Message}"); }
+        }
+        try { return Duet.Inference.Constrained.JsonConstraint.Create(tok, parsed, [.. engine.StopTokens], engine.Model.Config.Vocab); }
+        catch (Duet.Inference.Constrained.SchemaException e) { throw new ArgumentException($"--json-schema: {e.Message}"); }
     }
 
     private static Command Chat()
@@ -71,10 +116,14 @@ internal static class RunCommands
         var model = ModelOption();
         var system = new Option<string?>("--system") { Description = "system prompt" };
         var n = new Option<int>("-n") { Description = "tokens per reply at most", DefaultValueFactory = _ => 512 };
+        var ctx = new Option<int>("--ctx-size", "-c") { Description = "context of the conversation in tokens (default: the model's, at most 4096)" };
         var threads = ModelCommands.ThreadsOption();
         var math = ModelCommands.MathOption();
+        var stop = StopOption();
+        var timings = new Option<bool>("--timings") { Description = "after each reply, print on stderr the prompt tokens computed and cached and the speeds" };
         var sampling = new SamplingOptionsSet();
-        var cmd = new Command("chat", "Chat with a model in the terminal, using its chat template (ChatML by default). Empty line or Ctrl-D ends.") { model, system, n, threads, math };
+        var cmd = new Command("chat", "Chat with a model in the terminal, using its chat template (ChatML by default). A turn computes only what it adds to the conversation (the keys and values of the earlier turns stay cached). Empty line or Ctrl-D ends.")
+            { model, system, n, ctx, threads, math, stop, timings };
         foreach (var o in sampling.All) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
@@ -83,30 +132,32 @@ internal static class RunCommands
             m.QuantizedMath = r.GetValue(math);
             using (m)
             {
-                var prompts = new PromptFormatter(tok);
-                var messages = new List<ChatTurn>();
-                if (r.GetValue(system) is string s) messages.Add(new ChatTurn("system", s));
-                var gen = new Generator(m, tok);
-                var options = sampling.Read(r);
-                Console.Error.WriteLine($"chat template: {prompts.TemplateName}; an empty line ends the chat");
+                int context = r.GetValue(ctx) is > 0 and var c ? c : Math.Min(m.Config.ContextLength, 4096);
+                if (context > m.Config.ContextLength) throw new ArgumentException($"--ctx-size {context} is larger than the model's context ({m.Config.ContextLength})");
+                using var engine = Engine(m, tok, context);
+                var session = new ChatSession(engine, r.GetValue(system));
+                var options = new ChatReplyOptions { MaxTokens = r.GetValue(n), Sampling = sampling.Read(r), Stop = r.GetValue(stop) ?? [] };
+                Console.Error.WriteLine($"chat template: {session.TemplateName}; an empty line ends the chat");
                 while (true)
                 {
                     Console.Error.Write("> ");
                     var line = Console.ReadLine();
                     if (string.IsNullOrWhiteSpace(line)) break;
-                    messages.Add(new ChatTurn("user", line));
-                    var prompt = prompts.Render(messages);
-                    var ids = tok.Encode(prompt, parseSpecial: true);
-                    if (ids.Length >= m.Config.ContextLength) { Console.Error.WriteLine("the conversation no longer fits in the context"); break; }
-                    var reply = new System.Text.StringBuilder();
-                    foreach (var generated in gen.Generate(ids, Math.Min(r.GetValue(n), m.Config.ContextLength - ids.Length), options))
+                    IEnumerable<string> reply;
+                    try { reply = session.Send(line, options); }
+                    catch (ArgumentException e) { Console.Error.WriteLine(e.Message); break; }
+                    bool started = false;
+                    foreach (var piece in reply)
                     {
-                        var piece = reply.Length == 0 ? generated.TrimStart() : generated; // a reply starts at its first word
-                        Console.Write(piece);
-                        reply.Append(piece);
+                        var shown = started ? piece : piece.TrimStart(); // a reply is shown from its first word
+                        started |= shown.Length > 0;
+                        Console.Write(shown);
+                        Console.Out.Flush();
                     }
                     Console.WriteLine();
-                    messages.Add(new ChatTurn("assistant", reply.ToString()));
+                    if (r.GetValue(timings) && session.LastTurn is { } st)
+                        Console.Error.WriteLine($"[prompt {st.EvaluatedTokens} tokens computed, {st.CachedTokens} cached, {st.FirstToken.TotalSeconds:F3} s to the first token; " +
+                            $"reply {st.CompletionTokens} tokens, {(st.CompletionTokens > 1 ? (st.CompletionTokens - 1) / Math.Max(1e-9, (st.Total - st.FirstToken).TotalSeconds) : 0):F1} tokens/s]");
                 }
             }
             return 0;

@@ -20,6 +20,12 @@ public sealed record GenerationRequest
     public Constrained.ITokenConstraint? Constraint { get; init; }
     /// <summary>Keep going past end-of-turn tokens (benchmarks that need a fixed number of tokens).</summary>
     public bool IgnoreEos { get; init; }
+    /// <summary>
+    /// The repeat, presence and frequency penalties count the prompt's tokens too, over the last
+    /// <see cref="SamplingOptions.RepeatLastN"/> tokens (llama.cpp's command line); otherwise they count the generated
+    /// tokens only, all of them (the OpenAI API).
+    /// </summary>
+    public bool PenalizePrompt { get; init; }
 }
 
 public readonly record struct TokenLogprob(int Token, float Logprob);
@@ -57,6 +63,9 @@ public sealed class GenerationStream
         _tokens.Writer.TryComplete(e);
         _result.TrySetException(e);
     }
+
+    /// <summary>The tokens as they come, blocking between them (for callers that are not async, such as the command line).</summary>
+    public IEnumerable<GeneratedToken> ReadBlocking(CancellationToken cancel = default) => Tokens.ReadAllAsync(cancel).ToBlockingEnumerable(cancel);
 
     /// <summary>Reads the whole stream: text and result (for non-streaming callers).</summary>
     public async Task<(string Text, List<GeneratedToken> Tokens, GenerationResult Result)> ReadAllAsync(CancellationToken cancel = default)

@@ -82,7 +82,7 @@ public sealed class InferenceEngine : IDisposable
         public Sampler? Sampler;
         public StreamingDecoder? Decoder;
         public StopStrings? Stops;
-        public readonly List<int> History = [];      // generated tokens: what presence/frequency penalties count
+        public readonly List<int> History = [];      // what the penalties count: generated tokens (after the prompt's, with PenalizePrompt)
     }
 
     private readonly LlamaModel _model;
@@ -117,7 +117,7 @@ public sealed class InferenceEngine : IDisposable
             throw new ArgumentException($"the tokenizer has {tokenizer.VocabSize} tokens, the model only {model.Config.Vocab}");
         _model = model;
         _tokenizer = tokenizer;
-        _stopTokens = Generator.StopTokensOf(tokenizer);
+        _stopTokens = Duet.Inference.StopTokens.Of(tokenizer);
         _slots = Enumerable.Range(0, Options.Slots).Select(i => new Slot(i, model.CreateState(Options.Context), model.Config.Vocab)).ToArray();
         _byAge = (Slot[])_slots.Clone();
         _scratch = model.CreateState(1);
@@ -316,7 +316,9 @@ public sealed class InferenceEngine : IDisposable
             best.Generated = 0;
             best.LastUsed = ++_clock;
             best.History.Clear();
-            best.Sampler = new Sampler(_model.Config.Vocab, p.Request.Sampling with { RepeatLastN = Math.Max(p.Request.Sampling.RepeatLastN, p.Request.MaxTokens) });
+            if (p.Request.PenalizePrompt) best.History.AddRange(prompt);
+            best.Sampler = new Sampler(_model.Config.Vocab, p.Request.PenalizePrompt ? p.Request.Sampling
+                : p.Request.Sampling with { RepeatLastN = Math.Max(p.Request.Sampling.RepeatLastN, p.Request.MaxTokens) });
             best.Decoder = _tokenizer.CreateStreamingDecoder(skipSpecialTokens: true);
             best.Decoder.Prime(prompt);
             best.Stops = new StopStrings(p.Request.Stop);
