@@ -163,25 +163,3 @@ internal static class ModelCommands
     /// <summary>The tokenizer a model path carries (GGUF vocabulary or the folder's tokenizer files), if any.</summary>
     internal static Tokenizer? TryTokenizer(string modelPath) => Duet.Inference.ModelLoader.TryTokenizer(modelPath);
 }
-
-/// <summary>NumPy .npy version 1.0 writer for float32 matrices.</summary>
-internal static class NpyFile
-{
-    public static void WriteFloat32(string path, float[,] data)
-    {
-        int rows = data.GetLength(0), cols = data.GetLength(1);
-        var header = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}";
-        int total = 10 + header.Length + 1;
-        header = header.PadRight(header.Length + (64 - total % 64) % 64) + "\n";
-        AtomicFile.Write(path, s =>
-        {
-            s.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y']);
-            s.WriteByte(1); s.WriteByte(0);
-            s.Write(BitConverter.GetBytes((ushort)header.Length));
-            s.Write(System.Text.Encoding.ASCII.GetBytes(header));
-            var bytes = new byte[(long)rows * cols * 4];
-            Buffer.BlockCopy(data, 0, bytes, 0, bytes.Length);
-            s.Write(bytes);
-        });
-    }
-}
