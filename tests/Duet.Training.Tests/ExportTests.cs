@@ -3,7 +3,7 @@
 // trainer's own per-position losses equal cross-entropy of the reference's logits; the GGUF export (tokenizer
 // embedded, Q/K rows permuted as llama.cpp expects) gives the engine the same logits as the safetensors one.
 // Greedy generation against llama.cpp itself is a manual check (docs/training.md), as llama.cpp is not in CI.
-using Duet.Data.Tokens;
+using Duet.Formats.Tokens;
 using Duet.Model;
 using Duet.Tests;
 using Duet.Tokenizers;
