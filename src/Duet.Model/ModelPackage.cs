@@ -70,9 +70,10 @@ public sealed class ModelPackage : IDisposable
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file or folder", path);
         var gguf = GgufFile.Open(path);
         LlamaModel model;
-        try { model = new LlamaModel(LlamaWeights.FromGguf(gguf)); } // the weights own the file from here
+        try { model = new LlamaModel(LlamaWeights.FromGguf(gguf)); }
         catch { gguf.Dispose(); throw; }
-        return new ModelPackage(path, ModelFormat.Gguf, model, loadTokenizer ? GgufTokenizer(gguf.Metadata) : null);
+        try { return new ModelPackage(path, ModelFormat.Gguf, model, loadTokenizer ? GgufTokenizer(gguf.Metadata) : null); }
+        catch { model.Dispose(); throw; } // the weights own the file now
     }
 
     private static Tokenizer? FolderTokenizer(string folder) =>
