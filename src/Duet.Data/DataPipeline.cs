@@ -38,17 +38,13 @@ public sealed class Manifest
     /// <summary>Kept documents and characters by split, then language.</summary>
     public SortedDictionary<string, SortedDictionary<string, DropCount>> Kept { get; set; } = new(StringComparer.Ordinal);
     public List<ShardInfo> Shards { get; set; } = [];
-    /// <summary>The token shards of `duet data tokenize` (Tokens/TokenManifest.cs); not written until it has run.</summary>
+    /// <summary>The token shards of `duet data tokenize` (Duet.Formats/Tokens/TokenManifest.cs); not written until it has run.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public Duet.Data.Tokens.TokenManifest? Tokens { get; set; }
+    public Duet.Formats.Tokens.TokenManifest? Tokens { get; set; }
 
     /// <summary>Reads a corpus manifest, with one clear error for a missing or malformed file.</summary>
     public static Manifest Load(string path)
-    {
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no manifest (is its folder the output of `duet data build`?)", path);
-        try { return JsonSerializer.Deserialize<Manifest>(File.ReadAllBytes(path), Duet.Data.Tokens.ManifestFile.Json) ?? throw new InvalidDataException($"{path}: empty manifest"); }
-        catch (JsonException e) { throw new InvalidDataException($"{path}: not a valid manifest: {e.Message}", e); }
-    }
+        => Duet.Formats.Tokens.CorpusManifest.Load<Manifest>(path, Duet.Data.Tokens.ManifestFile.Json);
 }
 
 public sealed class SourceManifest

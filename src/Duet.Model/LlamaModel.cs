@@ -344,15 +344,8 @@ public sealed class LlamaModel : IDisposable
         return result;
     }
 
-    /// <summary>Loads a .gguf file, or an HF folder (config.json + safetensors).</summary>
-    public static LlamaModel Load(string path)
-    {
-        if (Directory.Exists(path)) return new LlamaModel(LlamaWeights.FromHfFolder(path));
-        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file or folder", path);
-        var gguf = Duet.Formats.Gguf.GgufFile.Open(path);
-        try { return new LlamaModel(LlamaWeights.FromGguf(gguf)); }
-        catch { gguf.Dispose(); throw; }
-    }
+    /// <summary>Loads a .gguf file, or an HF folder (config.json + safetensors): the weights only (<see cref="ModelPackage.Open"/> also finds the tokenizer).</summary>
+    public static LlamaModel Load(string path) => ModelPackage.Open(path, loadTokenizer: false).Model;
 
     public void Dispose() => Weights.Dispose();
 }

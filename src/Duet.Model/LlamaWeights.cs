@@ -134,13 +134,8 @@ public sealed unsafe class LlamaWeights : IDisposable
             throw;
         }
 
-        static GgmlType TypeOf(SafeTensorInfo t) => t.DType switch
-        {
-            SafeTensorsDType.F32 => GgmlType.F32,
-            SafeTensorsDType.F16 => GgmlType.F16,
-            SafeTensorsDType.BF16 => GgmlType.BF16,
-            _ => throw new InvalidDataException($"tensor '{t.Name}' has dtype {t.DType}; LLaMA weights must be F32, F16 or BF16"),
-        };
+        static GgmlType TypeOf(SafeTensorInfo t) => SafeTensorsTypes.TryToGgml(t.DType, out var type) ? type
+            : throw new InvalidDataException($"tensor '{t.Name}' has dtype {t.DType}; LLaMA weights must be {SafeTensorsTypes.Names}");
     }
 
     private static LayerWeights[] BindLayers(LlamaConfig c, Func<int, LayerTensor, string> name,

@@ -5,7 +5,7 @@
 // seed and epoch); the position is (epoch, cursor), two integers a checkpoint stores, and the order from any
 // position is the same whatever happened before, so a resumed run reads exactly the batches of an uninterrupted one.
 // Validation reads the first windows of its split in order, the same ones every time.
-using Duet.Data.Tokens;
+using Duet.Formats.Tokens;
 
 namespace Duet.Training;
 

@@ -1,8 +1,9 @@
 // A trained model out of a checkpoint: the shape from the checkpoint's header, the parameters, and the tokenizer
-// the run's config named (or one given), as a CanonicalModel that ModelFiles writes as GGUF or safetensors and
-// the inference engine runs.
+// the run's config named (or one given), as a CanonicalModel; Export writes it through ModelPackage as GGUF or an
+// HF safetensors folder, which the inference engine, llama.cpp and transformers run.
 using System.Text.Json.Nodes;
 using Duet.Model;
+using Duet.Tensors;
 using Duet.Tokenizers;
 
 namespace Duet.Training;
@@ -54,5 +55,16 @@ public static class TrainedModel
             if (tokenizer.VocabSize != config.Vocab) throw new InvalidDataException($"{tokPath}: {tokenizer.VocabSize} tokens, the model's vocabulary is {config.Vocab}");
         }
         return (layout.ToModel(parameters, tokenizer), ckpt.Path);
+    }
+
+    /// <summary>
+    /// Loads <paramref name="path"/> as <see cref="Load"/> does and saves it at <paramref name="output"/> in
+    /// <paramref name="format"/> and <paramref name="type"/>, named after the run (GGUF general.name).
+    /// </summary>
+    public static (CanonicalModel Model, string CheckpointPath) Export(string path, string output, ModelFormat format, GgmlType type, string? tokenizerPath = null)
+    {
+        var (model, checkpoint) = Load(path, tokenizerPath);
+        ModelPackage.Save(model, output, format, type, model.Config.Name);
+        return (model, checkpoint);
     }
 }

@@ -9,7 +9,7 @@
 // every computation is deterministic, so the final weights equal an uninterrupted run's bit for bit.
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using Duet.Data.Tokens;
+using Duet.Formats.Tokens;
 using Duet.Model;
 using Duet.Tensors.Parallel;
 

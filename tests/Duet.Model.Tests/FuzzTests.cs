@@ -59,7 +59,7 @@ public class FuzzTests
         try
         {
             var good = Path.Combine(dir, "good.gguf");
-            ModelFiles.WriteGguf(ModelFiles.Random(Tiny, 3), good, GgmlType.Q8_0);
+            ModelPackage.WriteGguf(CanonicalModel.Random(Tiny, 3), good, GgmlType.Q8_0);
             LoadAndRun(good);
             var original = File.ReadAllBytes(good);
             var rng = new Random(20261122);
@@ -91,7 +91,7 @@ public class FuzzTests
         try
         {
             var goodDir = Path.Combine(dir, "good");
-            ModelFiles.WriteHfFolder(ModelFiles.Random(Tiny, 4), goodDir, SafeTensorsDType.F16);
+            ModelPackage.WriteHfFolder(CanonicalModel.Random(Tiny, 4), goodDir, SafeTensorsDType.F16);
             LoadAndRun(goodDir);
             var weights = File.ReadAllBytes(Path.Combine(goodDir, "model.safetensors"));
             var config = File.ReadAllBytes(Path.Combine(goodDir, "config.json"));

@@ -61,7 +61,7 @@ public class ReferenceLogitsTests(ReferenceModels refs) : IClassFixture<Referenc
         var (folder, ids, expected) = refs.Get(preset);
         var gguf = Path.Combine(refs.Dir, preset + ".f32.gguf");
         using (var hf = LlamaModel.Load(folder))
-            ModelFiles.WriteGguf(ModelFiles.ToCanonical(hf.Weights, null), gguf, GgmlType.F32);
+            ModelPackage.WriteGguf(CanonicalModel.FromWeights(hf.Weights, null), gguf, GgmlType.F32);
         using var model = LlamaModel.Load(gguf);
         Assert.Equal(Tensors.Kernels.RopeStyle.Normal, model.Config.RopeStyle); // the permuted layout is really in use
         float diff = MaxDiff(expected, model.LogitsOf(ids));
@@ -87,7 +87,7 @@ public class ReferenceLogitsTests(ReferenceModels refs) : IClassFixture<Referenc
         var path = Path.Combine(refs.Dir, $"{preset}.{type}.gguf".ToLowerInvariant());
         if (!File.Exists(path))
             using (var hf = LlamaModel.Load(folder))
-                ModelFiles.WriteGguf(ModelFiles.ToCanonical(hf.Weights, null), path, type);
+                ModelPackage.WriteGguf(CanonicalModel.FromWeights(hf.Weights, null), path, type);
         using var model = LlamaModel.Load(path);
         Assert.Equal(type, model.Weights.MainType);
         model.QuantizedMath = math;
@@ -167,7 +167,7 @@ public class DecodePathTests
         try
         {
             var path = Path.Combine(dir, "m.gguf");
-            ModelFiles.WriteGguf(ModelFiles.Random(c, 8, std: 0.1f), path, type);
+            ModelPackage.WriteGguf(CanonicalModel.Random(c, 8, std: 0.1f), path, type);
             using var m = LlamaModel.Load(path);
             m.QuantizedMath = math;
             var ids = Enumerable.Range(0, 70).Select(i => (i * 37 + 11) % 300).ToArray(); // more than two batches of 32

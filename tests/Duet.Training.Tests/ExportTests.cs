@@ -3,7 +3,7 @@
 // trainer's own per-position losses equal cross-entropy of the reference's logits; the GGUF export (tokenizer
 // embedded, Q/K rows permuted as llama.cpp expects) gives the engine the same logits as the safetensors one.
 // Greedy generation against llama.cpp itself is a manual check (docs/training.md), as llama.cpp is not in CI.
-using Duet.Data.Tokens;
+using Duet.Formats.Tokens;
 using Duet.Model;
 using Duet.Tests;
 using Duet.Tokenizers;
@@ -25,12 +25,13 @@ public sealed class ExportTests(TrainCorpusFixture fx) : IClassFixture<TrainCorp
         var run = Path.Combine(fx.Root, "run-export");
         using (var trainer = new Trainer(config, run, resume: false)) trainer.Run();
 
-        var (model, _) = TrainedModel.Load(run);
         var hf = Path.Combine(fx.Root, "export-hf");
         var gguf = Path.Combine(fx.Root, "export.gguf");
-        ModelFiles.WriteHfFolder(model, hf, Duet.Formats.SafeTensors.SafeTensorsDType.F32);
-        ModelFiles.WriteGguf(model, gguf, Duet.Tensors.GgmlType.F32, "export-test");
+        var (model, _) = TrainedModel.Export(run, hf, ModelFormat.SafeTensors, Duet.Tensors.GgmlType.F32);
+        TrainedModel.Export(run, gguf, ModelFormat.Gguf, Duet.Tensors.GgmlType.F32);
         Assert.True(File.Exists(Path.Combine(hf, "tokenizer.json")) && File.Exists(Path.Combine(hf, "generation_config.json")));
+        using (var package = ModelPackage.Open(gguf))
+            Assert.Equal(("export-test", ModelFormat.Gguf, 400), (package.Config.Name, package.Format, package.RequireTokenizer().VocabSize));
 
         using var corpus = TokenCorpus.Open(fx.Corpus, "validation");
         var window = new int[33];

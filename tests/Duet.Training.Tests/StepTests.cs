@@ -19,7 +19,7 @@ public class StepTests
     {
         var dir = Fixtures.Train("models", name);
         using var weights = LlamaWeights.FromHfFolder(dir);
-        var canonical = ModelFiles.ToCanonical(weights, null);
+        var canonical = CanonicalModel.FromWeights(weights, null);
         var hp = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, "hparams.json"))).RootElement;
         var (tokens, shape) = Fixtures.ReadInt32Npy(Path.Combine(dir, "tokens.npy"));
         var (targets, _) = Fixtures.ReadInt32Npy(Path.Combine(dir, "targets.npy"));

@@ -1,7 +1,7 @@
 // Checkpoint files, the metrics log, the loss plot and the data loader: the parts a resumable run stands on.
 using System.Text.Json.Nodes;
 using System.Xml.Linq;
-using Duet.Data.Tokens;
+using Duet.Formats.Tokens;
 
 namespace Duet.Training.Tests;
 

@@ -7,6 +7,7 @@ using System.Text.Json;
 using Duet.Data;
 using Duet.Data.LanguageId;
 using Duet.Data.Tokens;
+using Duet.Formats.Tokens;
 using Spectre.Console;
 
 namespace Duet.Cli.Commands;

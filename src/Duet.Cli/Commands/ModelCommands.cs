@@ -1,7 +1,6 @@
 // duet init / convert / quantize / logits: making, converting and checking model files.
 using System.CommandLine;
 using System.Globalization;
-using Duet.Formats.SafeTensors;
 using Duet.Model;
 using Duet.Tensors;
 using Duet.Tensors.Parallel;
@@ -34,30 +33,23 @@ internal static class ModelCommands
         if (WorkerPool.Shared.Threads != threads) WorkerPool.SetSharedThreads(threads);
     }
 
-    internal static GgmlType ParseType(string s) => s.ToUpperInvariant() switch
+    /// <summary>--format: gguf or safetensors (any case).</summary>
+    internal static ModelFormat ParseFormat(string s) => s.ToLowerInvariant() switch
     {
-        "F32" => GgmlType.F32, "F16" => GgmlType.F16, "BF16" => GgmlType.BF16, "Q8_0" => GgmlType.Q8_0, "Q4_0" => GgmlType.Q4_0,
-        "Q4_1" => GgmlType.Q4_1, "Q5_0" => GgmlType.Q5_0, "Q5_1" => GgmlType.Q5_1, "Q4_K" => GgmlType.Q4_K, "Q5_K" => GgmlType.Q5_K, "Q6_K" => GgmlType.Q6_K,
-        _ => throw new ArgumentException($"type '{s}' is not supported here (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)"),
+        "gguf" => ModelFormat.Gguf,
+        "safetensors" => ModelFormat.SafeTensors,
+        _ => throw new ArgumentException($"--format '{s}': gguf or safetensors"),
     };
 
-    private static void Save(CanonicalModel m, string output, string format, GgmlType type)
-    {
-        if (format == "gguf") ModelFiles.WriteGguf(m, output, type, Path.GetFileNameWithoutExtension(output));
-        else if (format == "safetensors")
-            ModelFiles.WriteHfFolder(m, output, type switch
-            {
-                GgmlType.F32 => SafeTensorsDType.F32, GgmlType.F16 => SafeTensorsDType.F16, GgmlType.BF16 => SafeTensorsDType.BF16,
-                _ => throw new ArgumentException($"safetensors holds F32, F16 or BF16, not {type}"),
-            });
-        else throw new ArgumentException($"--format '{format}': gguf or safetensors");
-    }
+    /// <summary>Saves a model the CLI made or rewrote; a GGUF is named after its file.</summary>
+    private static void Save(CanonicalModel m, string output, ModelFormat format, GgmlType type) =>
+        ModelPackage.Save(m, output, format, type, Path.GetFileNameWithoutExtension(output));
 
-    /// <summary>Loads any model, brings it to canonical form and writes it again (convert and quantize).</summary>
-    private static void Rewrite(string inPath, string outPath, string format, string type)
+    /// <summary>Loads any model with its tokenizer, brings it to canonical form and writes it again (convert and quantize).</summary>
+    private static void Rewrite(string inPath, string outPath, ModelFormat format, GgmlType type)
     {
-        using var model = LlamaModel.Load(inPath);
-        Save(ModelFiles.ToCanonical(model.Weights, TryTokenizer(inPath)), outPath, format, ParseType(type));
+        using var package = ModelPackage.Open(inPath);
+        Save(package.ToCanonical(), outPath, format, type);
         Console.Error.WriteLine($"wrote {outPath}");
     }
 
@@ -88,6 +80,8 @@ internal static class ModelCommands
         };
         cmd.SetAction(r =>
         {
+            var fmt = ParseFormat(r.GetValue(format)!);
+            var t = ModelPackage.ParseType(r.GetValue(type)!);
             Tokenizer? tok = r.GetValue(tokenizer) is string tp ? Tokenizer.Load(tp) : null;
             int d = r.GetValue(dim), h = r.GetValue(heads);
             if (h <= 0 || d % h != 0) throw new ArgumentException($"--dim {d} must be a positive multiple of --heads {h}");
@@ -99,8 +93,8 @@ internal static class ModelCommands
                 RopeStyle = Tensors.Kernels.RopeStyle.NeoX,
             };
             c.Validate();
-            var m = ModelFiles.Random(c, r.GetValue(seed), tok, r.GetValue(std));
-            Save(m, r.GetRequiredValue(output), r.GetValue(format)!, ParseType(r.GetValue(type)!));
+            var m = CanonicalModel.Random(c, r.GetValue(seed), tok, r.GetValue(std));
+            Save(m, r.GetRequiredValue(output), fmt, t);
             Console.Error.WriteLine($"wrote {r.GetRequiredValue(output)}");
             return 0;
         });
@@ -117,7 +111,8 @@ internal static class ModelCommands
         cmd.SetAction(r =>
         {
             var outPath = r.GetRequiredValue(output);
-            Rewrite(r.GetRequiredValue(input), outPath, r.GetValue(format) ?? (outPath.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? "gguf" : "safetensors"), r.GetValue(type)!);
+            var fmt = r.GetValue(format) is string f ? ParseFormat(f) : outPath.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) ? ModelFormat.Gguf : ModelFormat.SafeTensors;
+            Rewrite(r.GetRequiredValue(input), outPath, fmt, ModelPackage.ParseType(r.GetValue(type)!));
             return 0;
         });
         return cmd;
@@ -131,7 +126,7 @@ internal static class ModelCommands
         var cmd = new Command("quantize", "Quantize a model's matrices into a GGUF file (norms stay F32; rows that are not a whole number of blocks fall back to F16).") { input, output, type };
         cmd.SetAction(r =>
         {
-            Rewrite(r.GetRequiredValue(input), r.GetRequiredValue(output), "gguf", r.GetRequiredValue(type));
+            Rewrite(r.GetRequiredValue(input), r.GetRequiredValue(output), ModelFormat.Gguf, ModelPackage.ParseType(r.GetRequiredValue(type)));
             return 0;
         });
         return cmd;
@@ -151,37 +146,13 @@ internal static class ModelCommands
             var tokens = r.GetRequiredValue(ids).Split([' ', ','], StringSplitOptions.RemoveEmptyEntries)
                 .Select(s => int.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : throw new FormatException($"--ids: '{s}' is not an integer")).ToArray();
             if (tokens.Length == 0) throw new ArgumentException("--ids: no token ids");
-            using var m = LlamaModel.Load(r.GetRequiredValue(model));
+            using var package = ModelPackage.Open(r.GetRequiredValue(model), loadTokenizer: false);
+            var m = package.Model;
             m.QuantizedMath = r.GetValue(math);
             var logits = m.LogitsOf(tokens);
             NpyFile.WriteFloat32(r.GetRequiredValue(output), logits);
             return 0;
         });
         return cmd;
-    }
-
-    /// <summary>The tokenizer a model path carries (GGUF vocabulary or the folder's tokenizer files), if any.</summary>
-    internal static Tokenizer? TryTokenizer(string modelPath) => Duet.Inference.ModelLoader.TryTokenizer(modelPath);
-}
-
-/// <summary>NumPy .npy version 1.0 writer for float32 matrices.</summary>
-internal static class NpyFile
-{
-    public static void WriteFloat32(string path, float[,] data)
-    {
-        int rows = data.GetLength(0), cols = data.GetLength(1);
-        var header = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}";
-        int total = 10 + header.Length + 1;
-        header = header.PadRight(header.Length + (64 - total % 64) % 64) + "\n";
-        AtomicFile.Write(path, s =>
-        {
-            s.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y']);
-            s.WriteByte(1); s.WriteByte(0);
-            s.Write(BitConverter.GetBytes((ushort)header.Length));
-            s.Write(System.Text.Encoding.ASCII.GetBytes(header));
-            var bytes = new byte[(long)rows * cols * 4];
-            Buffer.BlockCopy(data, 0, bytes, 0, bytes.Length);
-            s.Write(bytes);
-        });
     }
 }

@@ -3,6 +3,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Text.Json;
+using Duet.Model;
 using Duet.Tensors.Parallel;
 using Duet.Training;
 using Spectre.Console;
@@ -95,25 +96,10 @@ internal static class TrainCommands
         };
         cmd.SetAction(r =>
         {
-            var (model, path) = TrainedModel.Load(r.GetValue(source)!, r.GetValue(tokenizer));
+            var fmt = ModelCommands.ParseFormat(r.GetValue(format)!);
+            var t = ModelPackage.ParseType(r.GetValue(type)!);
             var outPath = r.GetRequiredValue(output);
-            var t = r.GetValue(type)!.ToUpperInvariant();
-            switch (r.GetValue(format)!.ToLowerInvariant())
-            {
-                case "gguf":
-                    Duet.Model.ModelFiles.WriteGguf(model, outPath, ModelCommands.ParseType(t), model.Config.Name);
-                    break;
-                case "safetensors":
-                    var dtype = t switch
-                    {
-                        "F32" => Duet.Formats.SafeTensors.SafeTensorsDType.F32, "F16" => Duet.Formats.SafeTensors.SafeTensorsDType.F16,
-                        "BF16" => Duet.Formats.SafeTensors.SafeTensorsDType.BF16,
-                        _ => throw new ArgumentException($"--type {t}: safetensors export writes F32, F16 or BF16"),
-                    };
-                    Duet.Model.ModelFiles.WriteHfFolder(model, outPath, dtype);
-                    break;
-                default: throw new ArgumentException($"--format {r.GetValue(format)}: gguf or safetensors");
-            }
+            var (model, path) = TrainedModel.Export(r.GetValue(source)!, outPath, fmt, t, r.GetValue(tokenizer));
             Console.Error.WriteLine($"exported {path} ({model.Config.Name}, {model.Tensors.Values.Sum(x => (long)x.Length):N0} parameters) to {outPath}");
             return 0;
         });

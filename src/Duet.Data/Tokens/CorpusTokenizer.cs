@@ -1,5 +1,5 @@
 // `duet data tokenize`: the JSONL text shards of a corpus folder -> binary token shards (layout in
-// TokenFormat.cs), one per text shard, in manifest order, then manifest.json rewritten with a "tokens" section.
+// Duet.Formats/Tokens/TokenFormat.cs), one per text shard, in manifest order, then manifest.json rewritten with a "tokens" section.
 //
 // A document becomes BOS (if the tokenizer has one) + Encode(text) + EOS (if it has one); special tokens
 // written in the text (a literal "<s>") are encoded as text, never as the special id. Documents are encoded
@@ -13,6 +13,8 @@ using System.Buffers.Binary;
 using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text.Json;
+using Duet.Data.LanguageId;
+using Duet.Formats.Tokens;
 using Duet.Tokenizers;
 using Duet.Tokenizers.Loaders;
 
@@ -38,6 +40,15 @@ public sealed class CorpusTokenizer(Tokenizer tokenizer, string tokenizerName, s
         using (var f = File.OpenRead(file)) sha = Convert.ToHexStringLower(SHA256.HashData(f));
         return new CorpusTokenizer(TokenizerLoader.Load(file), Path.GetFileName(file), sha);
     }
+
+    /// <summary>The code a document's language gets in the .idx file, from the "lang" of its JSONL line.</summary>
+    public static TokenLanguage LanguageOf(string lang) => lang switch
+    {
+        Languages.English => TokenLanguage.English,
+        Languages.Chinese => TokenLanguage.Chinese,
+        Languages.Mixed => TokenLanguage.Mixed,
+        _ => TokenLanguage.Other,
+    };
 
     /// <summary>The manifest of a folder written by `duet data build`, which must list text shards.</summary>
     public static Manifest ReadCorpus(string dir)
@@ -132,7 +143,7 @@ public sealed class CorpusTokenizer(Tokenizer tokenizer, string tokenizerName, s
                         if (eos >= 0) writer.Write(eos);
                         long n = writer.Count - offsets[^1];
                         offsets.Add(writer.Count);
-                        languages.Add((byte)TokenFormat.LanguageOf(batch[i].Lang));
+                        languages.Add((byte)LanguageOf(batch[i].Lang));
                         var c = byLang.TryGetValue(batch[i].Lang, out var tc) ? tc : byLang[batch[i].Lang] = new TokenCount();
                         c.Documents++; c.Tokens += n;
                         totals.Documents++; totals.Tokens += n;

@@ -21,13 +21,16 @@
 //                       document d is tokens offset[d] .. offset[d+1] (BOS and EOS included)
 //           32 + 8 (documentCount + 1)   documentCount bytes: the language of each document (TokenLanguage)
 //                       file length = 32 + 8 (documentCount + 1) + documentCount
+// The writer is Duet.Data's CorpusTokenizer (which also maps the corpus's "lang" values to TokenLanguage); the
+// reader is TokenShard, and TokenCorpus opens a split's shards from the manifest.
 using System.Buffers.Binary;
 
-namespace Duet.Data.Tokens;
+namespace Duet.Formats.Tokens;
 
 /// <summary>Language code of a document in a .idx file; the JSONL shards' "lang" values map to it.</summary>
 public enum TokenLanguage : byte { English = 0, Chinese = 1, Mixed = 2, Other = 3 }
 
+/// <summary>Constants and header writers of the token shard format (the tables above).</summary>
 public static class TokenFormat
 {
     public const uint Version = 1;
@@ -38,14 +41,7 @@ public static class TokenFormat
     /// <summary>uint16 tokens while every id fits (vocabularies up to 65536), else uint32.</summary>
     public static int BytesPerToken(int vocabSize) => vocabSize <= 65536 ? 2 : 4;
 
-    public static TokenLanguage LanguageOf(string lang) => lang switch
-    {
-        LanguageId.Languages.English => TokenLanguage.English,
-        LanguageId.Languages.Chinese => TokenLanguage.Chinese,
-        LanguageId.Languages.Mixed => TokenLanguage.Mixed,
-        _ => TokenLanguage.Other,
-    };
-
+    /// <summary>Fills the 64-byte header of a .bin file.</summary>
     public static void WriteBinHeader(Span<byte> header, int bytesPerToken, long tokenCount, long documentCount, int vocabSize)
     {
         header[..BinHeaderSize].Clear();
@@ -57,6 +53,7 @@ public static class TokenFormat
         BinaryPrimitives.WriteUInt32LittleEndian(header[32..], (uint)vocabSize);
     }
 
+    /// <summary>Fills the 32-byte header of a .idx file.</summary>
     public static void WriteIdxHeader(Span<byte> header, long documentCount)
     {
         header[..IdxHeaderSize].Clear();

@@ -3,8 +3,9 @@
 // only when asked (verify), since that reads every byte.
 using System.Security.Cryptography;
 
-namespace Duet.Data.Tokens;
+namespace Duet.Formats.Tokens;
 
+/// <summary>The token shards of one split (train, validation) of a corpus folder, opened from its manifest.</summary>
 public sealed class TokenCorpus : IDisposable
 {
     public string Root { get; }
@@ -25,10 +26,11 @@ public sealed class TokenCorpus : IDisposable
         DocumentCount = shards.Sum(s => s.DocumentCount);
     }
 
+    /// <summary>Opens the shards of <paramref name="split"/> that the manifest in <paramref name="dir"/> lists; with <paramref name="verify"/>, checks every file's SHA-256 first.</summary>
     public static TokenCorpus Open(string dir, string split, bool verify = false)
     {
-        var manifestPath = Path.Combine(dir, ManifestFile.Name);
-        var tokens = ManifestFile.Read(dir).Tokens
+        var manifestPath = Path.Combine(dir, CorpusManifest.Name);
+        var tokens = CorpusManifest.ReadTokens(dir)
             ?? throw new InvalidDataException($"{manifestPath}: no tokens section; run `duet data tokenize {dir} --tokenizer PATH` first");
         var infos = tokens.Shards.Where(s => s.Split == split).ToList();
         if (infos.Count == 0)

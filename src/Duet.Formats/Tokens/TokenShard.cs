@@ -5,10 +5,10 @@
 // when asked. Thread-safe for reading.
 using System.Buffers.Binary;
 using System.Text;
-using Duet.Formats;
 
-namespace Duet.Data.Tokens;
+namespace Duet.Formats.Tokens;
 
+/// <summary>One token shard (NAME.bin + NAME.idx), checked on open and memory-mapped.</summary>
 public sealed unsafe class TokenShard : IDisposable
 {
     private readonly MappedFile _bin, _idx;
@@ -116,6 +116,7 @@ public sealed unsafe class TokenShard : IDisposable
         throw new InvalidDataException($"{path}: not a Duet {what}: magic \"{found}\", expected \"{Encoding.ASCII.GetString(magic)}\"");
     }
 
+    /// <summary>Token <paramref name="i"/> of the shard (0 .. TokenCount - 1).</summary>
     public int Token(long i)
     {
         if ((ulong)i >= (ulong)TokenCount) throw new ArgumentOutOfRangeException(nameof(i), $"token {i} of a shard of {TokenCount}");
@@ -148,6 +149,7 @@ public sealed unsafe class TokenShard : IDisposable
         return _offsets[d];
     }
 
+    /// <summary>The language of document <paramref name="d"/>.</summary>
     public TokenLanguage Language(long d)
     {
         if ((ulong)d >= (ulong)DocumentCount) throw new ArgumentOutOfRangeException(nameof(d), $"document {d} of a shard of {DocumentCount}");

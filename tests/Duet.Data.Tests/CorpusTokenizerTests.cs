@@ -1,11 +1,12 @@
-// `duet data tokenize` and the token shard reader: every document reads back as BOS + Encode(text) + EOS with
-// its language, the output does not depend on the thread count, damaged files are named in the error, and a
-// manifest without tokens is written as before.
-using System.Buffers.Binary;
+// `duet data tokenize`: every document reads back as BOS + Encode(text) + EOS with its language, the output does
+// not depend on the thread count, a changed text shard stops the run, and a manifest without tokens is written as
+// before. The reader itself (damaged .bin and .idx files) is tested from the format's tables in
+// Duet.Formats.Tests/Tokens/TokenShardTests.cs.
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Duet.Data.Tokens;
+using Duet.Formats.Tokens;
 using Duet.Tokenizers;
 using Duet.Tokenizers.Decoders;
 using Duet.Tokenizers.Loaders;
@@ -73,7 +74,7 @@ public sealed class TokenCorpusFixture : IDisposable
     public void Dispose() => Directory.Delete(Root, true);
 }
 
-public sealed class TokenShardTests(TokenCorpusFixture fx) : IClassFixture<TokenCorpusFixture>
+public sealed class CorpusTokenizerTests(TokenCorpusFixture fx) : IClassFixture<TokenCorpusFixture>
 {
     private static List<(string Lang, string Text)> ReadJsonl(string path) => File.ReadLines(path)
         .Select(l => JsonDocument.Parse(l).RootElement)
@@ -113,7 +114,7 @@ public sealed class TokenShardTests(TokenCorpusFixture fx) : IClassFixture<Token
             {
                 int[] expected = [1, .. tok.Encode(docs[d].Text, addSpecialTokens: false, parseSpecial: false), 2];
                 Assert.Equal(expected, shard.DocumentTokens(d));
-                Assert.Equal(TokenFormat.LanguageOf(docs[d].Lang), shard.Language(d));
+                Assert.Equal(CorpusTokenizer.LanguageOf(docs[d].Lang), shard.Language(d));
                 Assert.Equal(expected[1], shard.Token(shard.DocumentOffset(d) + 1));
                 if (docs[d].Text.Contains("<s>", StringComparison.Ordinal))
                 {
@@ -244,99 +245,6 @@ public sealed class TokenShardTests(TokenCorpusFixture fx) : IClassFixture<Token
         Assert.Equal(64 + 4 * shard.TokenCount, new FileInfo(shard.BinPath).Length);
         for (int d = 0; d < docs.Count; d++)
             Assert.Equal([70000, .. small.Encode(docs[d].Text, false, false), 2], shard.DocumentTokens(d));
-    }
-
-    // ---- damaged files ----------------------------------------------------------------------------
-
-    private (string Dir, TokenShardInfo Info) Tokenized(string name)
-    {
-        var dir = fx.CopyCorpus(name);
-        var m = Tokenize(dir, 2);
-        return (dir, m.Tokens!.Shards[0]);
-    }
-
-    private static void Patch(string path, long offset, ReadOnlySpan<byte> bytes)
-    {
-        using var f = new FileStream(path, FileMode.Open, FileAccess.ReadWrite);
-        f.Position = offset;
-        f.Write(bytes);
-    }
-
-    private static InvalidDataException OpenFails(string bin, string named)
-    {
-        var e = Assert.Throws<InvalidDataException>(() => TokenShard.Open(bin).Dispose());
-        Assert.Contains(named, e.Message, StringComparison.Ordinal);
-        return e;
-    }
-
-    [Fact]
-    public void Open_TruncatedBin_ThrowsNamingTheFileAndTheExpectedLength()
-    {
-        var (dir, info) = Tokenized("truncated");
-        var bin = Path.Combine(dir, info.Bin);
-        long length = new FileInfo(bin).Length;
-        using (var f = new FileStream(bin, FileMode.Open)) f.SetLength(length - 2);
-        var e = OpenFails(bin, bin);
-        Assert.Contains($"{length - 2} bytes", e.Message, StringComparison.Ordinal);
-        Assert.Contains($"= {length}", e.Message, StringComparison.Ordinal);
-        using (var f = new FileStream(bin, FileMode.Open)) f.SetLength(10);
-        OpenFails(bin, "shorter than the 64-byte header");
-    }
-
-    [Fact]
-    public void Open_FlippedMagicOrUnknownVersion_ThrowsNamingTheFile()
-    {
-        var (dir, info) = Tokenized("magic");
-        string bin = Path.Combine(dir, info.Bin), idx = Path.Combine(dir, info.Idx);
-        using (TokenShard.Open(bin)) { } // intact, it opens
-        Patch(bin, 0, "X"u8);
-        Assert.Contains("expected \"DUETTOK1\"", OpenFails(bin, bin).Message, StringComparison.Ordinal);
-        Patch(bin, 0, "D"u8);
-        Patch(bin, 8, [2]);
-        Assert.Contains("version 2", OpenFails(bin, bin).Message, StringComparison.Ordinal);
-        Patch(bin, 8, [1]);
-        Patch(idx, 7, "2"u8);
-        Assert.Contains("expected \"DUETIDX1\"", OpenFails(bin, idx).Message, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public void Open_IdxWithDecreasingOffset_ThrowsNamingTheFile()
-    {
-        var (dir, info) = Tokenized("offsets");
-        string bin = Path.Combine(dir, info.Bin), idx = Path.Combine(dir, info.Idx);
-        Assert.True(info.Documents >= 3);
-        // offset[2] set below offset[1]
-        var bytes = File.ReadAllBytes(idx);
-        long o1 = BinaryPrimitives.ReadInt64LittleEndian(bytes.AsSpan(32 + 8));
-        var patch = new byte[8];
-        BinaryPrimitives.WriteInt64LittleEndian(patch, o1 - 1);
-        Patch(idx, 32 + 16, patch);
-        Assert.Contains("must not decrease", OpenFails(bin, idx).Message, StringComparison.Ordinal);
-        // the last offset past the tokens
-        File.WriteAllBytes(idx, bytes);
-        BinaryPrimitives.WriteInt64LittleEndian(patch, info.Tokens + 1);
-        Patch(idx, 32 + 8 * info.Documents, patch);
-        Assert.Contains($"past the {info.Tokens} tokens", OpenFails(bin, idx).Message, StringComparison.Ordinal);
-        // an unknown language code
-        File.WriteAllBytes(idx, bytes);
-        Patch(idx, bytes.Length - 1, [7]);
-        Assert.Contains("language code 7", OpenFails(bin, idx).Message, StringComparison.Ordinal);
-    }
-
-    [Fact]
-    public void OpenCorpus_ChangedToken_IsFoundOnlyWhenVerifying()
-    {
-        var (dir, info) = Tokenized("verify");
-        var bin = Path.Combine(dir, info.Bin);
-        using (var c = TokenCorpus.Open(dir, info.Split, verify: true)) Assert.True(c.TokenCount > 0);
-        var bytes = File.ReadAllBytes(bin);
-        bytes[^1] ^= 1; // a token changes; lengths and counts stay valid
-        File.WriteAllBytes(bin, bytes);
-        using (var c = TokenCorpus.Open(dir, info.Split)) Assert.Equal(info.Tokens, c.Shards[0].TokenCount);
-        var e = Assert.Throws<InvalidDataException>(() => TokenCorpus.Open(dir, info.Split, verify: true).Dispose());
-        Assert.Contains(bin, e.Message, StringComparison.Ordinal);
-        Assert.Contains("SHA-256", e.Message, StringComparison.Ordinal);
-        Assert.Contains("no token shards for split 'test'", Assert.Throws<InvalidDataException>(() => TokenCorpus.Open(dir, "test")).Message, StringComparison.Ordinal);
     }
 
     // ---- bad corpora ------------------------------------------------------------------------------
