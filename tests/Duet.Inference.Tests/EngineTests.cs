@@ -22,7 +22,7 @@ public sealed class TinyModelFile : IDisposable
     public string Write(GgmlType type, LlamaConfig? config = null, Tokenizer? tokenizer = null, ulong seed = 7)
     {
         var path = Path.Combine(_dir, $"m-{type}-{seed}.gguf");
-        ModelFiles.WriteGguf(ModelFiles.Random(config ?? Config(), seed, tokenizer, std: 0.3f), path, type);
+        ModelPackage.WriteGguf(CanonicalModel.Random(config ?? Config(), seed, tokenizer, std: 0.3f), path, type);
         return path;
     }
 

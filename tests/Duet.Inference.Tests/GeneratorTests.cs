@@ -45,7 +45,7 @@ public class GeneratorTests
     {
         using var files = new TinyModelFile();
         using var m = LlamaModel.Load(files.Write(type, TinyModelFile.Config() with { ContextLength = 128 }));
-        var tok = ModelFiles.PlaceholderTokenizer(m.Config.Vocab);
+        var tok = ModelPackage.PlaceholderTokenizer(m.Config.Vocab);
         int[] prompt = [.. Enumerable.Range(0, 45).Select(i => (i * 37 + 11) % m.Config.Vocab)]; // more than one 32-token prompt batch
         var s = m.CreateState(128);
         m.Prefill(s, prompt);

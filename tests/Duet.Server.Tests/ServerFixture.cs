@@ -94,7 +94,7 @@ public static class TestModels
         foreach (var line in File.ReadLines(System.IO.Path.Combine(Repo.Root, "tests", "TestData", "bilingual-test.txt")).Take(1500)) trainer.AddText(line);
         var tok = trainer.Train();
         var path = System.IO.Path.Combine(dir, "tiny-chat.gguf");
-        ModelFiles.WriteGguf(ModelFiles.Random(Config(tok.VocabSize), 11, tok, std: 0.25f), path, Duet.Tensors.GgmlType.Q8_0);
+        ModelPackage.WriteGguf(CanonicalModel.Random(Config(tok.VocabSize), 11, tok, std: 0.25f), path, Duet.Tensors.GgmlType.Q8_0);
         return (path, Tokenizer.Load(path));
     }
 

@@ -18,7 +18,7 @@ public class AllocationTests
         };
         using var pool = new WorkerPool(2);
         using var model = new TrainingModel(config, 2, 32, pool);
-        model.Layout.Load(ModelFiles.Random(config, 3), model.Parameters);
+        model.Layout.Load(CanonicalModel.Random(config, 3), model.Parameters);
         var runner = new StepRunner(model, new OptimizerOptions { MaxSteps = 100, WarmupSteps = 2 }, microBatches: 2);
         var rng = new Random(1);
         var inputs = Enumerable.Range(0, 2 * 2 * 32).Select(_ => rng.Next(config.Vocab)).ToArray();

@@ -58,7 +58,7 @@ public static unsafe class RmsNormOp
 /// Rotary position embedding in the Hugging Face layout (rotate_half): for d &lt; hd/2 the pair is (d, d + hd/2),
 ///   y[d] = x[d] cos − x[d+h] sin,   y[d+h] = x[d+h] cos + x[d] sin,   angle = pos · θ^(−2d/hd).
 /// Backward is the inverse rotation. GGUF stores Q/K rows permuted so that llama.cpp's interleaved pairs give the
-/// same result (ModelFiles.WriteGguf applies it on export).
+/// same result (ModelPackage.WriteGguf applies it on export).
 /// </summary>
 public static unsafe class RopeOp
 {
