@@ -2,11 +2,16 @@
 """Markdown table from the JSON lines of bench/engine_vs_llamacpp.sh: Duet next to llama.cpp per file and thread count.
 Usage: bench/engine_vs_llamacpp.sh BIN | tee run.jsonl; python3 bench/engine_table.py run.jsonl [run2.jsonl ...]
 With several runs (this machine is noisy), each cell is the median over the runs of tokens/s, and each ratio
-is the median of the per-run ratios (Duet / llama.cpp measured next to each other) with their range."""
+is the median of the per-run ratios (Duet / llama.cpp measured next to each other) with their range.
+--tool NAME takes Duet's figures from the lines of that tool (default "duet"; "duet-before" with BEFORE=)."""
 import json, statistics, sys
 
+args = sys.argv[1:]
+tool = "duet"
+if args[:1] == ["--tool"]:
+    tool, args = args[1], args[2:]
 runs = []
-for path in sys.argv[1:]:
+for path in args:
     run = {}
     for line in open(path):
         line = line.strip()
@@ -24,8 +29,8 @@ for t in (1, 2):
     for f in ("f16", "q8_0", "q4_0"):
         cells = []
         for kind in ("pp", "tg"):
-            pairs = [(run[(f, t, kind, "llama.cpp")], run[(f, t, kind, "duet")]) for run in runs
-                     if (f, t, kind, "llama.cpp") in run and (f, t, kind, "duet") in run]
+            pairs = [(run[(f, t, kind, "llama.cpp")], run[(f, t, kind, tool)]) for run in runs
+                     if (f, t, kind, "llama.cpp") in run and (f, t, kind, tool) in run]
             if not pairs:
                 cells += ["-", "-", "-"]
                 continue

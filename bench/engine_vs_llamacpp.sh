@@ -2,8 +2,11 @@
 # Decode (tg) and prompt (pp) speed of Duet next to llama-bench on the same GGUF files, same thread counts,
 # alternating the two per configuration. TinyLlama-1.1B shape (dim 2048, 22 layers, 32 heads, 4 KV heads,
 # ffn 5632, vocab 32000), random weights, F16 / Q8_0 / Q4_0.
-# Usage: [P=128] [N=32] [NOAMX=1] bench/engine_vs_llamacpp.sh LLAMA_CPP_BIN_DIR [WORK_DIR] > run.jsonl
+# Usage: [P=128] [N=32] [NOAMX=1] [BEFORE=CLONE] bench/engine_vs_llamacpp.sh LLAMA_CPP_BIN_DIR [WORK_DIR] > run.jsonl
 #        bench/engine_table.py run.jsonl   (the markdown table)
+# BEFORE: another built checkout of Duet (dotnet build src/Duet.Cli -c Release there), run right after this one on
+# each configuration as tool "duet-before": a change's before and after against the same llama.cpp runs
+# (bench/engine_table.py --tool duet-before run.jsonl gives the before table).
 set -euo pipefail
 bin="${1:?path to llama.cpp build/bin}"
 work="${2:-/tmp/duet-bench}"
@@ -26,5 +29,8 @@ for t in 1 2; do
   for f in f16 q8_0 q4_0; do
     "${pre[@]}" "$bin/llama-bench" -m "$work/tinyllama-$f.gguf" -t $t -p "$P" -n "$N" -r 2 -o jsonl 2> /dev/null | sed "s/^{/{\"tool\":\"llama.cpp\",\"file\":\"$f\",/"
     "${duet[@]}" bench -m "$work/tinyllama-$f.gguf" -t $t -p "$P" -n "$N" -r 2 --json | sed "s/^{/{\"tool\":\"duet\",\"file\":\"$f\",/"
+    if [ -n "${BEFORE:-}" ]; then
+      dotnet "$BEFORE/src/Duet.Cli/bin/Release/net10.0/duet.dll" bench -m "$work/tinyllama-$f.gguf" -t $t -p "$P" -n "$N" -r 2 --json | sed "s/^{/{\"tool\":\"duet-before\",\"file\":\"$f\",/"
+    fi
   done
 done
