@@ -43,8 +43,8 @@ public static unsafe class HalfDot
     /// <summary>
     /// The activation as <see cref="Dot"/> reads it: per block of 32, the even-indexed elements then the odd ones;
     /// in the scaled form each times 2^112. <paramref name="xp"/> is as long as <paramref name="x"/>. Returns whether
-    /// the scaled form was taken: where <paramref name="scaled"/> asks for it, AVX-512BW runs and every finite |x| is
-    /// below 2^16 (so x·2^112 stays finite). Pass the result to <see cref="Dot"/> and <see cref="Dot4"/>.
+    /// the scaled form was taken: where <see cref="UsesScaledForm"/>, the length is a multiple of 32 and every finite
+    /// |x| is below 2^16 (so x·2^112 stays finite). Pass the result to <see cref="Dot"/> and <see cref="Dot4"/>.
     /// </summary>
     public static bool Prepare(ReadOnlySpan<float> x, Span<float> xp)
     {

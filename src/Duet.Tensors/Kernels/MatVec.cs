@@ -59,7 +59,6 @@ public static unsafe class MatVec
 
     private static bool UsesQ8Activations(GgmlType t) => t is GgmlType.Q8_0 or GgmlType.Q4_0;
 
-
     [ThreadStatic] private static float[]? t_row;
     [ThreadStatic] private static Job? t_job;
 
@@ -102,7 +101,7 @@ public static unsafe class MatVec
         var x = new ReadOnlySpan<float>(job.X, w.Cols);
         var y = new Span<float>(job.Y, w.Rows);
         // Four rows side by side (F16, Q8_0, Q4_0 decode) unless the CPU streams rows faster one after another
-        // (CpuProfile.RowAfterRow; bench/README.md has the measurements on both machines).
+        // (CpuProfile.RowAfterRow; the measurements on both machines: bench/README.md#kernel-choices).
         bool fourRows = !CpuProfile.Current.RowAfterRow;
         if (w.Type == GgmlType.F32)
         {
@@ -122,7 +121,7 @@ public static unsafe class MatVec
                 long rb = w.RowBytes;
                 bool pairs = QuantDot.HasPairKernels;
                 // Four rows at a time where the 512-bit kernels run and that streams faster (same bits per row as one
-                // at a time); on AMD with VBMI, Q4_0 rows through the permuted kernel.
+                // at a time); where QuantDot.UsesPermutedQuads (VBMI, rows one after another, free denormals), Q4_0 rows through the permuted kernel.
                 int r = start;
                 fixed (float* py = y)
                     if (fourRows && pairs && w.Type == GgmlType.Q8_0)
