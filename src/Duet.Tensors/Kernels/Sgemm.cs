@@ -168,10 +168,10 @@ public static unsafe class Sgemm
     {
         switch (isa)
         {
-            case SimdLevel.Avx512: Kernel512(a, b, kc, c, ldc, add); break;
+            case SimdLevel.Avx512: KernelAvx512(a, b, kc, c, ldc, add); break;
             case SimdLevel.Avx2:
                 for (int half = 0; half < 2; half++)
-                    for (int quarter = 0; quarter < 2; quarter++) Kernel256(a + quarter * 4, b + half * 16, kc, c + (long)quarter * 4 * ldc + half * 16, ldc, add);
+                    for (int quarter = 0; quarter < 2; quarter++) KernelAvx2(a + quarter * 4, b + half * 16, kc, c + (long)quarter * 4 * ldc + half * 16, ldc, add);
                 break;
             default: KernelPortable(a, b, kc, c, ldc, add); break;
         }
@@ -179,7 +179,7 @@ public static unsafe class Sgemm
 
     // 8 rows × 32 columns: per k, two loads of B, eight broadcasts of A, sixteen FMAs.
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel512(float* a, float* b, int kc, float* c, int ldc, bool add)
+    private static void KernelAvx512(float* a, float* b, int kc, float* c, int ldc, bool add)
     {
         Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         Vector512<float> c40 = default, c41 = default, c50 = default, c51 = default, c60 = default, c61 = default, c70 = default, c71 = default;
@@ -209,7 +209,7 @@ public static unsafe class Sgemm
 
     // 4 rows × 16 columns of the packed 8 × 32 panels (a advances by MR, b by NR per k).
     [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private static void Kernel256(float* a, float* b, int kc, float* c, int ldc, bool add)
+    private static void KernelAvx2(float* a, float* b, int kc, float* c, int ldc, bool add)
     {
         Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default, c30 = default, c31 = default;
         for (int k = 0; k < kc; k++)
