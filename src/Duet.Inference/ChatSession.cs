@@ -7,6 +7,9 @@
 // the template adds: the rendered conversation with the new user turn, minus the text those tokens already stand
 // for. Where the template rewrites earlier turns (so its output no longer starts with that text) the whole
 // conversation is encoded again, and the engine still reuses the longest common prefix of tokens.
+//
+// A conversation that outgrows the context loses its oldest exchanges (a user turn and its reply; system turns
+// stay), as Ollama does: the next prompt is then encoded whole, and only its system prompt is found cached.
 using System.Diagnostics;
 using System.Text;
 using Duet.Inference.Serving;
@@ -53,6 +56,8 @@ public sealed class ChatSession
     public string TemplateName => _prompts.TemplateName;
     /// <summary>The last turn's figures, once its reply has been read to the end.</summary>
     public ChatTurnStats? LastTurn { get; private set; }
+    /// <summary>Messages dropped so far to keep the conversation within the context (oldest first, never a system turn).</summary>
+    public int DroppedMessages { get; private set; }
 
     /// <summary>The prompt tokens of the next turn if the user says <paramref name="user"/>: the conversation's tokens, then the new ones.</summary>
     public int[] PromptFor(string user) => Prompt(user).Tokens;
@@ -67,15 +72,36 @@ public sealed class ChatSession
 
     /// <summary>
     /// The user's turn and the reply, streamed as text pieces. The turn joins the conversation when the reply has
-    /// been read to the end. ArgumentException when the conversation no longer fits in the engine's context.
+    /// been read to the end. Where the prompt would not leave room for a reply of <see cref="MinReplyTokens"/> (or
+    /// of MaxTokens, if fewer), the oldest exchanges are dropped first; ArgumentException when even the system
+    /// turns and the new one alone do not fit.
     /// </summary>
     public IEnumerable<string> Send(string user, ChatReplyOptions? options = null, CancellationToken cancel = default)
     {
         options ??= new ChatReplyOptions();
+        int room = Math.Clamp(Math.Min(options.MaxTokens, MinReplyTokens), 1, _engine.Context - 1);
         var (prompt, full) = Prompt(user);
+        while (prompt.Length + room > _engine.Context && DropOldestExchange()) (prompt, full) = Prompt(user);
         if (prompt.Length >= _engine.Context)
             throw new ArgumentException($"the conversation no longer fits in the context ({prompt.Length} tokens, the context holds {_engine.Context})");
         return Stream(user, prompt, full, options, cancel);
+    }
+
+    /// <summary>The reply room a turn keeps by dropping old exchanges: a quarter of the context, at most 256 tokens.</summary>
+    private int MinReplyTokens => Math.Min(256, _engine.Context / 4);
+
+    // The oldest user turn and the replies after it, up to the next user turn; false when no user turn is left.
+    private bool DropOldestExchange()
+    {
+        int first = _messages.FindIndex(m => m.Role == "user");
+        if (first < 0) return false;
+        int end = first + 1;
+        while (end < _messages.Count && _messages[end].Role is not ("user" or "system")) end++;
+        _messages.RemoveRange(first, end - first);
+        DroppedMessages += end - first;
+        _tokens.Clear(); // the history changed: the next prompt is encoded whole
+        _text = "";
+        return true;
     }
 
     private IEnumerable<string> Stream(string user, int[] prompt, string full, ChatReplyOptions options, CancellationToken cancel)

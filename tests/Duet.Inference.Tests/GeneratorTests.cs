@@ -111,4 +111,35 @@ public class GeneratorTests
         }
         Assert.True(computed > perTurn.Skip(1).Max() * 5, $"the conversation grew to {computed} tokens while a turn computed at most {perTurn.Skip(1).Max()}");
     }
+
+    /// <summary>
+    /// A conversation longer than the context loses its oldest exchanges (the system turn stays), as Ollama does,
+    /// instead of ending: every turn is answered, and a prompt always leaves the reply its room.
+    /// </summary>
+    [Fact]
+    public void ChatSession_LongerThanTheContext_DropsTheOldestExchanges()
+    {
+        var trainer = new BpeTrainer(new BpeTrainerOptions { VocabSize = 400 });
+        trainer.AddText("Debian is a free operating system. 自由的操作系统。 The quick brown fox jumps over the lazy dog. 你好，世界！");
+        var tok = trainer.Train();
+        using var files = new TinyModelFile();
+        var (m, loaded) = ModelLoader.Load(files.Write(GgmlType.Q8_0, TinyModelFile.Config(vocab: tok.VocabSize) with { ContextLength = 128 }, tok));
+        using var _ = m;
+        using var engine = new InferenceEngine(m, loaded, new EngineOptions { Slots = 1, Context = 128, BatchInvariant = false });
+        var session = new ChatSession(engine, "Be brief.");
+        var options = new ChatReplyOptions { MaxTokens = 40, Sampling = SamplingOptions.Greedy };
+        for (int turn = 0; turn < 8; turn++)
+        {
+            string user = $"What is Debian? {turn}";
+            var reply = string.Concat(session.Send(user, options));
+            var st = session.LastTurn!;
+            Assert.True(st.PromptTokens + Math.Min(40, 128 / 4) <= 128, $"turn {turn}: a prompt of {st.PromptTokens} tokens leaves no room");
+            Assert.Equal("system", session.Messages[0].Role);
+            Assert.Equal(user, session.Messages[^2].Content);
+            Assert.Equal(reply, session.Messages[^1].Content);
+        }
+        Assert.True(session.DroppedMessages >= 2, $"{session.DroppedMessages} messages dropped");
+        Assert.DoesNotContain(session.Messages, t => t.Content == "What is Debian? 0");
+        Assert.Equal(2 * 8 + 1, session.Messages.Count + session.DroppedMessages);
+    }
 }

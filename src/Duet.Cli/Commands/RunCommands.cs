@@ -144,8 +144,11 @@ internal static class RunCommands
                     var line = Console.ReadLine();
                     if (string.IsNullOrWhiteSpace(line)) break;
                     IEnumerable<string> reply;
+                    int dropped = session.DroppedMessages;
                     try { reply = session.Send(line, options); }
                     catch (ArgumentException e) { Console.Error.WriteLine(e.Message); break; }
+                    if (session.DroppedMessages > dropped)
+                        Console.Error.WriteLine($"[the {session.DroppedMessages - dropped} oldest messages were dropped to fit the context of {engine.Context} tokens]");
                     bool started = false;
                     foreach (var piece in reply)
                     {
