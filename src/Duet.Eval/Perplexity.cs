@@ -60,12 +60,46 @@ public static class Perplexity
     /// <summary>
     /// Perplexity over token ids already made: <paramref name="bos"/> (or -1 for none) replaces each chunk's first
     /// token; <paramref name="tokenizer"/>, if given, supplies the bytes and characters of the scored tokens.
-    /// <paramref name="nll"/>, if not empty, receives every scored token's NLL in order.
+    /// <paramref name="nll"/>, if not empty, receives every scored token's NLL in order; <paramref name="onRow"/>, if
+    /// given, sees every scored row's logits (KlDivergence writes its base file from them).
     /// </summary>
     public static PerplexityResult Evaluate(LlamaModel model, ReadOnlySpan<int> ids, int bos, Tokenizer? tokenizer = null, PerplexityOptions? options = null,
-        Action<int, int>? progress = null, Span<double> nll = default)
+        Action<int, int>? progress = null, double[]? nll = null, ScoredRow? onRow = null)
     {
         options ??= new PerplexityOptions();
+        int chunks = CheckedChunks(model, ids, options);
+        int ctx = options.Context, first = ctx / 2;
+        if (nll is not null && nll.Length < chunks * (ctx - 1 - first)) throw new ArgumentException("the NLL buffer is too small");
+        var text = new List<byte>();
+        double sum = 0, sum2 = 0;
+        long bytes = 0, chars = 0;
+        int scored = 0;
+        RunChunks(model, ids, bos, ctx, chunks, (c, j, logits, target) =>
+        {
+            double v = -LogSoftmax(logits, target);
+            if (nll is not null) nll[scored] = v;
+            sum += v; sum2 += v * v; scored++;
+            if (tokenizer is not null) text.AddRange(tokenizer.Decoder.BytesOf(target));
+            onRow?.Invoke(c, j, logits, target);
+        }, c =>
+        {
+            if (tokenizer is not null)
+            {
+                bytes += text.Count;
+                foreach (var _ in Encoding.UTF8.GetString(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(text)).EnumerateRunes()) chars++;
+                text.Clear();
+            }
+            progress?.Invoke(c + 1, chunks);
+        });
+        return new PerplexityResult(chunks, ctx, scored, sum, sum2, bytes, chars);
+    }
+
+    /// <summary>A scored row: chunk, position j in it, the logits at j, and the token at j + 1 they are scored on.</summary>
+    public delegate void ScoredRow(int chunk, int position, ReadOnlySpan<float> logits, int target);
+
+    /// <summary>How many chunks the ids hold for these options; ArgumentException for what llama-perplexity refuses.</summary>
+    internal static int CheckedChunks(LlamaModel model, ReadOnlySpan<int> ids, PerplexityOptions options)
+    {
         int ctx = options.Context, vocab = model.Config.Vocab;
         if (ctx < 4) throw new ArgumentException($"the context must hold at least 4 tokens, not {ctx}");
         if (ctx > model.Config.ContextLength) throw new ArgumentException($"the context {ctx} is longer than the model's {model.Config.ContextLength}");
@@ -73,21 +107,23 @@ public static class Perplexity
             throw new ArgumentException($"perplexity with a context of {ctx} needs at least {2 * ctx} tokens; the text has {ids.Length}");
         if (options.Chunks is <= 0) throw new ArgumentException($"chunks must be positive, not {options.Chunks}");
         foreach (int t in ids) if ((uint)t >= (uint)vocab) throw new ArgumentException($"token {t} is outside the model's vocabulary of {vocab}");
-        int chunks = Math.Min(ids.Length / ctx, options.Chunks ?? int.MaxValue);
-        int first = ctx / 2, scoredPerChunk = ctx - 1 - first;
-        if (!nll.IsEmpty && nll.Length < chunks * scoredPerChunk) throw new ArgumentException("the NLL buffer is too small");
+        return Math.Min(ids.Length / ctx, options.Chunks ?? int.MaxValue);
+    }
 
+    /// <summary>
+    /// Runs each chunk from an empty cache (its first token replaced by <paramref name="bos"/> unless -1) and hands
+    /// over the logits of the scored rows, positions ctx/2 .. ctx-2, in order; <paramref name="chunkDone"/> after each chunk.
+    /// </summary>
+    internal static void RunChunks(LlamaModel model, ReadOnlySpan<int> ids, int bos, int ctx, int chunks, ScoredRow row, Action<int> chunkDone)
+    {
         const int B = LlamaState.MaxBatch;
+        int vocab = model.Config.Vocab, first = ctx / 2;
         var state = model.CreateState(ctx);
         var rows = new LlamaState[B];
         Array.Fill(rows, state);
         var chunk = new int[ctx];
         var logitRows = new int[B];
         var logits = new float[B * vocab];
-        var text = new List<byte>();
-        double sum = 0, sum2 = 0;
-        long bytes = 0, chars = 0;
-        int scored = 0;
         for (int c = 0; c < chunks; c++)
         {
             ids.Slice(c * ctx, ctx).CopyTo(chunk);
@@ -101,22 +137,12 @@ public static class Perplexity
                 model.ForwardRows(state, rows.AsSpan(0, n), chunk.AsSpan(b0, n), logitRows.AsSpan(0, m), logits.AsSpan(0, m * vocab));
                 for (int i = 0; i < m; i++)
                 {
-                    int pos = b0 + logitRows[i], target = ids[c * ctx + pos + 1];
-                    double v = -LogSoftmax(logits.AsSpan(i * vocab, vocab), target);
-                    if (!nll.IsEmpty) nll[scored] = v;
-                    sum += v; sum2 += v * v; scored++;
-                    if (tokenizer is not null) text.AddRange(tokenizer.Decoder.BytesOf(target));
+                    int pos = b0 + logitRows[i];
+                    row(c, pos, logits.AsSpan(i * vocab, vocab), ids[c * ctx + pos + 1]);
                 }
             }
-            if (tokenizer is not null)
-            {
-                bytes += text.Count;
-                foreach (var _ in Encoding.UTF8.GetString(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(text)).EnumerateRunes()) chars++;
-                text.Clear();
-            }
-            progress?.Invoke(c + 1, chunks);
+            chunkDone(c);
         }
-        return new PerplexityResult(chunks, ctx, scored, sum, sum2, bytes, chars);
     }
 
     /// <summary>log softmax(z)[t], the sum of exponentials in double (as llama-perplexity sums them).   torch: z.log_softmax(-1)[t]</summary>

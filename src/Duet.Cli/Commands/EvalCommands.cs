@@ -21,22 +21,28 @@ internal static class EvalCommands
     private static Command PerplexityCommand()
     {
         var model = new Option<string>("--model", "-m") { Description = "a .gguf file or an HF folder with its tokenizer", Required = true };
-        var data = new Option<string>("--data", "-f")
+        var data = new Option<string?>("--data", "-f")
         {
             Description = "a UTF-8 text file, tokenized whole; or a corpus folder of `duet data build`, whose validation split is read (documents joined by a blank line)",
-            Required = true,
         };
+        var save = new Option<string?>("--save-logits") { Description = "also write the model's log-probabilities to this file, a KL-divergence base (llama-perplexity's --kl-divergence-base format)" };
+        var klBase = new Option<string?>("--kl-base") { Description = "KL divergence from the base in this file (written by --save-logits or by llama-perplexity), on its tokens: no --data" };
         var ctx = new Option<int>("--ctx", "-c") { Description = "tokens per chunk; the second half of each is scored", DefaultValueFactory = _ => 512 };
         var chunks = new Option<int?>("--chunks") { Description = "at most this many chunks (default: all the text holds)" };
         var threads = ModelCommands.ThreadsOption();
         var math = ModelCommands.MathOption();
         var json = new Option<bool>("--json") { Description = "print the result as one JSON line" };
         var cmd = new Command("perplexity", "Perplexity of a model on a text as llama-perplexity computes it (chunks of --ctx tokens from an empty cache, BOS first, the second half scored), with its uncertainty, and bits per byte and per character of the scored text.")
-            { model, data, ctx, chunks, threads, math, json };
+            { model, data, ctx, chunks, threads, math, json, save, klBase };
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
-            string dataPath = r.GetRequiredValue(data);
+            if (r.GetValue(klBase) is string basePath)
+            {
+                if (r.GetValue(data) is not null || r.GetValue(save) is not null) throw new ArgumentException("--kl-base reads its tokens from the base file: no --data or --save-logits with it");
+                return KlCommand(r.GetRequiredValue(model), basePath, r.GetValue(math), r.GetValue(json));
+            }
+            string dataPath = r.GetValue(data) ?? throw new ArgumentException("--data is required (or --kl-base)");
             string text = ReadText(dataPath);
             var (m, tok) = ModelLoader.Load(r.GetRequiredValue(model));
             m.QuantizedMath = r.GetValue(math);
@@ -44,10 +50,13 @@ internal static class EvalCommands
             {
                 var options = new PerplexityOptions { Context = r.GetValue(ctx), Chunks = r.GetValue(chunks) };
                 var clock = System.Diagnostics.Stopwatch.StartNew();
-                var result = Perplexity.Evaluate(m, tok, text, options, (done, all) =>
+                Action<int, int> progress = (done, all) =>
                 {
                     if (done == 1 || done == all || done % 10 == 0) Console.Error.WriteLine($"[{done}/{all}] {clock.Elapsed.TotalSeconds:F1} s");
-                });
+                };
+                var result = r.GetValue(save) is string savePath
+                    ? KlDivergence.SaveBase(m, tok, text, savePath, options, progress)
+                    : Perplexity.Evaluate(m, tok, text, options, progress);
                 double seconds = clock.Elapsed.TotalSeconds;
                 if (r.GetValue(json))
                     Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
@@ -69,6 +78,50 @@ internal static class EvalCommands
             return 0;
         });
         return cmd;
+    }
+
+    private static int KlCommand(string modelPath, string basePath, Duet.Tensors.Kernels.QuantizedMath math, bool json)
+    {
+        var (m, tok) = ModelLoader.Load(modelPath);
+        m.QuantizedMath = math;
+        using (m)
+        {
+            // The model's BOS in place of each chunk's first token where its vocabulary adds one (llama-perplexity's add_bos).
+            var probe = tok.Encode("a", addSpecialTokens: true);
+            int bos = tok.BosId >= 0 && probe.Length > 0 && probe[0] == tok.BosId ? tok.BosId : -1;
+            var k = KlDivergence.Evaluate(m, basePath, bos, (done, all) => { if (done == 1 || done == all || done % 10 == 0) Console.Error.WriteLine($"[{done}/{all}]"); });
+            if (json)
+            {
+                Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+                {
+                    ["model"] = modelPath, ["base"] = basePath, ["ctx"] = k.Context, ["chunks"] = k.Chunks, ["count"] = k.Count,
+                    ["ppl"] = k.Ppl, ["ppl_err"] = k.PplError, ["ppl_base"] = k.PplBase, ["ppl_base_err"] = k.PplBaseError,
+                    ["ppl_ratio"] = k.PplRatio, ["ppl_ratio_err"] = k.PplRatioError, ["kld_mean"] = k.MeanKld, ["kld_mean_err"] = k.MeanKldError,
+                    ["kld_max"] = k.KldPercentiles[100], ["kld_99_9"] = k.KldPercentiles[99.9], ["kld_99"] = k.KldPercentiles[99], ["kld_median"] = k.KldPercentiles[50],
+                    ["delta_p_mean"] = k.MeanDeltaP, ["delta_p_rms"] = k.RmsDeltaP, ["same_top"] = k.SameTop, ["same_top_err"] = k.SameTopError,
+                }));
+                return 0;
+            }
+            Console.WriteLine("====== Perplexity statistics ======");
+            Console.WriteLine($"Mean PPL(Q)                   : {k.Ppl,10:F6} ± {k.PplError,10:F6}");
+            Console.WriteLine($"Mean PPL(base)                : {k.PplBase,10:F6} ± {k.PplBaseError,10:F6}");
+            Console.WriteLine($"Cor(ln(PPL(Q)), ln(PPL(base))): {100 * k.Correlation,6:F2}%");
+            Console.WriteLine($"Mean ln(PPL(Q)/PPL(base))     : {k.LogPplRatio,10:F6} ± {k.LogPplRatioError,10:F6}");
+            Console.WriteLine($"Mean PPL(Q)/PPL(base)         : {k.PplRatio,10:F6} ± {k.PplRatioError,10:F6}");
+            Console.WriteLine();
+            Console.WriteLine("====== KL divergence statistics ======");
+            Console.WriteLine($"Mean    KLD: {k.MeanKld,10:F6} ± {k.MeanKldError,10:F6}");
+            foreach (var (label, p) in new[] { ("Maximum", 100.0), ("99.9%  ", 99.9), ("99.0%  ", 99), ("Median ", 50), ("10.0%  ", 10), (" 5.0%  ", 5), (" 1.0%  ", 1), ("Minimum", 0) })
+                Console.WriteLine($"{label} KLD: {k.KldPercentiles[p],10:F6}");
+            Console.WriteLine();
+            Console.WriteLine("====== Token probability statistics ======");
+            Console.WriteLine($"Mean    Δp: {100 * k.MeanDeltaP,6:F3} ± {100 * k.MeanDeltaPError,5:F3} %");
+            foreach (var p in new[] { 100, 99.9, 99, 95, 90, 75, 50, 25, 10, 5, 1, 0.1, 0 })
+                Console.WriteLine($"{(p == 100 ? "Maximum" : p == 50 ? "Median " : p == 0 ? "Minimum" : $"{p,4:F1}%  ")} Δp: {100 * k.DeltaPPercentiles[p],6:F3}%");
+            Console.WriteLine($"RMS Δp    : {100 * k.RmsDeltaP,6:F3} ± {100 * k.RmsDeltaPError,5:F3} %");
+            Console.WriteLine($"Same top p: {100 * k.SameTop,6:F3} ± {100 * k.SameTopError,5:F3} %");
+        }
+        return 0;
     }
 
     /// <summary>The text of a file, or a corpus folder's validation documents joined by a blank line.</summary>
