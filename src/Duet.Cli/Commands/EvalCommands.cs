@@ -23,7 +23,7 @@ internal static class EvalCommands
         var model = new Option<string>("--model", "-m") { Description = "a .gguf file or an HF folder with its tokenizer", Required = true };
         var data = new Option<string?>("--data", "-f")
         {
-            Description = "a UTF-8 text file, tokenized whole; or a corpus folder of `duet data build`, whose validation split is read (documents joined by a blank line)",
+            Description = "a UTF-8 text file, tokenized whole; or a corpus folder of `duet data build`, whose validation split is read (documents joined by a blank line), scored whole and per language",
         };
         var save = new Option<string?>("--save-logits") { Description = "also write the model's log-probabilities to this file, a KL-divergence base (llama-perplexity's --kl-divergence-base format)" };
         var klBase = new Option<string?>("--kl-base") { Description = "KL divergence from the base in this file (written by --save-logits or by llama-perplexity), on its tokens: no --data" };
@@ -43,7 +43,8 @@ internal static class EvalCommands
                 return KlCommand(r.GetRequiredValue(model), basePath, r.GetValue(math), r.GetValue(json));
             }
             string dataPath = r.GetValue(data) ?? throw new ArgumentException("--data is required (or --kl-base)");
-            string text = ReadText(dataPath);
+            var sets = ReadSets(dataPath);
+            string text = sets["all"];
             var (m, tok) = ModelLoader.Load(r.GetRequiredValue(model));
             m.QuantizedMath = r.GetValue(math);
             using (m)
@@ -58,21 +59,46 @@ internal static class EvalCommands
                     ? KlDivergence.SaveBase(m, tok, text, savePath, options, progress)
                     : Perplexity.Evaluate(m, tok, text, options, progress);
                 double seconds = clock.Elapsed.TotalSeconds;
+                // A corpus: each language's documents scored on their own too (where they fill two chunks).
+                var perLanguage = new List<(string Set, PerplexityResult Result)>();
+                foreach (var (set, t) in sets)
+                {
+                    if (set == "all" || sets.Count <= 2) continue; // one language: the whole is that language
+                    try { perLanguage.Add((set, Perplexity.Evaluate(m, tok, t, options))); }
+                    catch (ArgumentException e) { Console.Error.WriteLine($"{set}: {e.Message}"); }
+                }
                 if (r.GetValue(json))
+                {
+                    foreach (var (set, pr) in perLanguage)
+                        Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+                        {
+                            ["model"] = r.GetRequiredValue(model), ["data"] = dataPath, ["set"] = set, ["ctx"] = pr.Context, ["chunks"] = pr.Chunks,
+                            ["scored_tokens"] = pr.ScoredTokens, ["nll_mean"] = pr.MeanNll, ["ppl"] = pr.Ppl, ["ppl_err"] = pr.PplError,
+                            ["bits_per_byte"] = pr.BitsPerByte, ["bits_per_char"] = pr.BitsPerChar, ["scored_bytes"] = pr.ScoredBytes, ["scored_chars"] = pr.ScoredChars,
+                        }));
                     Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
                     {
-                        ["model"] = r.GetRequiredValue(model), ["data"] = dataPath, ["ctx"] = result.Context, ["chunks"] = result.Chunks,
+                        ["model"] = r.GetRequiredValue(model), ["data"] = dataPath, ["set"] = "all", ["ctx"] = result.Context, ["chunks"] = result.Chunks,
                         ["scored_tokens"] = result.ScoredTokens, ["nll_mean"] = result.MeanNll, ["ppl"] = result.Ppl, ["ppl_err"] = result.PplError,
                         ["bits_per_byte"] = result.BitsPerByte, ["bits_per_char"] = result.BitsPerChar, ["scored_bytes"] = result.ScoredBytes,
                         ["scored_chars"] = result.ScoredChars, ["seconds"] = Math.Round(seconds, 3),
                         ["tokens_per_second"] = Math.Round(result.Chunks * (double)result.Context / seconds, 2),
                     }));
+                }
                 else
                 {
                     Console.WriteLine($"{result.Chunks} chunks of {result.Context} tokens, {result.ScoredTokens} scored ({result.ScoredBytes} bytes, {result.ScoredChars} characters)");
                     Console.WriteLine($"Final estimate: PPL = {result.Ppl:F4} +/- {result.PplError:F5}");
                     Console.WriteLine($"bits per byte {result.BitsPerByte:F4}, bits per character {result.BitsPerChar:F4}");
                     Console.WriteLine($"{result.Chunks * (double)result.Context / seconds:F1} tokens/s ({seconds:F1} s)");
+                    if (perLanguage.Count > 0)
+                    {
+                        Console.WriteLine();
+                        Console.WriteLine("| set | chunks | scored tokens | PPL | bits per byte | bits per character |");
+                        Console.WriteLine("|---|---|---|---|---|---|");
+                        foreach (var (set, pr) in perLanguage.Prepend(("all", result)))
+                            Console.WriteLine($"| {set} | {pr.Chunks} | {pr.ScoredTokens} | {pr.Ppl:F4} ± {pr.PplError:F4} | {pr.BitsPerByte:F4} | {pr.BitsPerChar:F4} |");
+                    }
                 }
             }
             return 0;
@@ -124,11 +150,15 @@ internal static class EvalCommands
         return 0;
     }
 
-    /// <summary>The text of a file, or a corpus folder's validation documents joined by a blank line.</summary>
-    private static string ReadText(string path)
+    /// <summary>
+    /// "all": the text of a file, or a corpus folder's validation documents joined by a blank line; for a corpus also
+    /// one text per language (the documents' "lang"), in the order the languages first appear.
+    /// </summary>
+    private static Dictionary<string, string> ReadSets(string path)
     {
-        if (File.Exists(path)) return File.ReadAllText(path, Encoding.UTF8);
+        if (File.Exists(path)) return new() { ["all"] = File.ReadAllText(path, Encoding.UTF8) };
         var sb = new StringBuilder();
+        var byLanguage = new Dictionary<string, StringBuilder>();
         foreach (var shard in CorpusFiles.Shards(path, "validation"))
         {
             using var file = File.OpenRead(shard);
@@ -146,10 +176,16 @@ internal static class EvalCommands
                         throw new InvalidDataException($"{shard}:{line}: a document without a \"text\" string");
                     if (sb.Length > 0) sb.Append("\n\n");
                     sb.Append(t.GetString());
+                    string lang = doc.RootElement.TryGetProperty("lang", out var l2) && l2.ValueKind == JsonValueKind.String ? l2.GetString()! : "unknown";
+                    var lb = byLanguage.TryGetValue(lang, out var existing) ? existing : byLanguage[lang] = new StringBuilder();
+                    if (lb.Length > 0) lb.Append("\n\n");
+                    lb.Append(t.GetString());
                 }
                 catch (JsonException e) { throw new InvalidDataException($"{shard}:{line}: {e.Message}"); }
             }
         }
-        return sb.ToString();
+        var sets = new Dictionary<string, string> { ["all"] = sb.ToString() };
+        foreach (var (lang, text) in byLanguage) sets[lang] = text.ToString();
+        return sets;
     }
 }
