@@ -71,12 +71,13 @@ public static class Perplexity
         int ctx = options.Context, first = ctx / 2;
         if (nll is not null && nll.Length < chunks * (ctx - 1 - first)) throw new ArgumentException("the NLL buffer is too small");
         var text = new List<byte>();
+        var scratch = new float[model.Config.Vocab];
         double sum = 0, sum2 = 0;
         long bytes = 0, chars = 0;
         int scored = 0;
         RunChunks(model, ids, bos, ctx, chunks, (c, j, logits, target) =>
         {
-            double v = -LogSoftmax(logits, target);
+            double v = -LogSoftmax(logits, target, scratch);
             if (nll is not null) nll[scored] = v;
             sum += v; sum2 += v * v; scored++;
             if (tokenizer is not null) text.AddRange(tokenizer.Decoder.BytesOf(target));
@@ -145,13 +146,18 @@ public static class Perplexity
         }
     }
 
-    /// <summary>log softmax(z)[t], the sum of exponentials in double (as llama-perplexity sums them).   torch: z.log_softmax(-1)[t]</summary>
-    internal static double LogSoftmax(ReadOnlySpan<float> z, int t)
+    /// <summary>
+    /// log softmax(z)[t]: exp(z − max) in vectors (TensorPrimitives), summed in double as llama-perplexity sums them.
+    /// <paramref name="scratch"/> holds z.Length floats.   torch: z.log_softmax(-1)[t]
+    /// </summary>
+    internal static double LogSoftmax(ReadOnlySpan<float> z, int t, Span<float> scratch)
     {
-        float max = z[0];
-        foreach (float v in z) if (v > max) max = v;
+        float max = System.Numerics.Tensors.TensorPrimitives.Max(z);
+        var e = scratch[..z.Length];
+        System.Numerics.Tensors.TensorPrimitives.Subtract(z, max, e);
+        System.Numerics.Tensors.TensorPrimitives.Exp(e, e);
         double s = 0;
-        foreach (float v in z) s += MathF.Exp(v - max);
+        foreach (float v in e) s += v;
         return z[t] - max - Math.Log(s);
     }
 }
