@@ -73,13 +73,8 @@ public class GeneratorTests
     [Fact]
     public void ChatSession_TenTurns_EachComputesOnlyTheNewTurnsTokens()
     {
-        var trainer = new BpeTrainer(new BpeTrainerOptions { VocabSize = 400 });
-        trainer.AddText("Debian is a free operating system. 自由的操作系统。 The quick brown fox jumps over the lazy dog. 你好，世界！");
-        var tok = trainer.Train();
-        using var files = new TinyModelFile();
-        var (m, loaded) = ModelLoader.Load(files.Write(GgmlType.Q8_0, TinyModelFile.Config(vocab: tok.VocabSize) with { ContextLength = 1024 }, tok));
-        using var _ = m;
-        using var engine = new InferenceEngine(m, loaded, new EngineOptions { Slots = 1, Context = 1024, BatchInvariant = false });
+        using var chat = new ChatModel(1024);
+        var (engine, loaded) = (chat.Engine, chat.Tokenizer);
         var session = new ChatSession(engine, "Be brief.");
         var options = new ChatReplyOptions { MaxTokens = 6, Sampling = SamplingOptions.Greedy };
         int computed = 0; // tokens of the conversation whose keys and values are in the slot's cache
@@ -119,13 +114,8 @@ public class GeneratorTests
     [Fact]
     public void ChatSession_LongerThanTheContext_DropsTheOldestExchanges()
     {
-        var trainer = new BpeTrainer(new BpeTrainerOptions { VocabSize = 400 });
-        trainer.AddText("Debian is a free operating system. 自由的操作系统。 The quick brown fox jumps over the lazy dog. 你好，世界！");
-        var tok = trainer.Train();
-        using var files = new TinyModelFile();
-        var (m, loaded) = ModelLoader.Load(files.Write(GgmlType.Q8_0, TinyModelFile.Config(vocab: tok.VocabSize) with { ContextLength = 128 }, tok));
-        using var _ = m;
-        using var engine = new InferenceEngine(m, loaded, new EngineOptions { Slots = 1, Context = 128, BatchInvariant = false });
+        using var chat = new ChatModel(128);
+        var engine = chat.Engine;
         var session = new ChatSession(engine, "Be brief.");
         var options = new ChatReplyOptions { MaxTokens = 40, Sampling = SamplingOptions.Greedy };
         for (int turn = 0; turn < 8; turn++)
@@ -141,5 +131,30 @@ public class GeneratorTests
         Assert.True(session.DroppedMessages >= 2, $"{session.DroppedMessages} messages dropped");
         Assert.DoesNotContain(session.Messages, t => t.Content == "What is Debian? 0");
         Assert.Equal(2 * 8 + 1, session.Messages.Count + session.DroppedMessages);
+    }
+
+    /// <summary>A ChatML tokenizer, a tiny Q8_0 model with it, and a one-slot engine of <c>context</c> tokens, as `duet chat` makes them.</summary>
+    private sealed class ChatModel : IDisposable
+    {
+        private readonly TinyModelFile _files = new();
+        private readonly LlamaModel _model;
+        public InferenceEngine Engine { get; }
+        public Tokenizers.Tokenizer Tokenizer { get; }
+
+        public ChatModel(int context)
+        {
+            var trainer = new BpeTrainer(new BpeTrainerOptions { VocabSize = 400 });
+            trainer.AddText("Debian is a free operating system. 自由的操作系统。 The quick brown fox jumps over the lazy dog. 你好，世界！");
+            var tok = trainer.Train();
+            (_model, Tokenizer) = ModelLoader.Load(_files.Write(GgmlType.Q8_0, TinyModelFile.Config(vocab: tok.VocabSize) with { ContextLength = context }, tok));
+            Engine = new InferenceEngine(_model, Tokenizer, new EngineOptions { Slots = 1, Context = context, BatchInvariant = false });
+        }
+
+        public void Dispose()
+        {
+            Engine.Dispose();
+            _model.Dispose();
+            _files.Dispose();
+        }
     }
 }
