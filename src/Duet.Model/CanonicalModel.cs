@@ -17,6 +17,12 @@ public sealed class CanonicalModel
     public required Dictionary<string, float[]> Tensors { get; init; }
     /// <summary>The tokenizer written with the weights, or null (GGUF then gets a placeholder vocabulary).</summary>
     public Tokenizer? Tokenizer { get; init; }
+    /// <summary>
+    /// What made the weights, by name (corpus and tokenizer hashes, training config, source commit, tokens seen; see
+    /// TrainedModel): written with them (GGUF keys duet.provenance.NAME, an HF folder's config.json "duet_provenance")
+    /// and read back by <see cref="ModelPackage"/>, so a converted or quantized copy keeps it.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> Provenance { get; init; } = new Dictionary<string, string>();
 
     /// <summary>Every tensor's HF name and shape in file order: embedding, per layer the nine tensors, output norm, output unless tied. Norms have one row.</summary>
     public IEnumerable<(string Name, int Rows, int Cols)> Layout()

@@ -33,10 +33,18 @@ public enum ModelFormat
 /// <summary>A model's weights with their tokenizer and metadata: opened from a GGUF file or an HF folder, or saved as one.</summary>
 public sealed class ModelPackage : IDisposable
 {
-    private ModelPackage(string path, ModelFormat format, LlamaModel model, Tokenizer? tokenizer)
+    private ModelPackage(string path, ModelFormat format, LlamaModel model, Tokenizer? tokenizer, IReadOnlyDictionary<string, string> provenance)
     {
-        Path = path; Format = format; Model = model; Tokenizer = tokenizer;
+        Path = path; Format = format; Model = model; Tokenizer = tokenizer; Provenance = provenance;
     }
+
+    /// <summary>GGUF keys of <see cref="CanonicalModel.Provenance"/>: this prefix and the name.</summary>
+    public const string ProvenancePrefix = "duet.provenance.";
+    /// <summary>The config.json object of <see cref="CanonicalModel.Provenance"/> in an HF folder.</summary>
+    public const string ProvenanceJsonKey = "duet_provenance";
+
+    /// <summary>What made the weights, as they record it (empty for a model from elsewhere).</summary>
+    public IReadOnlyDictionary<string, string> Provenance { get; }
 
     /// <summary>The .gguf file or HF folder the package was opened from.</summary>
     public string Path { get; }
@@ -64,7 +72,7 @@ public sealed class ModelPackage : IDisposable
         if (Directory.Exists(path))
         {
             var hf = new LlamaModel(LlamaWeights.FromHfFolder(path));
-            try { return new ModelPackage(path, ModelFormat.SafeTensors, hf, loadTokenizer ? FolderTokenizer(path) : null); }
+            try { return new ModelPackage(path, ModelFormat.SafeTensors, hf, loadTokenizer ? FolderTokenizer(path) : null, FolderProvenance(path)); }
             catch { hf.Dispose(); throw; }
         }
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such file or folder", path);
@@ -72,8 +80,28 @@ public sealed class ModelPackage : IDisposable
         LlamaModel model;
         try { model = new LlamaModel(LlamaWeights.FromGguf(gguf)); }
         catch { gguf.Dispose(); throw; }
-        try { return new ModelPackage(path, ModelFormat.Gguf, model, loadTokenizer ? GgufTokenizer(gguf.Metadata) : null); }
+        try { return new ModelPackage(path, ModelFormat.Gguf, model, loadTokenizer ? GgufTokenizer(gguf.Metadata) : null, GgufProvenance(gguf.Metadata)); }
         catch { model.Dispose(); throw; } // the weights own the file now
+    }
+
+    private static Dictionary<string, string> GgufProvenance(GgufMetadata metadata)
+    {
+        var d = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var key in metadata.Keys)
+            if (key.StartsWith(ProvenancePrefix, StringComparison.Ordinal) && metadata.GetString(key) is { } v) d[key[ProvenancePrefix.Length..]] = v;
+        return d;
+    }
+
+    private static Dictionary<string, string> FolderProvenance(string folder)
+    {
+        var d = new Dictionary<string, string>(StringComparer.Ordinal);
+        var path = System.IO.Path.Combine(folder, "config.json");
+        if (!File.Exists(path)) return d;
+        using var doc = JsonDocument.Parse(File.ReadAllText(path));
+        if (doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty(ProvenanceJsonKey, out var p) && p.ValueKind == JsonValueKind.Object)
+            foreach (var e in p.EnumerateObject())
+                if (e.Value.ValueKind == JsonValueKind.String) d[e.Name] = e.Value.GetString()!;
+        return d;
     }
 
     private static Tokenizer? FolderTokenizer(string folder) =>
@@ -96,7 +124,11 @@ public sealed class ModelPackage : IDisposable
     }
 
     /// <summary>The weights as float32 in HF form with the tokenizer, ready to be saved in another format or type.</summary>
-    public CanonicalModel ToCanonical() => CanonicalModel.FromWeights(Model.Weights, Tokenizer);
+    public CanonicalModel ToCanonical()
+    {
+        var m = CanonicalModel.FromWeights(Model.Weights, Tokenizer);
+        return new CanonicalModel { Config = m.Config, Tensors = m.Tensors, Tokenizer = m.Tokenizer, Provenance = Provenance };
+    }
 
     // ---- types ------------------------------------------------------------------------------------
 
@@ -162,6 +194,7 @@ public sealed class ModelPackage : IDisposable
         w.Add(GgufKeys.GeneralFileType, GgufValue.Of(FileType(type)));
         w.Add(GgufKeys.GeneralQuantizationVersion, GgufValue.Of(2u));
         w.AddMetadata(GgufVocabulary.ToMetadata(tok));
+        foreach (var (key, value) in m.Provenance.OrderBy(p => p.Key, StringComparer.Ordinal)) w.Add(ProvenancePrefix + key, GgufValue.Of(value));
         void Matrix(string gguf, string hf, int rows, int cols, bool permute)
         {
             var src = m.Tensors[hf];
@@ -221,7 +254,14 @@ public sealed class ModelPackage : IDisposable
         var tok = m.Tokenizer;
         var hf = m.Config.ToHf(tok is { BosId: >= 0 } ? tok.BosId : null, tok is { EosId: >= 0 } ? [tok.EosId] : null)
             with { TorchDtype = SafeTensorsTypes.TorchDtype(dtype) };
-        WriteJson(System.IO.Path.Combine(folder, "config.json"), hf.ToJson());
+        var configJson = hf.ToJson();
+        if (m.Provenance.Count > 0)
+        {
+            var p = new System.Text.Json.Nodes.JsonObject();
+            foreach (var (key, value) in m.Provenance.OrderBy(p => p.Key, StringComparer.Ordinal)) p[key] = value;
+            configJson[ProvenanceJsonKey] = p;
+        }
+        WriteJson(System.IO.Path.Combine(folder, "config.json"), configJson);
         var gen = new System.Text.Json.Nodes.JsonObject { ["do_sample"] = true, ["temperature"] = 0.8, ["top_p"] = 0.9 };
         if (hf.BosTokenId is int b) gen["bos_token_id"] = b;
         if (hf.EosTokenIds.Length > 0) gen["eos_token_id"] = hf.EosTokenIds[0];

@@ -54,7 +54,67 @@ public static class TrainedModel
             tokenizer = Tokenizer.Load(tokPath);
             if (tokenizer.VocabSize != config.Vocab) throw new InvalidDataException($"{tokPath}: {tokenizer.VocabSize} tokens, the model's vocabulary is {config.Vocab}");
         }
-        return (layout.ToModel(parameters, tokenizer), ckpt.Path);
+        var m = layout.ToModel(parameters, tokenizer);
+        var withProvenance = new CanonicalModel { Config = m.Config, Tensors = m.Tensors, Tokenizer = m.Tokenizer, Provenance = ProvenanceOf(ckpt, tokPath) };
+        return (withProvenance, ckpt.Path);
+    }
+
+    /// <summary>
+    /// What made a checkpoint's weights, recorded with them on export: the SHA-256 of the token corpus's manifest and
+    /// of the tokenizer file, the training config (JSON), the steps and tokens seen, the last validation loss, and the
+    /// source commit of the Duet that exports (its informational version).
+    /// </summary>
+    internal static Dictionary<string, string> ProvenanceOf(Checkpoint ckpt, string? tokenizerPath)
+    {
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        var h = ckpt.Header;
+        var d = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            // The Duet that trained (checkpoints since it was recorded), else the one exporting.
+            ["source"] = h["source"]?.GetValue<string>() ?? SourceVersion,
+        };
+        if (h["config"] is JsonObject config)
+        {
+            d["train_config"] = config.ToJsonString();
+            if (h["step"]?.GetValue<int>() is int step && config["batchSize"]?.GetValue<int>() is int batch && config["seqLen"]?.GetValue<int>() is int seq)
+            {
+                d["train_steps"] = step.ToString(inv);
+                d["train_tokens"] = ((long)step * batch * seq).ToString(inv);
+            }
+            if (CorpusOf(ckpt.Path, config["data"]?.GetValue<string>()) is string corpus && File.Exists(Path.Combine(corpus, "manifest.json")))
+                d["corpus_manifest_sha256"] = Sha256(Path.Combine(corpus, "manifest.json"));
+        }
+        if (h["validationLoss"] is JsonValue loss && loss.TryGetValue(out double v) && double.IsFinite(v)) d["validation_loss"] = v.ToString("R", inv);
+        if (tokenizerPath is not null && File.Exists(tokenizerPath)) d["tokenizer_sha256"] = Sha256(tokenizerPath);
+        return d;
+    }
+
+    // The corpus folder: the run's config.json (RUN/checkpoints/x.ckpt -> RUN/config.json) holds it as an absolute path;
+    // the header's copy is as the user wrote it, relative to their config file, so it counts only when absolute.
+    private static string? CorpusOf(string checkpointPath, string? headerData)
+    {
+        var run = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(checkpointPath)));
+        var runConfig = run is null ? null : Path.Combine(run, "config.json");
+        if (runConfig is not null && File.Exists(runConfig))
+        {
+            try
+            {
+                using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(runConfig));
+                if (doc.RootElement.TryGetProperty("data", out var data) && data.ValueKind == System.Text.Json.JsonValueKind.String) return data.GetString();
+            }
+            catch (System.Text.Json.JsonException) { }
+        }
+        return headerData is not null && Path.IsPathRooted(headerData) ? headerData : null;
+    }
+
+    /// <summary>This Duet's version with its source commit (the assembly's informational version, "1.0.0+COMMIT").</summary>
+    public static string SourceVersion { get; } = typeof(TrainedModel).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+        .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
+
+    private static string Sha256(string path)
+    {
+        using var f = File.OpenRead(path);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f));
     }
 
     /// <summary>

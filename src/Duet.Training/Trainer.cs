@@ -119,6 +119,7 @@ public sealed class Trainer : IDisposable
             },
             ["tokenizer"] = Config.Tokenizer is null ? null : Config.Resolve(Config.Tokenizer),
             ["validationLoss"] = LastValidationLoss,
+            ["source"] = TrainedModel.SourceVersion, // the Duet that trained: recorded in exported weights' provenance
         };
         Checkpoints.Save(CheckpointDirectory, nextStep, header,
             [("params", Model.Parameters), ("adam.m", Runner.Optimizer.M), ("adam.v", Runner.Optimizer.V)], Config.KeepCheckpoints);

@@ -33,6 +33,21 @@ public sealed class ExportTests(TrainCorpusFixture fx) : IClassFixture<TrainCorp
         using (var package = ModelPackage.Open(gguf))
             Assert.Equal(("export-test", ModelFormat.Gguf, 400), (package.Config.Name, package.Format, package.RequireTokenizer().VocabSize));
 
+        // Provenance inside the weights, GGUF and HF alike, kept by a quantized copy: hashes computed here from the files.
+        static string Sha(string path) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path)));
+        var quantized = Path.Combine(fx.Root, "export-q8.gguf");
+        using (var package = ModelPackage.Open(gguf)) ModelPackage.WriteGguf(package.ToCanonical(), quantized, Duet.Tensors.GgmlType.Q8_0);
+        foreach (var path in new[] { gguf, hf, quantized })
+        {
+            using var package = ModelPackage.Open(path);
+            var p = package.Provenance;
+            Assert.Equal(Sha(fx.TokenizerPath), p["tokenizer_sha256"]);
+            Assert.Equal(Sha(Path.Combine(fx.Corpus, "manifest.json")), p["corpus_manifest_sha256"]);
+            Assert.Equal(("12", (12 * 4 * 32).ToString(System.Globalization.CultureInfo.InvariantCulture)), (p["train_steps"], p["train_tokens"]));
+            Assert.Equal("export-test", System.Text.Json.JsonDocument.Parse(p["train_config"]).RootElement.GetProperty("name").GetString());
+            Assert.Contains("+", p["source"]); // version+commit
+        }
+
         using var corpus = TokenCorpus.Open(fx.Corpus, "validation");
         var window = new int[33];
         corpus.Shards[0].CopyTokens(0, window);

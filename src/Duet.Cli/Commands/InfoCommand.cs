@@ -11,9 +11,21 @@ internal static class InfoCommand
 {
     public static Command Create()
     {
-        var cmd = new Command("info", "Show the version, the runtime and the CPU profile the kernels run by (set DUET_CPU=portable|avx2|avx512[+name|-name...] to override it).");
-        cmd.SetAction(_ =>
+        var model = new Argument<string?>("model") { Description = "a .gguf file or an HF folder: also show its shape and provenance (what made its weights)", Arity = ArgumentArity.ZeroOrOne };
+        var cmd = new Command("info", "Show the version, the runtime and the CPU profile the kernels run by (set DUET_CPU=portable|avx2|avx512[+name|-name...] to override it); with a model, its shape and provenance.") { model };
+        cmd.SetAction(r =>
         {
+            if (r.GetValue(model) is string path)
+            {
+                using var package = Duet.Model.ModelPackage.Open(path, loadTokenizer: true);
+                var c = package.Config;
+                Console.WriteLine($"model: {path} ({package.Format}), name '{c.Name}'");
+                Console.WriteLine($"shape: dim {c.Dim}, {c.Layers} layers, {c.Heads}/{c.KvHeads} heads, ffn {c.FfnDim}, vocab {c.Vocab}, context {c.ContextLength}; weights {package.Model.Weights.MainType}");
+                Console.WriteLine($"tokenizer: {(package.Tokenizer is { } t ? $"{t.VocabSize} tokens" : "none")}");
+                if (package.Provenance.Count == 0) Console.WriteLine("provenance: none recorded (not exported by duet export)");
+                else foreach (var (k, v) in package.Provenance.OrderBy(p => p.Key, StringComparer.Ordinal)) Console.WriteLine($"provenance.{k}: {v}");
+                return 0;
+            }
             var version = typeof(InfoCommand).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown";
             Console.WriteLine($"duet {version}");
             Console.WriteLine($"runtime: {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}");
