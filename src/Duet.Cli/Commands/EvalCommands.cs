@@ -69,21 +69,11 @@ internal static class EvalCommands
                 }
                 if (r.GetValue(json))
                 {
-                    foreach (var (set, pr) in perLanguage)
-                        Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
-                        {
-                            ["model"] = r.GetRequiredValue(model), ["data"] = dataPath, ["set"] = set, ["ctx"] = pr.Context, ["chunks"] = pr.Chunks,
-                            ["scored_tokens"] = pr.ScoredTokens, ["nll_mean"] = pr.MeanNll, ["ppl"] = pr.Ppl, ["ppl_err"] = pr.PplError,
-                            ["bits_per_byte"] = pr.BitsPerByte, ["bits_per_char"] = pr.BitsPerChar, ["scored_bytes"] = pr.ScoredBytes, ["scored_chars"] = pr.ScoredChars,
-                        }));
-                    Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
-                    {
-                        ["model"] = r.GetRequiredValue(model), ["data"] = dataPath, ["set"] = "all", ["ctx"] = result.Context, ["chunks"] = result.Chunks,
-                        ["scored_tokens"] = result.ScoredTokens, ["nll_mean"] = result.MeanNll, ["ppl"] = result.Ppl, ["ppl_err"] = result.PplError,
-                        ["bits_per_byte"] = result.BitsPerByte, ["bits_per_char"] = result.BitsPerChar, ["scored_bytes"] = result.ScoredBytes,
-                        ["scored_chars"] = result.ScoredChars, ["seconds"] = Math.Round(seconds, 3),
-                        ["tokens_per_second"] = Math.Round(result.Chunks * (double)result.Context / seconds, 2),
-                    }));
+                    foreach (var (set, pr) in perLanguage) Console.WriteLine(JsonSerializer.Serialize(Json(r.GetRequiredValue(model), dataPath, set, pr)));
+                    var all = Json(r.GetRequiredValue(model), dataPath, "all", result);
+                    all["seconds"] = Math.Round(seconds, 3);
+                    all["tokens_per_second"] = Math.Round(result.Chunks * (double)result.Context / seconds, 2);
+                    Console.WriteLine(JsonSerializer.Serialize(all));
                 }
                 else
                 {
@@ -105,6 +95,13 @@ internal static class EvalCommands
         });
         return cmd;
     }
+
+    private static Dictionary<string, object> Json(string model, string data, string set, PerplexityResult pr) => new()
+    {
+        ["model"] = model, ["data"] = data, ["set"] = set, ["ctx"] = pr.Context, ["chunks"] = pr.Chunks,
+        ["scored_tokens"] = pr.ScoredTokens, ["nll_mean"] = pr.MeanNll, ["ppl"] = pr.Ppl, ["ppl_err"] = pr.PplError,
+        ["bits_per_byte"] = pr.BitsPerByte, ["bits_per_char"] = pr.BitsPerChar, ["scored_bytes"] = pr.ScoredBytes, ["scored_chars"] = pr.ScoredChars,
+    };
 
     private static int KlCommand(string modelPath, string basePath, Duet.Tensors.Kernels.QuantizedMath math, bool json)
     {
