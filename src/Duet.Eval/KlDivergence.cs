@@ -58,9 +58,7 @@ public static class KlDivergence
     /// </summary>
     public static PerplexityResult SaveBase(LlamaModel model, Tokenizer tokenizer, string text, string path, PerplexityOptions? options = null, Action<int, int>? progress = null)
     {
-        var ids = tokenizer.Encode(text, addSpecialTokens: true);
-        int bos = tokenizer.BosId >= 0 && ids.Length > 0 && ids[0] == tokenizer.BosId ? tokenizer.BosId : -1;
-        return SaveBase(model, ids, bos, path, tokenizer, options, progress);
+        return SaveBase(model, tokenizer.Encode(text, addSpecialTokens: true), Perplexity.BosOf(tokenizer), path, tokenizer, options, progress);
     }
 
     /// <summary>The same over token ids already made (<paramref name="bos"/> replaces each chunk's first token unless -1).</summary>

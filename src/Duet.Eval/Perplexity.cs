@@ -51,10 +51,18 @@ public static class Perplexity
     /// </summary>
     public static PerplexityResult Evaluate(LlamaModel model, Tokenizer tokenizer, string text, PerplexityOptions? options = null, Action<int, int>? progress = null)
     {
-        var ids = tokenizer.Encode(text, addSpecialTokens: true);
-        // "Where the vocabulary adds one": the tokenizer put BOS in front of the text.
-        int bos = tokenizer.BosId >= 0 && ids.Length > 0 && ids[0] == tokenizer.BosId ? tokenizer.BosId : -1;
-        return Evaluate(model, ids, bos, tokenizer, options, progress);
+        return Evaluate(model, tokenizer.Encode(text, addSpecialTokens: true), BosOf(tokenizer), tokenizer, options, progress);
+    }
+
+    /// <summary>
+    /// The id that takes each chunk's first place: the tokenizer's BOS where its vocabulary adds one to a text
+    /// (llama-perplexity's add_bos), else -1.
+    /// </summary>
+    public static int BosOf(Tokenizer tokenizer)
+    {
+        if (tokenizer.BosId < 0) return -1;
+        var probe = tokenizer.Encode("a", addSpecialTokens: true);
+        return probe.Length > 0 && probe[0] == tokenizer.BosId ? tokenizer.BosId : -1;
     }
 
     /// <summary>

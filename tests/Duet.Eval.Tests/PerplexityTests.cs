@@ -94,7 +94,6 @@ public class PerplexityTests
             Assert.True(r.ScoredBytes > 0 && r.ScoredChars > 0);
             // Chunk edges may cut a character's bytes (one replacement character each), so allow one per chunk.
             Assert.True(Math.Abs(r.ScoredBytes - bytesPerChar * r.ScoredChars) <= 3 * r.Chunks, $"{r.ScoredBytes} bytes, {r.ScoredChars} characters");
-            Assert.Equal(r.NllSum / Math.Log(2) / r.ScoredBytes, r.BitsPerByte, 12);
         }
         finally { Directory.Delete(dir, true); }
     }

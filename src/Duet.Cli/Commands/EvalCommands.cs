@@ -109,10 +109,7 @@ internal static class EvalCommands
         m.QuantizedMath = math;
         using (m)
         {
-            // The model's BOS in place of each chunk's first token where its vocabulary adds one (llama-perplexity's add_bos).
-            var probe = tok.Encode("a", addSpecialTokens: true);
-            int bos = tok.BosId >= 0 && probe.Length > 0 && probe[0] == tok.BosId ? tok.BosId : -1;
-            var k = KlDivergence.Evaluate(m, basePath, bos, (done, all) => { if (done == 1 || done == all || done % 10 == 0) Console.Error.WriteLine($"[{done}/{all}]"); });
+            var k = KlDivergence.Evaluate(m, basePath, Perplexity.BosOf(tok), (done, all) => { if (done == 1 || done == all || done % 10 == 0) Console.Error.WriteLine($"[{done}/{all}]"); });
             if (json)
             {
                 Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
