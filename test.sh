@@ -11,12 +11,12 @@ if [ ! -f tests/reference/node_modules/.package-lock.json ] || [ tests/reference
   (cd tests/reference && npm ci --no-audit --no-fund --loglevel=error)
 fi
 # The engine tests run the float64 PyTorch reference (Debian python3-torch, python3-numpy); the constrained-decoding
-# tests validate their output with python3-jsonschema.
-if ! /usr/bin/python3 -c 'import numpy, torch, jsonschema' 2> /dev/null; then
+# tests validate their output with python3-jsonschema; the task tests' reference tokenizes with python3-sentencepiece.
+if ! /usr/bin/python3 -c 'import numpy, torch, jsonschema, sentencepiece' 2> /dev/null; then
   if [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-numpy python3-torch python3-jsonschema > /dev/null
+    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-numpy python3-torch python3-jsonschema python3-sentencepiece > /dev/null
   else
-    echo "the tests need Debian's python3-numpy, python3-torch and python3-jsonschema: sudo apt-get install python3-numpy python3-torch python3-jsonschema" >&2; exit 1
+    echo "the tests need Debian's python3-numpy, python3-torch, python3-jsonschema and python3-sentencepiece: sudo apt-get install python3-numpy python3-torch python3-jsonschema python3-sentencepiece" >&2; exit 1
   fi
 fi
 # The web chat page test drives Debian's chromium (Playwright's own browser download is not used); a CJK font so
