@@ -5,6 +5,7 @@ using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
 using Duet.Eval;
+using Duet.Eval.Tasks;
 using Duet.Inference;
 
 namespace Duet.Cli.Commands;
@@ -13,8 +14,12 @@ internal static class EvalCommands
 {
     public static Command Create()
     {
-        var eval = new Command("eval", "Evaluate a model: perplexity (llama-perplexity's method), bits per byte and per character.");
+        var eval = new Command("eval", "Evaluate a model: perplexity (llama-perplexity's method) with bits per byte and per character, KL divergence, multiple-choice tasks (lm-evaluation-harness's scoring), reports, and verification of the results recorded in a model.");
         eval.Subcommands.Add(PerplexityCommand());
+        eval.Subcommands.Add(EvalTaskCommands.Tasks());
+        eval.Subcommands.Add(EvalTaskCommands.Report());
+        eval.Subcommands.Add(EvalTaskCommands.MakeTasks());
+        eval.Subcommands.Add(EvalRecord.Verify());
         return eval;
     }
 
@@ -32,8 +37,9 @@ internal static class EvalCommands
         var threads = ModelCommands.ThreadsOption();
         var math = ModelCommands.MathOption();
         var json = new Option<bool>("--json") { Description = "print the result as one JSON line" };
+        var writeTo = new Option<string?>("--write-to") { Description = "also record the result and its settings in this model's metadata (GGUF duet.provenance.eval.perplexity, or an HF folder's config.json), for duet info and duet eval verify" };
         var cmd = new Command("perplexity", "Perplexity of a model on a text as llama-perplexity computes it (chunks of --ctx tokens from an empty cache, BOS first, the second half scored), with its uncertainty, and bits per byte and per character of the scored text.")
-            { model, data, ctx, chunks, threads, math, json, save, klBase };
+            { model, data, ctx, chunks, threads, math, json, save, klBase, writeTo };
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -43,57 +49,67 @@ internal static class EvalCommands
                 return KlCommand(r.GetRequiredValue(model), basePath, r.GetValue(math), r.GetValue(json));
             }
             string dataPath = r.GetValue(data) ?? throw new ArgumentException("--data is required (or --kl-base)");
-            var sets = ReadSets(dataPath);
-            string text = sets["all"];
-            var (m, tok) = ModelLoader.Load(r.GetRequiredValue(model));
-            m.QuantizedMath = r.GetValue(math);
-            using (m)
+            var options = new PerplexityOptions { Context = r.GetValue(ctx), Chunks = r.GetValue(chunks) };
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var (result, perLanguage, seconds) = RunPerplexity(r.GetRequiredValue(model), dataPath, options, r.GetValue(math), r.GetValue(save), (done, all) =>
             {
-                var options = new PerplexityOptions { Context = r.GetValue(ctx), Chunks = r.GetValue(chunks) };
-                var clock = System.Diagnostics.Stopwatch.StartNew();
-                Action<int, int> progress = (done, all) =>
+                if (done == 1 || done == all || done % 10 == 0) Console.Error.WriteLine($"[{done}/{all}] {clock.Elapsed.TotalSeconds:F1} s");
+            });
+            if (r.GetValue(json))
+            {
+                foreach (var (set, pr) in perLanguage) Console.WriteLine(JsonSerializer.Serialize(Json(r.GetRequiredValue(model), dataPath, set, pr)));
+                var all = Json(r.GetRequiredValue(model), dataPath, "all", result);
+                all["seconds"] = Math.Round(seconds, 3);
+                all["tokens_per_second"] = Math.Round(result.Chunks * (double)result.Context / seconds, 2);
+                Console.WriteLine(JsonSerializer.Serialize(all));
+            }
+            else
+            {
+                Console.WriteLine($"{result.Chunks} chunks of {result.Context} tokens, {result.ScoredTokens} scored ({result.ScoredBytes} bytes, {result.ScoredChars} characters)");
+                Console.WriteLine($"Final estimate: PPL = {result.Ppl:F4} +/- {result.PplError:F5}");
+                Console.WriteLine($"bits per byte {result.BitsPerByte:F4}, bits per character {result.BitsPerChar:F4}");
+                Console.WriteLine($"{result.Chunks * (double)result.Context / seconds:F1} tokens/s ({seconds:F1} s)");
+                if (perLanguage.Count > 0)
                 {
-                    if (done == 1 || done == all || done % 10 == 0) Console.Error.WriteLine($"[{done}/{all}] {clock.Elapsed.TotalSeconds:F1} s");
-                };
-                var result = r.GetValue(save) is string savePath
-                    ? KlDivergence.SaveBase(m, tok, text, savePath, options, progress)
-                    : Perplexity.Evaluate(m, tok, text, options, progress);
-                double seconds = clock.Elapsed.TotalSeconds;
-                // A corpus: each language's documents scored on their own too (where they fill two chunks).
-                var perLanguage = new List<(string Set, PerplexityResult Result)>();
-                foreach (var (set, t) in sets)
-                {
-                    if (set == "all" || sets.Count <= 2) continue; // one language: the whole is that language
-                    try { perLanguage.Add((set, Perplexity.Evaluate(m, tok, t, options))); }
-                    catch (ArgumentException e) { Console.Error.WriteLine($"{set}: {e.Message}"); }
-                }
-                if (r.GetValue(json))
-                {
-                    foreach (var (set, pr) in perLanguage) Console.WriteLine(JsonSerializer.Serialize(Json(r.GetRequiredValue(model), dataPath, set, pr)));
-                    var all = Json(r.GetRequiredValue(model), dataPath, "all", result);
-                    all["seconds"] = Math.Round(seconds, 3);
-                    all["tokens_per_second"] = Math.Round(result.Chunks * (double)result.Context / seconds, 2);
-                    Console.WriteLine(JsonSerializer.Serialize(all));
-                }
-                else
-                {
-                    Console.WriteLine($"{result.Chunks} chunks of {result.Context} tokens, {result.ScoredTokens} scored ({result.ScoredBytes} bytes, {result.ScoredChars} characters)");
-                    Console.WriteLine($"Final estimate: PPL = {result.Ppl:F4} +/- {result.PplError:F5}");
-                    Console.WriteLine($"bits per byte {result.BitsPerByte:F4}, bits per character {result.BitsPerChar:F4}");
-                    Console.WriteLine($"{result.Chunks * (double)result.Context / seconds:F1} tokens/s ({seconds:F1} s)");
-                    if (perLanguage.Count > 0)
-                    {
-                        Console.WriteLine();
-                        Console.WriteLine("| set | chunks | scored tokens | PPL | bits per byte | bits per character |");
-                        Console.WriteLine("|---|---|---|---|---|---|");
-                        foreach (var (set, pr) in perLanguage.Prepend(("all", result)))
-                            Console.WriteLine($"| {set} | {pr.Chunks} | {pr.ScoredTokens} | {pr.Ppl:F4} ± {pr.PplError:F4} | {pr.BitsPerByte:F4} | {pr.BitsPerChar:F4} |");
-                    }
+                    Console.WriteLine();
+                    Console.WriteLine("| set | chunks | scored tokens | PPL | bits per byte | bits per character |");
+                    Console.WriteLine("|---|---|---|---|---|---|");
+                    foreach (var (set, pr) in perLanguage.Prepend(("all", result)))
+                        Console.WriteLine($"| {set} | {pr.Chunks} | {pr.ScoredTokens} | {pr.Ppl:F4} ± {pr.PplError:F4} | {pr.BitsPerByte:F4} | {pr.BitsPerChar:F4} |");
                 }
             }
+            if (r.GetValue(writeTo) is string target) EvalRecord.WritePerplexity(target, dataPath, options, result, perLanguage);
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// Perplexity of a model on a text file, or on a corpus's validation split whole and per language (each where it
+    /// fills two chunks); with <paramref name="savePath"/>, the whole's log-probabilities saved as a KL-divergence base.
+    /// </summary>
+    internal static (PerplexityResult All, List<(string Set, PerplexityResult Result)> PerLanguage, double Seconds) RunPerplexity(
+        string modelPath, string dataPath, PerplexityOptions options, Duet.Tensors.Kernels.QuantizedMath math, string? savePath, Action<int, int>? progress)
+    {
+        var sets = ReadSets(dataPath);
+        var (m, tok) = ModelLoader.Load(modelPath);
+        m.QuantizedMath = math;
+        using (m)
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var result = savePath is not null
+                ? KlDivergence.SaveBase(m, tok, sets["all"], savePath, options, progress)
+                : Perplexity.Evaluate(m, tok, sets["all"], options, progress);
+            double seconds = clock.Elapsed.TotalSeconds;
+            var perLanguage = new List<(string Set, PerplexityResult Result)>();
+            foreach (var (set, t) in sets)
+            {
+                if (set == "all" || sets.Count <= 2) continue; // one language: the whole is that language
+                try { perLanguage.Add((set, Perplexity.Evaluate(m, tok, t, options))); }
+                catch (ArgumentException e) { Console.Error.WriteLine($"{set}: {e.Message}"); }
+            }
+            return (result, perLanguage, seconds);
+        }
     }
 
     private static Dictionary<string, object> Json(string model, string data, string set, PerplexityResult pr) => new()
@@ -153,7 +169,23 @@ internal static class EvalCommands
         if (File.Exists(path)) return new() { ["all"] = File.ReadAllText(path, Encoding.UTF8) };
         var sb = new StringBuilder();
         var byLanguage = new Dictionary<string, StringBuilder>();
-        foreach (var shard in CorpusFiles.Shards(path, "validation"))
+        foreach (var d in ReadDocuments(path, "validation"))
+        {
+            if (sb.Length > 0) sb.Append("\n\n");
+            sb.Append(d.Text);
+            var lb = byLanguage.TryGetValue(d.Lang, out var existing) ? existing : byLanguage[d.Lang] = new StringBuilder();
+            if (lb.Length > 0) lb.Append("\n\n");
+            lb.Append(d.Text);
+        }
+        var sets = new Dictionary<string, string> { ["all"] = sb.ToString() };
+        foreach (var (lang, text) in byLanguage) sets[lang] = text.ToString();
+        return sets;
+    }
+
+    /// <summary>The documents of a corpus folder's split, in shard order; InvalidDataException naming shard and line.</summary>
+    internal static IEnumerable<CorpusDocument> ReadDocuments(string corpus, string split)
+    {
+        foreach (var shard in CorpusFiles.Shards(corpus, split))
         {
             using var file = File.OpenRead(shard);
             using Stream s = shard.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? new GZipStream(file, CompressionMode.Decompress) : file;
@@ -163,23 +195,20 @@ internal static class EvalCommands
             {
                 line++;
                 if (l.Length == 0) continue;
+                CorpusDocument doc;
                 try
                 {
-                    using var doc = JsonDocument.Parse(l);
-                    if (!doc.RootElement.TryGetProperty("text", out var t) || t.ValueKind != JsonValueKind.String)
+                    using var json = JsonDocument.Parse(l);
+                    var root = json.RootElement;
+                    if (!root.TryGetProperty("text", out var t) || t.ValueKind != JsonValueKind.String)
                         throw new InvalidDataException($"{shard}:{line}: a document without a \"text\" string");
-                    if (sb.Length > 0) sb.Append("\n\n");
-                    sb.Append(t.GetString());
-                    string lang = doc.RootElement.TryGetProperty("lang", out var l2) && l2.ValueKind == JsonValueKind.String ? l2.GetString()! : "unknown";
-                    var lb = byLanguage.TryGetValue(lang, out var existing) ? existing : byLanguage[lang] = new StringBuilder();
-                    if (lb.Length > 0) lb.Append("\n\n");
-                    lb.Append(t.GetString());
+                    string lang = root.TryGetProperty("lang", out var lg) && lg.ValueKind == JsonValueKind.String ? lg.GetString()! : "unknown";
+                    string id = root.TryGetProperty("id", out var i) && i.ValueKind == JsonValueKind.String ? i.GetString()! : $"{Path.GetFileName(shard)}:{line}";
+                    doc = new CorpusDocument(t.GetString()!, lang, id);
                 }
                 catch (JsonException e) { throw new InvalidDataException($"{shard}:{line}: {e.Message}"); }
+                yield return doc;
             }
         }
-        var sets = new Dictionary<string, string> { ["all"] = sb.ToString() };
-        foreach (var (lang, text) in byLanguage) sets[lang] = text.ToString();
-        return sets;
     }
 }

@@ -31,6 +31,8 @@ public sealed record TaskDefinition
     public string About { get; init; } = "";
     /// <summary>How rows of the data files become questions: mc (question, choices A-D or a list, answer), arc, hellaswag, winogrande.</summary>
     public required string Reader { get; init; }
+    /// <summary>Where the task's data is when --data does not say: a folder relative to the working directory or the Duet checkout (the shipped sets).</summary>
+    public string? Data { get; init; }
     /// <summary>Split names a data file's path must contain to be evaluated (e.g. test; val; validation).</summary>
     public string[] EvalSplits { get; init; } = ["test"];
     /// <summary>Split names of the files few-shot examples come from (first K in file order; none: no shots possible).</summary>
@@ -91,6 +93,23 @@ public sealed record TaskDefinition
             ?? throw new ArgumentException($"no task \"{nameOrPath}\": built in are {string.Join(", ", BuiltIn)}; or give a definition file (.json)");
         using var r = new StreamReader(s, Encoding.UTF8);
         return Parse(r.ReadToEnd(), $"built-in task {nameOrPath}");
+    }
+
+    /// <summary>
+    /// The data folder: <paramref name="given"/>, else the definition's own (relative to the working directory, or to
+    /// a folder above the running program: the Duet checkout).
+    /// </summary>
+    public string ResolveData(string? given)
+    {
+        if (given is not null) return given;
+        if (Data is null) throw new ArgumentException($"the task {Name} needs --data: the folder or file of its data ({string.Join("/", EvalSplits)} split)");
+        if (Path.IsPathRooted(Data) || Directory.Exists(Data) || File.Exists(Data)) return Data;
+        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
+        {
+            var p = Path.Combine(d.FullName, Data);
+            if (Directory.Exists(p)) return p;
+        }
+        throw new DirectoryNotFoundException($"the data of {Name} ({Data}) is not here; make it with `duet eval make-tasks` or give --data");
     }
 
     /// <summary>The definition as JSON, recorded in reports so that a run says exactly which prompts it used.</summary>

@@ -355,3 +355,21 @@ public sealed class GgufWriter
         }
     }
 }
+
+/// <summary>Edits of existing GGUF files.</summary>
+public static class GgufEdit
+{
+    /// <summary>
+    /// Rewrites <paramref name="path"/> with its metadata edited by <paramref name="edit"/> and every tensor copied byte
+    /// for byte (quantized ones stay as they are), atomically: a temporary file beside it, then renamed over it.
+    /// </summary>
+    public static unsafe void EditMetadata(string path, Action<GgufWriter> edit)
+    {
+        using var file = GgufFile.Open(path);
+        var w = new GgufWriter(file.Metadata);
+        edit(w);
+        foreach (var t in file.Tensors)
+            w.AddTensor(t.Name, t.Type, t.Shape, new PointerMemoryManager(file.BasePointer + t.FileOffset, checked((int)t.ByteSize)).Memory);
+        w.WriteFile(path);
+    }
+}
