@@ -97,9 +97,14 @@ internal static class EvalCommands
         using (m)
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var result = savePath is not null
-                ? KlDivergence.SaveBase(m, tok, sets["all"], savePath, options, progress)
-                : Perplexity.Evaluate(m, tok, sets["all"], options, progress);
+            PerplexityResult result;
+            try
+            {
+                result = savePath is not null
+                    ? KlDivergence.SaveBase(m, tok, sets["all"], savePath, options, progress)
+                    : Perplexity.Evaluate(m, tok, sets["all"], options, progress);
+            }
+            catch (ArgumentException e) { throw new ArgumentException($"{dataPath}: {e.Message}", e); }
             double seconds = clock.Elapsed.TotalSeconds;
             var perLanguage = new List<(string Set, PerplexityResult Result)>();
             foreach (var (set, t) in sets)

@@ -2,7 +2,9 @@
 // settings that reproduce it (data path and its SHA-256, context, shots, BOS, ...) as provenance entries,
 // eval.perplexity and eval.tasks.NAME (GGUF duet.provenance.eval.*, tensors copied byte for byte; or an HF folder's
 // config.json duet_provenance). duet info MODEL lists them; duet eval verify MODEL re-runs each and says whether it
-// reproduces: perplexity within 0.1% (other CPUs sum in another order), accuracy within one question.
+// reproduces: perplexity within 1e-4 and the tasks' log-likelihood sums within 1e-5, relative (other CPUs' kernels
+// sum in another order; another model's weights move them far more), accuracy within one question (a near tie may
+// fall the other way).
 using System.CommandLine;
 using System.Security.Cryptography;
 using System.Text;
@@ -62,7 +64,7 @@ internal static class EvalRecord
             {
                 ["data"] = data, ["data_sha256"] = DataSha256(TaskDataFiles(task, data, shots)), ["shots"] = shots, ["limit"] = t["limit"]?.DeepClone(),
                 ["bos"] = t["bos"]!.GetValue<bool>(), ["max_length"] = t["max_length"]?.DeepClone(), ["questions"] = t["questions"]!.GetValue<int>(),
-                ["chance"] = t["chance"]!.GetValue<double>(), ["metrics"] = t["metrics"]!.DeepClone(), ["definition"] = t["definition"]!.DeepClone(),
+                ["chance"] = t["chance"]!.GetValue<double>(), ["metrics"] = t["metrics"]!.DeepClone(), ["loglikelihood_sum"] = t["loglikelihood_sum"]!.GetValue<double>(), ["definition"] = t["definition"]!.DeepClone(),
             };
             entries[Prefix + "tasks." + task.Name] = record.ToJsonString();
         }
@@ -98,7 +100,7 @@ internal static class EvalRecord
         var model = new Argument<string>("MODEL") { Description = "a .gguf file or HF folder whose recorded evaluations (duet eval ... --write-to) to re-run" };
         var threads = ModelCommands.ThreadsOption();
         var math = ModelCommands.MathOption();
-        var cmd = new Command("verify", "Re-run the evaluations recorded in a model (perplexity, tasks) with their recorded settings and say whether each reproduces: perplexity within 0.1%, accuracy within one question. Exit code 1 if one does not.")
+        var cmd = new Command("verify", "Re-run the evaluations recorded in a model (perplexity, tasks) with their recorded settings and say whether each reproduces: perplexity within 1e-4 and log-likelihood sums within 1e-5 relative, accuracy within one question. Exit code 1 if one does not.")
             { model, threads, math };
         cmd.SetAction(r =>
         {
@@ -160,7 +162,7 @@ internal static class EvalRecord
         {
             if (rec["sets"]?[set] is not JsonObject was) continue;
             double ppl = was["ppl"]!.GetValue<double>();
-            yield return ($"perplexity {set} (ctx {options.Context})", $"PPL {ppl:F4}", $"PPL {now.Ppl:F4}", Math.Abs(now.Ppl / ppl - 1) <= 1e-3);
+            yield return ($"perplexity {set} (ctx {options.Context})", $"PPL {ppl:F4}", $"PPL {now.Ppl:F4}", Math.Abs(now.Ppl / ppl - 1) <= 1e-4);
         }
     }
 
@@ -179,6 +181,9 @@ internal static class EvalRecord
         m.QuantizedMath = math;
         using (m) result = TaskRunner.Run(task, data, m, tok, options);
         int n = result.Questions;
+        double llWas = rec["loglikelihood_sum"]!.GetValue<double>();
+        yield return ($"{name} log-likelihood sum ({n} questions)", $"{llWas:F3}", $"{result.LoglikelihoodSum:F3}",
+            Math.Abs(result.LoglikelihoodSum - llWas) <= 1e-5 * Math.Max(1, Math.Abs(llWas)));
         foreach (var (metric, was) in rec["metrics"]!.AsObject())
         {
             double recorded = was!["value"]!.GetValue<double>(), now = result.Metrics[metric].Value;

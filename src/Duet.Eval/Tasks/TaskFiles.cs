@@ -78,10 +78,12 @@ public static class TaskFiles
     {
         using var reader = Sep.New(',').Reader(o => o with { HasHeader = false, Unescape = true, DisableColCountCheck = true }).FromFile(file);
         string[]? names = null;
-        int width = 0;
+        int width = 0, next = 1;
         foreach (var row in reader)
         {
-            int line = row.LineNumberFrom;
+            // A row starts where the previous one ended (Sep 0.18 without a header reports the first row's start as its end).
+            int line = next;
+            next = row.LineNumberToExcl;
             var cells = new string[row.ColCount];
             for (int i = 0; i < cells.Length; i++) cells[i] = row[i].ToString();
             if (names is null)

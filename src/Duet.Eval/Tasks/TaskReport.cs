@@ -45,7 +45,7 @@ public static class TaskReport
         {
             ["task"] = r.Task, ["about"] = task.About, ["data"] = data, ["shots"] = r.Shots, ["limit"] = options.Limit, ["bos"] = r.Bos,
             ["share_context"] = options.ShareContext, ["max_length"] = options.MaxLength,
-            ["questions"] = r.Questions, ["chance"] = r.Chance, ["metrics"] = metrics, ["subjects"] = subjects,
+            ["questions"] = r.Questions, ["chance"] = r.Chance, ["metrics"] = metrics, ["loglikelihood_sum"] = r.LoglikelihoodSum, ["subjects"] = subjects,
             ["seconds"] = Math.Round(r.Seconds, 3), ["questions_per_second"] = Math.Round(r.Questions / Math.Max(r.Seconds, 1e-9), 3), ["tokens_run"] = r.TokensRun,
             ["definition"] = JsonNode.Parse(task.ToJson()),
         };
@@ -116,8 +116,9 @@ public static class TaskReport
         var columns = entries.Select(Column).Distinct().ToList();
         var models = entries.Select(e => e.Model).Distinct().ToList();
         const int bar = 22, gap = 28, left = 48, top = 24, height = 220;
-        int groupWidth = models.Count * bar + gap;
-        int width = left + columns.Count * groupWidth + 20, legendTop = top + height + 44;
+        // Wide enough for the task names under the groups (about 7 px a character at 11 px) and the title.
+        int groupWidth = Math.Max(models.Count * bar + gap, columns.Max(c => c.Length) * 7 + 12);
+        int width = Math.Max(left + columns.Count * groupWidth + 20, 400), legendTop = top + height + 44;
         int total = legendTop + models.Count * 18 + 8;
         var ci = CultureInfo.InvariantCulture;
         string Y(double v) => (top + height * (1 - Math.Clamp(v, 0, 1))).ToString("F1", ci);
@@ -131,7 +132,7 @@ public static class TaskReport
         }
         for (int c = 0; c < columns.Count; c++)
         {
-            int x0 = left + c * groupWidth + gap / 2;
+            int x0 = left + c * groupWidth + (groupWidth - models.Count * bar) / 2;
             foreach (var (e, i) in models.Select((m, i) => (entries.LastOrDefault(x => x.Model == m && Column(x) == columns[c]), i)))
             {
                 if (e is null) continue;

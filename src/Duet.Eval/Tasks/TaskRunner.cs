@@ -33,7 +33,11 @@ public sealed record QuestionResult(TaskDoc Doc, string[] Contexts, string[] Con
 public readonly record struct MetricValue(double Value, double Stderr);
 
 public sealed record TaskResult(string Task, int Shots, bool Bos, int Questions, double Chance, IReadOnlyDictionary<string, MetricValue> Metrics,
-    IReadOnlyDictionary<string, IReadOnlyDictionary<string, MetricValue>> BySubject, double Seconds, long TokensRun, IReadOnlyList<QuestionResult> Details);
+    IReadOnlyDictionary<string, IReadOnlyDictionary<string, MetricValue>> BySubject, double Seconds, long TokensRun, IReadOnlyList<QuestionResult> Details)
+{
+    /// <summary>The sum of every choice's log-likelihood: a fingerprint of the model on the task, finer than accuracy (duet eval verify compares it).</summary>
+    public double LoglikelihoodSum => Details.Sum(d => d.Choices.Sum(c => c.Value));
+}
 
 public static class TaskRunner
 {
