@@ -39,8 +39,12 @@ public sealed class LlamaState
 
     public void Reset() => Length = 0;
 
-    /// <summary>Tokens processed together by <see cref="LlamaModel.Prefill"/>.</summary>
-    public const int MaxBatch = 32;
+    /// <summary>
+    /// Rows processed together by <see cref="LlamaModel.ForwardRows"/> (prompt batches, perplexity chunks): each weight
+    /// matrix is read once per batch. 128 rather than 32: 14-17% more perplexity tokens/s on duet-tiny (F32, Q8_0),
+    /// the same as 256 (bench/README.md#kernel-choices).
+    /// </summary>
+    public const int MaxBatch = 128;
     private float[]? _bx, _bxb, _bxb2, _bq, _bk, _bv, _bh, _bh2, _bcos, _bsin;
     internal float[] BX => _bx ??= new float[MaxBatch * Config.Dim];
     internal float[] BXb => _bxb ??= new float[MaxBatch * Math.Max(Config.Dim, Config.QDim)];
@@ -174,15 +178,8 @@ public sealed class LlamaModel : IDisposable
         for (int b = 0; b < count; b++)
         {
             int pos = start + b;
-            var q = queries.AsSpan((row0 + b) * c.QDim + h * hd, hd);
-            var att = s.Att.AsSpan(h * s.Capacity, pos + 1);
-            for (int t = 0; t <= pos; t++)
-                att[t] = System.Numerics.Tensors.TensorPrimitives.Dot(q, keys.AsSpan(t * c.KvDim + kvOff, hd)) * scale;
-            Ops.Softmax(att);
-            var o = output.AsSpan((row0 + b) * c.QDim + h * hd, hd);
-            o.Clear();
-            for (int t = 0; t <= pos; t++)
-                System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(values.AsSpan(t * c.KvDim + kvOff, hd), att[t], o, o);
+            Attention.Head(queries.AsSpan((row0 + b) * c.QDim + h * hd, hd), keys, values, c.KvDim, kvOff, pos + 1, scale,
+                s.Att.AsSpan(h * s.Capacity, pos + 1), output.AsSpan((row0 + b) * c.QDim + h * hd, hd));
         }
     }
 

@@ -56,6 +56,54 @@ public unsafe class KernelTests
             }
     }
 
+    public static IEnumerable<object[]> AttentionCases => CpuPaths.Cross([32], [64], [128], [24], [8]);
+
+    /// <summary>
+    /// Attention.Head on every CPU path against the float64 formula: head dims that take the 16-wide (32, 64, 128),
+    /// 8-wide (24, 8 on AVX2) and portable paths; 1 to 70 positions (the four-key blocks and their remainders); keys and
+    /// values at an offset inside wider cache rows; large scores (the max subtracted before exp).
+    /// </summary>
+    [Theory, MemberData(nameof(AttentionCases))]
+    public void AttentionHead_AnyPath_MatchesFloat64Softmax(int hd, string cpu)
+    {
+        using var profile = CpuProfile.Use(cpu);
+        var rng = new Random(hd);
+        int stride = 3 * hd, offset = hd;
+        for (int n = 1; n <= 70; n += n < 10 ? 1 : 7)
+        {
+            var q = RandomVector(rng, hd, 3f);
+            var k = RandomVector(rng, n * stride, 3f);
+            var v = RandomVector(rng, n * stride);
+            var scores = new float[n];
+            var o = new float[hd];
+            float scale = 1f / MathF.Sqrt(hd);
+            Attention.Head(q, k, v, stride, offset, n, scale, scores, o);
+            var s = new double[n];
+            for (int t = 0; t < n; t++)
+            {
+                double d = 0;
+                for (int i = 0; i < hd; i++) d += (double)q[i] * k[t * stride + offset + i];
+                s[t] = d * scale;
+            }
+            double max = s.Max(), sum = s.Sum(x => Math.Exp(x - max));
+            for (int i = 0; i < hd; i++)
+            {
+                double want = 0;
+                for (int t = 0; t < n; t++) want += Math.Exp(s[t] - max) / sum * v[t * stride + offset + i];
+                Assert.True(Math.Abs(o[i] - want) <= 1e-5 + 1e-5 * Math.Abs(want), $"{cpu} hd {hd} n {n} dim {i}: {o[i]} vs {want}");
+            }
+        }
+    }
+
+    [Fact]
+    public void AttentionHead_BuffersTooSmall_Throw()
+    {
+        var q = new float[32];
+        Assert.Throws<ArgumentException>(() => Attention.Head(q, new float[2 * 64 - 1], new float[2 * 64], 64, 32, 2, 1f, new float[2], new float[32]));
+        Assert.Throws<ArgumentException>(() => Attention.Head(q, new float[128], new float[128], 64, 40, 2, 1f, new float[2], new float[32]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Attention.Head(q, new float[128], new float[128], 64, 0, 0, 1f, new float[2], new float[32]));
+    }
+
     public static IEnumerable<object[]> MatVecCases => CpuPaths.Cross(
         [GgmlType.F32, 96],
         [GgmlType.F16, 96],

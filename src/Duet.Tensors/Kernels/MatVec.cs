@@ -4,6 +4,7 @@
 // it quantized to Q8_K (KQuantDot); other types are expanded one row at a time into a per-thread buffer.
 // QuantizedMath.Float skips the activation rounding: every quantized row is expanded to floats and dotted with
 // the activation as it is (what PyTorch/transformers compute after dequantizing a GGUF).
+using System.Runtime.CompilerServices;
 using System.Numerics.Tensors;
 using Duet.Tensors.Parallel;
 using Duet.Tensors.Quant;
@@ -265,6 +266,7 @@ public static unsafe class MatMul
     // Q8_0/Q4_0 with AVX-VNNI or AVX2: each weight row packed once, then two rows by four tokens at a time (QuantGemm;
     // faster prompts than one row by four tokens, bench/README.md#kernel-choices); blocks past the last whole group of eight take the
     // plain kernels.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Grouped(Job job, int start, int end)
     {
         var w = job.W;

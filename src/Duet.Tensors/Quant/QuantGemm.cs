@@ -226,6 +226,7 @@ public static unsafe class QuantGemm
         else Row4<SignDot>(packedW, wScales, packedX, start, xScales, xStride, sStride, dStride, groups, result);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Row4<T>(byte* packedW, float* wScales, sbyte* packedX, int* start, float* xScales, int xStride, int sStride, int dStride, int groups, float* result)
         where T : struct, IGroupDot
     {
@@ -274,6 +275,7 @@ public static unsafe class QuantGemm
         else Row2x4<SignDot>(packedW, wStride, wScales, sOff, packedX, start, xScales, xStride, sStride, dStride, groups, result);
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Row2x4<T>(byte* packedW, int wStride, float* wScales, int sOff, sbyte* packedX, int* start, float* xScales, int xStride, int sStride, int dStride, int groups, float* result)
         where T : struct, IGroupDot
     {
@@ -328,6 +330,7 @@ public static unsafe class QuantGemm
         : type == GgmlType.Q4_0 ? Row1<NibbleDot>(packedW, wScales, packedX, start, xScales, groups)
         : Row1<SignDot>(packedW, wScales, packedX, start, xScales, groups);
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static float Row1<T>(byte* packedW, float* wScales, sbyte* packedX, int* start, float* xScales, int groups) where T : struct, IGroupDot
     {
         var f = Vector256<float>.Zero;
