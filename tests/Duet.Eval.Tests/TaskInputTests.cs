@@ -145,3 +145,46 @@ public sealed class TaskInputTests : IDisposable
         Assert.Equal([Path.Combine(_dir, "test", "b_test.csv")], files);
     }
 }
+
+public sealed class EncodePairTests
+{
+    private static readonly Duet.Tokenizers.Tokenizer Spm = Duet.Tokenizers.Tokenizer.Load(Path.Combine(Duet.Tests.Repo.Root, "tests", "TestData", "spm-bpe.model"));
+
+    private static LoglikelihoodScorer Scorer(bool bos)
+    {
+        var config = new LlamaConfig
+        {
+            Dim = 32, Layers = 1, Heads = 2, KvHeads = 1, HeadDim = 16, RopeDim = 16, FfnDim = 64, Vocab = Spm.VocabSize, ContextLength = 64,
+            RopeStyle = Tensors.Kernels.RopeStyle.NeoX,
+        };
+        var folder = Path.Combine(Path.GetTempPath(), $"duet-encodepair-{Environment.ProcessId}-{bos}");
+        ModelPackage.WriteHfFolder(CanonicalModel.Random(config, 1), folder, Formats.SafeTensors.SafeTensorsDType.F32);
+        var model = LlamaModel.Load(folder); // memory-mapped: the folder can go
+        Directory.Delete(folder, true);
+        return new LoglikelihoodScorer(model, Spm, bos);
+    }
+
+    /// <summary>The harness's _encode_pair: white space at the context's end moves to the continuation, whose tokens are cut from the whole text's.</summary>
+    [Fact]
+    public void EncodePair_TrailingSpace_MovesToTheContinuation()
+    {
+        var s = Scorer(bos: false);
+        var r = s.EncodePair("Question: which one?\nAnswer: ", "Paris");
+        Assert.Equal(Spm.Encode("Question: which one?\nAnswer:"), r.Context);
+        var whole = Spm.Encode("Question: which one?\nAnswer: Paris");
+        Assert.Equal(whole[r.Context.Length..], r.Continuation);
+        Assert.Equal(whole, r.Context.Concat(r.Continuation));
+    }
+
+    [Fact]
+    public void EncodePair_EmptyContext_IsThePrefixTokenAlone()
+    {
+        var s = Scorer(bos: false);
+        var r = s.EncodePair("", " Paris");
+        Assert.Equal([Spm.BosId], r.Context);
+        Assert.Equal(Spm.Encode(" Paris"), r.Continuation);
+        var withBos = Scorer(bos: true).EncodePair("答案：", " A");
+        Assert.Equal(Spm.BosId, withBos.Context[0]);
+        Assert.Throws<ArgumentException>(() => s.EncodePair("context", ""));
+    }
+}
