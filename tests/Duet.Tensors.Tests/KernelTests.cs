@@ -386,20 +386,26 @@ public unsafe class KernelTests
         }
     }
 
+    // 416 columns are 13 blocks: a whole group of eight and five past it (the zero-padded tail group); 96 are three
+    // blocks, a tail group alone; 704 (duet-tiny's FFN) two groups and six.
     public static IEnumerable<object[]> MatMulBatchCases => CpuPaths.Cross(
-        [GgmlType.Q8_0, 1],
-        [GgmlType.Q8_0, 7],
-        [GgmlType.Q4_0, 4],
-        [GgmlType.Q4_0, 13],
-        [GgmlType.F16, 5],
-        [GgmlType.F32, 3]);
+        [GgmlType.Q8_0, 1, 416],
+        [GgmlType.Q8_0, 7, 416],
+        [GgmlType.Q8_0, 9, 96],
+        [GgmlType.Q8_0, 8, 704],
+        [GgmlType.Q4_0, 4, 416],
+        [GgmlType.Q4_0, 13, 416],
+        [GgmlType.Q4_0, 6, 96],
+        [GgmlType.Q4_0, 8, 704],
+        [GgmlType.F16, 5, 416],
+        [GgmlType.F32, 3, 416]);
 
     [Theory, MemberData(nameof(MatMulBatchCases))]
-    public void MatMul_Batch_EqualsMatVecOnEachRow(GgmlType type, int batch, string cpu)
+    public void MatMul_Batch_EqualsMatVecOnEachRow(GgmlType type, int batch, int cols, string cpu)
     {
         using var profile = CpuProfile.Use(cpu);
         var rng = new Random(9);
-        const int rows = 29, cols = 416; // 13 blocks: the wide kernels and the blocks past them
+        const int rows = 29;
         long rowBytes = GgmlTypeInfo.RowSize(type, cols);
         var data = new byte[rows * rowBytes];
         var w = RandomVector(rng, rows * cols, 0.5f);

@@ -275,51 +275,66 @@ public static unsafe class MatMul
         bool q4 = w.Type == GgmlType.Q4_0;
         int bs = q4 ? 18 : 34;
         long rb = w.RowBytes;
-        var packed = t_packed is { } pb && pb.Length >= 2 * groups * 256 ? pb : t_packed = new byte[2 * Math.Max(1, groups) * 256];
-        var pscales = t_packedScales is { } ps && ps.Length >= 2 * blocks ? ps : t_packedScales = new float[2 * blocks];
+        var packed = t_packed is { } pb && pb.Length >= 2 * (groups + 1) * 256 ? pb : t_packed = new byte[2 * (groups + 1) * 256];
+        var pscales = t_packedScales is { } ps && ps.Length >= 2 * (blocks + 8) ? ps : t_packedScales = new float[2 * (blocks + 8)];
+        // The blocks past the last whole group of eight (duet-tiny's FFN width 704 is 22 blocks: 6 of them) as one more
+        // group, zero-padded, through the same kernels (Q8Activations.TailCodes); they took a plain dot per (row, token).
+        int rest = blocks - full;
         float* eight = stackalloc float[8];
-        fixed (sbyte* xq = q8.Codes)
-        fixed (float* xd = q8.Scales)
+        float* tail = stackalloc float[8];
+        byte* padded = stackalloc byte[8 * 34];
         fixed (sbyte* gx = q8.GroupCodes)
         fixed (int* gs = q8.GroupStart)
+        fixed (sbyte* tx = q8.TailCodes)
+        fixed (int* ts = q8.TailStart)
+        fixed (float* td = q8.TailScales)
+        fixed (float* xd = q8.Scales)
         fixed (byte* pw = packed)
         fixed (float* pws = pscales)
         {
             int xs = groups * 256, ss = groups * 8;
+            byte* tw = pw + 2 * xs;          // the two rows' packed tail groups, 256 bytes apart
+            float* tws = pws + 2 * blocks;   // and their 8 scales each
             for (int r = start; r < end; r += 2)
             {
                 // Two rows at a time (each activation load serves both), an odd last one alone.
                 int nr = Math.Min(2, end - r);
                 for (int i = 0; i < nr; i++)
-                    if (groups > 0) QuantGemm.PackRow(w.Type, w.Data + (r + i) * rb, blocks, pw + i * xs, pws + i * blocks);
+                {
+                    byte* wr = w.Data + (r + i) * rb;
+                    if (groups > 0) QuantGemm.PackRow(w.Type, wr, blocks, pw + i * xs, pws + i * blocks);
+                    if (rest > 0)
+                    {
+                        new Span<byte>(padded, 8 * bs).Clear();
+                        new ReadOnlySpan<byte>(wr + full * bs, rest * bs).CopyTo(new Span<byte>(padded, 8 * bs));
+                        QuantGemm.PackRow(w.Type, padded, 8, tw + i * 256, tws + i * 8);
+                    }
+                }
                 for (int b = 0; b < batch; b += 4)
                 {
                     int n = Math.Min(4, batch - b);
-                    if (groups == 0) for (int k = 0; k < 8; k++) eight[k] = 0;
-                    else if (n == 4 && nr == 2) QuantGemm.Row2x4(w.Type, pw, xs, pws, blocks, gx + b * xs, gs + b * ss, xd + b * blocks, xs, ss, blocks, groups, eight);
-                    else
-                        for (int i = 0; i < nr; i++)
-                        {
-                            if (n == 4) QuantGemm.Row4(w.Type, pw + i * xs, pws + i * blocks, gx + b * xs, gs + b * ss, xd + b * blocks, xs, ss, blocks, groups, eight + 4 * i);
-                            else for (int k = 0; k < n; k++) eight[4 * i + k] = QuantGemm.Row1(w.Type, pw + i * xs, pws + i * blocks, gx + (b + k) * xs, gs + (b + k) * ss, xd + (b + k) * blocks, groups);
-                        }
+                    Dots(w.Type, nr, n, pw, xs, pws, blocks, gx + b * xs, gs + b * ss, xd + b * blocks, ss, groups, eight);
+                    if (rest > 0) Dots(w.Type, nr, n, tw, 256, tws, 8, tx + b * 256, ts + b * 8, td + b * 8, 8, 1, tail);
                     for (int i = 0; i < nr; i++)
-                    {
-                        byte* wr = w.Data + (r + i) * rb;
                         for (int k = 0; k < n; k++)
-                        {
-                            float v = eight[4 * i + k];
-                            if (full < blocks)
-                            {
-                                sbyte* tq = xq + (b + k) * cols + full * 32;
-                                float* td = xd + (b + k) * blocks + full;
-                                v += q4 ? QuantDot.DotQ4_0(wr + full * bs, tq, td, blocks - full) : QuantDot.DotQ8_0(wr + full * bs, tq, td, blocks - full);
-                            }
-                            job.Y[(long)(b + k) * w.Rows + r + i] = v;
-                        }
-                    }
+                            job.Y[(long)(b + k) * w.Rows + r + i] = rest > 0 ? eight[4 * i + k] + tail[4 * i + k] : eight[4 * i + k];
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="nr"/> packed weight rows (1 or 2, <paramref name="xs"/> bytes apart, scales <paramref name="sOff"/>
+    /// apart) by <paramref name="n"/> packed tokens (1-4, the same strides): result[4·i + k] for row i, token k.
+    /// </summary>
+    private static void Dots(GgmlType type, int nr, int n, byte* pw, int xs, float* pws, int sOff, sbyte* gx, int* gs, float* xd, int ss, int groups, float* result)
+    {
+        if (groups == 0) { for (int k = 0; k < 8; k++) result[k] = 0; return; }
+        if (n == 4 && nr == 2) { QuantGemm.Row2x4(type, pw, xs, pws, sOff, gx, gs, xd, xs, ss, sOff, groups, result); return; }
+        for (int i = 0; i < nr; i++)
+        {
+            if (n == 4) QuantGemm.Row4(type, pw + i * xs, pws + i * sOff, gx, gs, xd, xs, ss, sOff, groups, result + 4 * i);
+            else for (int k = 0; k < n; k++) result[4 * i + k] = QuantGemm.Row1(type, pw + i * xs, pws + i * sOff, gx + k * xs, gs + k * ss, xd + k * sOff, groups);
         }
     }
 

@@ -30,12 +30,32 @@ public sealed unsafe class Q8Activations
     /// <summary>The grouped layout of QuantGemm (prompt processing): codes and starting sums per row and group.</summary>
     public sbyte[] GroupCodes { get; private set; } = [];
     public int[] GroupStart { get; private set; } = [];
+    /// <summary>
+    /// Where the blocks are not a whole number of groups of eight: per row, the blocks past the last whole group as one
+    /// more group, padded with zero codes (and zero scales, TailScales: 8 per row), so the grouped kernels take them too.
+    /// </summary>
+    public sbyte[] TailCodes { get; private set; } = [];
+    public int[] TailStart { get; private set; } = [];
+    public float[] TailScales { get; private set; } = [];
 
     private void BuildGroups(GgmlType type, int r0, int r1)
     {
-        int groups = Blocks / 8;
+        int groups = Blocks / 8, full = groups * 8, rest = Blocks - full;
+        int offset = QuantGemm.Offset(type);
         fixed (sbyte* c = Codes) fixed (sbyte* gc = GroupCodes) fixed (int* gs = GroupStart)
-            QuantGemm.PackActivations(c + r0 * Cols, r1 - r0, Blocks, QuantGemm.Offset(type), gc + r0 * groups * 256, gs + r0 * groups * 8);
+        fixed (sbyte* tc = TailCodes) fixed (int* ts = TailStart) fixed (float* sc = Scales) fixed (float* tsc = TailScales)
+        {
+            QuantGemm.PackActivations(c + r0 * Cols, r1 - r0, Blocks, offset, gc + r0 * groups * 256, gs + r0 * groups * 8);
+            if (rest == 0) return;
+            sbyte* padded = stackalloc sbyte[256];
+            for (int r = r0; r < r1; r++)
+            {
+                new Span<sbyte>(padded, 256).Clear();
+                new ReadOnlySpan<sbyte>(c + r * Cols + full * 32, rest * 32).CopyTo(new Span<sbyte>(padded, 256));
+                QuantGemm.PackActivations(padded, 1, 8, offset, tc + r * 256, ts + r * 8);
+                for (int j = 0; j < 8; j++) tsc[r * 8 + j] = j < rest ? sc[r * Blocks + full + j] : 0f;
+            }
+        }
     }
 
     /// <summary>Rows of <see cref="QuantizeGrouped"/>: quantized, then packed in the grouped layout.</summary>
@@ -63,6 +83,7 @@ public sealed unsafe class Q8Activations
         Allocate(x, rows, cols);
         int groups = Blocks / 8;
         if (GroupStart.Length < rows * groups * 8) { GroupCodes = new sbyte[rows * groups * 256]; GroupStart = new int[rows * groups * 8]; }
+        if (Blocks % 8 != 0 && TailStart.Length < rows * 8) { TailCodes = new sbyte[rows * 256]; TailStart = new int[rows * 8]; TailScales = new float[rows * 8]; }
         fixed (float* px = x)
             pool.For(rows, new QuantizeGroupedRows { Owner = this, X = px, Type = type });
     }
