@@ -54,6 +54,51 @@ public static unsafe class FloatGemm
     }
 
     /// <summary>
+    /// out[4·t + i] = Σ_k w_i[k]·x[t·ldx + k] for i in 0..3, t in 0..5: Tile4x4 widened to six tokens (24 accumulators,
+    /// 10 loads per 24 FMAs instead of 8 per 16), each sum in Tile4x4's order.
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    public static void Tile4x6(float* w0, float* w1, float* w2, float* w3, float* x, int ldx, int cols, float* result)
+    {
+        if (!CpuProfile.Current.Avx512 || cols % 16 != 0)
+        {
+            Tile4x4(w0, w1, w2, w3, x, ldx, cols, result);
+            for (int t = 4; t < 6; t++) Tile4x1(w0, w1, w2, w3, x + t * ldx, cols, result + 4 * t);
+            return;
+        }
+        float* x0 = x, x1 = x + ldx, x2 = x + 2 * ldx, x3 = x + 3 * ldx, x4 = x + 4 * ldx, x5 = x + 5 * ldx;
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
+        Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default;
+        Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
+        for (int k = 0; k < cols; k += 16)
+        {
+            var b0 = Avx512F.LoadVector512(w0 + k); var b1 = Avx512F.LoadVector512(w1 + k);
+            var b2 = Avx512F.LoadVector512(w2 + k); var b3 = Avx512F.LoadVector512(w3 + k);
+            var a = Avx512F.LoadVector512(x0 + k);
+            c00 = Avx512F.FusedMultiplyAdd(a, b0, c00); c01 = Avx512F.FusedMultiplyAdd(a, b1, c01); c02 = Avx512F.FusedMultiplyAdd(a, b2, c02); c03 = Avx512F.FusedMultiplyAdd(a, b3, c03);
+            a = Avx512F.LoadVector512(x1 + k);
+            c10 = Avx512F.FusedMultiplyAdd(a, b0, c10); c11 = Avx512F.FusedMultiplyAdd(a, b1, c11); c12 = Avx512F.FusedMultiplyAdd(a, b2, c12); c13 = Avx512F.FusedMultiplyAdd(a, b3, c13);
+            a = Avx512F.LoadVector512(x2 + k);
+            c20 = Avx512F.FusedMultiplyAdd(a, b0, c20); c21 = Avx512F.FusedMultiplyAdd(a, b1, c21); c22 = Avx512F.FusedMultiplyAdd(a, b2, c22); c23 = Avx512F.FusedMultiplyAdd(a, b3, c23);
+            a = Avx512F.LoadVector512(x3 + k);
+            c30 = Avx512F.FusedMultiplyAdd(a, b0, c30); c31 = Avx512F.FusedMultiplyAdd(a, b1, c31); c32 = Avx512F.FusedMultiplyAdd(a, b2, c32); c33 = Avx512F.FusedMultiplyAdd(a, b3, c33);
+            a = Avx512F.LoadVector512(x4 + k);
+            c40 = Avx512F.FusedMultiplyAdd(a, b0, c40); c41 = Avx512F.FusedMultiplyAdd(a, b1, c41); c42 = Avx512F.FusedMultiplyAdd(a, b2, c42); c43 = Avx512F.FusedMultiplyAdd(a, b3, c43);
+            a = Avx512F.LoadVector512(x5 + k);
+            c50 = Avx512F.FusedMultiplyAdd(a, b0, c50); c51 = Avx512F.FusedMultiplyAdd(a, b1, c51); c52 = Avx512F.FusedMultiplyAdd(a, b2, c52); c53 = Avx512F.FusedMultiplyAdd(a, b3, c53);
+        }
+        result[0] = Vector512.Sum(c00); result[1] = Vector512.Sum(c01); result[2] = Vector512.Sum(c02); result[3] = Vector512.Sum(c03);
+        result[4] = Vector512.Sum(c10); result[5] = Vector512.Sum(c11); result[6] = Vector512.Sum(c12); result[7] = Vector512.Sum(c13);
+        result[8] = Vector512.Sum(c20); result[9] = Vector512.Sum(c21); result[10] = Vector512.Sum(c22); result[11] = Vector512.Sum(c23);
+        result[12] = Vector512.Sum(c30); result[13] = Vector512.Sum(c31); result[14] = Vector512.Sum(c32); result[15] = Vector512.Sum(c33);
+        result[16] = Vector512.Sum(c40); result[17] = Vector512.Sum(c41); result[18] = Vector512.Sum(c42); result[19] = Vector512.Sum(c43);
+        result[20] = Vector512.Sum(c50); result[21] = Vector512.Sum(c51); result[22] = Vector512.Sum(c52); result[23] = Vector512.Sum(c53);
+    }
+
+    /// <summary>
     /// out[i] = Σ_k w_i[k]·x[k] for i in 0..3, summed in exactly Tile4x4's order (one accumulator per output,
     /// k ascending in 16-float steps, then Vector512.Sum): a token gets the same bits from this as from a 4x4
     /// tile, so a batch can mix tiles and single tokens without a sequence's result depending on its batch.

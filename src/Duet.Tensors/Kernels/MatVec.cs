@@ -397,11 +397,12 @@ public static unsafe class MatMul
     {
         var w = job.W;
         int cols = w.Cols, batch = job.Batch;
-        // Float rows: F32 in place, other formats expanded into a 4-row panel once per batch; 4x4 register tiles, and
-        // the tokens past the last group of four through Tile4x1, which sums in Tile4x4's order: every (row, token)
-        // result is the same bits whatever the batch (what invariant mode needs; it costs the fast mode nothing).
+        // Float rows: F32 in place, other formats expanded into a 4-row panel once per batch; register tiles of 4 rows
+        // by 6 tokens (Tile4x6: 1.26x the 4x4 tiles at 1.1 B parameters, bench/README.md#kernel-choices), then 4, then
+        // single tokens through Tile4x1, all summing in one order: every (row, token) result is the same bits whatever
+        // the batch (what invariant mode needs; it costs the fast mode nothing).
         var panel = t_row is { } bb && bb.Length >= 4 * cols ? bb : t_row = new float[4 * cols];
-        float* tile = stackalloc float[16];
+        float* tile = stackalloc float[24];
         var rows = stackalloc float*[4];
         fixed (float* pp = panel)
         {
@@ -423,6 +424,12 @@ public static unsafe class MatMul
                     }
                 }
                 int b = 0;
+                for (; b + 6 <= batch; b += 6)
+                {
+                    FloatGemm.Tile4x6(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, tile);
+                    for (int t = 0; t < 6; t++)
+                        for (int i = 0; i < nr; i++) job.Y[(long)(b + t) * w.Rows + r + i] = tile[4 * t + i];
+                }
                 for (; b + 4 <= batch; b += 4)
                 {
                     FloatGemm.Tile4x4(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, tile);
