@@ -6,7 +6,6 @@
 // sum in another order; another model's weights move them far more), accuracy within one question (a near tie may
 // fall the other way).
 using System.CommandLine;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -22,13 +21,8 @@ internal static class EvalRecord
 {
     public const string Prefix = "eval.";
 
-    /// <summary>SHA-256 over the files' bytes in the given order (the data an evaluation read).</summary>
-    public static string DataSha256(IEnumerable<string> files)
-    {
-        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (var f in files) sha.AppendData(File.ReadAllBytes(f));
-        return Convert.ToHexStringLower(sha.GetHashAndReset());
-    }
+    /// <summary>SHA-256 of the data an evaluation read (its files in order).</summary>
+    public static string DataSha256(IEnumerable<string> files) => TaskReport.Sha256(files);
 
     private static IEnumerable<string> PerplexityFiles(string data) => File.Exists(data) ? [data] : CorpusFiles.Shards(data, "validation");
 
@@ -135,16 +129,8 @@ internal static class EvalRecord
     }
 
     /// <summary>The data a record names: as recorded (relative to the working directory), else under the Duet checkout.</summary>
-    private static string Locate(string data)
-    {
-        if (Path.IsPathRooted(data) || File.Exists(data) || Directory.Exists(data)) return data;
-        for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
-        {
-            var p = Path.Combine(d.FullName, data);
-            if (File.Exists(p) || Directory.Exists(p)) return p;
-        }
-        throw new FileNotFoundException($"the recorded data {data} is not here (run from the folder it was recorded in)");
-    }
+    private static string Locate(string data) => TaskDefinition.Locate(data)
+        ?? throw new FileNotFoundException($"the recorded data {data} is not here (run from the folder it was recorded in)");
 
     private static IEnumerable<(string What, string Recorded, string Now, bool Good)> DataCheck(string name, string recordedSha, IEnumerable<string> files)
     {

@@ -103,13 +103,22 @@ public sealed record TaskDefinition
     {
         if (given is not null) return given;
         if (Data is null) throw new ArgumentException($"the task {Name} needs --data: the folder or file of its data ({string.Join("/", EvalSplits)} split)");
-        if (Path.IsPathRooted(Data) || Directory.Exists(Data) || File.Exists(Data)) return Data;
+        return Locate(Data) ?? throw new DirectoryNotFoundException($"the data of {Name} ({Data}) is not here; make it with `duet eval make-tasks` or give --data");
+    }
+
+    /// <summary>
+    /// A path as given if it exists (or is rooted), else the same relative path under a folder above the running
+    /// program (the Duet checkout, for the shipped data); null if neither.
+    /// </summary>
+    public static string? Locate(string path)
+    {
+        if (Path.IsPathRooted(path) || Directory.Exists(path) || File.Exists(path)) return path;
         for (var d = new DirectoryInfo(AppContext.BaseDirectory); d is not null; d = d.Parent)
         {
-            var p = Path.Combine(d.FullName, Data);
-            if (Directory.Exists(p)) return p;
+            var p = Path.Combine(d.FullName, path);
+            if (Directory.Exists(p) || File.Exists(p)) return p;
         }
-        throw new DirectoryNotFoundException($"the data of {Name} ({Data}) is not here; make it with `duet eval make-tasks` or give --data");
+        return null;
     }
 
     /// <summary>The definition as JSON, recorded in reports so that a run says exactly which prompts it used.</summary>

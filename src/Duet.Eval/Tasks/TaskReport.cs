@@ -14,11 +14,13 @@ public static class TaskReport
     public const int Version = 1;
 
     /// <summary>SHA-256 of a model: a file's bytes, or an HF folder's config.json and *.safetensors in name order.</summary>
-    public static string ModelSha256(string path)
+    public static string ModelSha256(string path) => Sha256(File.Exists(path) ? [path] : Directory.EnumerateFiles(path)
+        .Where(f => Path.GetFileName(f) == "config.json" || f.EndsWith(".safetensors", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
+
+    /// <summary>SHA-256 over the files' bytes one after another, in the given order.</summary>
+    public static string Sha256(IEnumerable<string> files)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var files = File.Exists(path) ? [path] : Directory.EnumerateFiles(path)
-            .Where(f => Path.GetFileName(f) == "config.json" || f.EndsWith(".safetensors", StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToArray();
         var buffer = new byte[1 << 20];
         foreach (var f in files)
         {

@@ -143,8 +143,9 @@ public static class TaskRunner
         }
         double seconds = clock.Elapsed.TotalSeconds;
         var metrics = Aggregate(task, details);
-        var bySubject = details.GroupBy(d => d.Doc.Subject).Where(_ => details.Select(d => d.Doc.Subject).Distinct().Count() > 1)
-            .ToDictionary(g => g.Key, g => (IReadOnlyDictionary<string, MetricValue>)Aggregate(task, g.ToList()));
+        var groups = details.GroupBy(d => d.Doc.Subject).ToList();
+        var bySubject = groups.Count < 2 ? new Dictionary<string, IReadOnlyDictionary<string, MetricValue>>()
+            : groups.ToDictionary(g => g.Key, g => (IReadOnlyDictionary<string, MetricValue>)Aggregate(task, g.ToList()));
         double chance = task.Chance ?? details.Average(d => 1.0 / d.Doc.Choices.Length);
         return new TaskResult(task.Name, options.Shots, scorer.AddBos, details.Count, chance, metrics, bySubject, seconds, scorer.TokensRun, details);
     }
