@@ -36,11 +36,7 @@ public sealed class EvalCliTests : IDisposable
         trainer.AddText(File.ReadAllText(Path.Combine(Repo.Root, "data", "tasks", "duet-next-en", "train.jsonl")));
         var tok = trainer.Train();
         var path = Path.Combine(_dir, name);
-        ModelPackage.WriteGguf(CanonicalModel.Random(new LlamaConfig
-        {
-            Dim = 32, Layers = 1, Heads = 2, KvHeads = 1, HeadDim = 16, RopeDim = 16, FfnDim = 64, Vocab = tok.VocabSize, ContextLength = 1024,
-            RopeStyle = Tensors.Kernels.RopeStyle.NeoX,
-        }, seed, tok, std: 0.1f), path, GgmlType.Q8_0);
+        ModelPackage.WriteGguf(CanonicalModel.Random(TinyModel.Config(tok.VocabSize, 1024), seed, tok, std: 0.1f), path, GgmlType.Q8_0);
         return path;
     }
 

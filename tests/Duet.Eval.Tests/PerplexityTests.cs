@@ -56,13 +56,7 @@ public class PerplexityTests
         var dir = Directory.CreateTempSubdirectory("duet-ppl-").FullName;
         try
         {
-            var folder = Path.Combine(dir, "m");
-            ModelPackage.WriteHfFolder(CanonicalModel.Random(new LlamaConfig
-            {
-                Dim = 32, Layers = 1, Heads = 2, KvHeads = 1, HeadDim = 16, RopeDim = 16, FfnDim = 64, Vocab = 100, ContextLength = 64,
-                RopeStyle = Tensors.Kernels.RopeStyle.NeoX,
-            }, 1), folder, Formats.SafeTensors.SafeTensorsDType.F32);
-            using var model = LlamaModel.Load(folder);
+            using var model = TinyModel.Create(Path.Combine(dir, "m"), vocab: 100, context: 64);
             var e = Assert.Throws<ArgumentException>(() => Perplexity.Evaluate(model, new int[63], -1, null, new PerplexityOptions { Context = 32 }));
             Assert.Contains("at least 64 tokens", e.Message);
             Assert.Throws<ArgumentException>(() => Perplexity.Evaluate(model, new int[200], -1, null, new PerplexityOptions { Context = 128 })); // longer than the model's
@@ -82,13 +76,7 @@ public class PerplexityTests
         var dir = Directory.CreateTempSubdirectory("duet-ppl-").FullName;
         try
         {
-            var folder = Path.Combine(dir, "m");
-            ModelPackage.WriteHfFolder(CanonicalModel.Random(new LlamaConfig
-            {
-                Dim = 32, Layers = 1, Heads = 2, KvHeads = 1, HeadDim = 16, RopeDim = 16, FfnDim = 64, Vocab = tok.VocabSize, ContextLength = 64,
-                RopeStyle = Tensors.Kernels.RopeStyle.NeoX,
-            }, 1, tok), folder, Formats.SafeTensors.SafeTensorsDType.F32);
-            using var model = LlamaModel.Load(folder);
+            using var model = TinyModel.Create(Path.Combine(dir, "m"), tok.VocabSize, context: 64, tokenizer: tok);
             var text = string.Concat(Enumerable.Repeat(sentence, 40));
             var r = Perplexity.Evaluate(model, tok, text, new PerplexityOptions { Context = 32 });
             Assert.True(r.ScoredBytes > 0 && r.ScoredChars > 0);

@@ -78,13 +78,7 @@ public sealed class TaskInputTests : IDisposable
         var trainer = new BpeTrainer(new BpeTrainerOptions { VocabSize = 300 });
         trainer.AddText("The following are multiple choice questions (with answers) about a. q a b c d Answer: A B C D");
         var tok = trainer.Train();
-        var folder = Path.Combine(_dir, "model");
-        ModelPackage.WriteHfFolder(CanonicalModel.Random(new LlamaConfig
-        {
-            Dim = 32, Layers = 1, Heads = 2, KvHeads = 1, HeadDim = 16, RopeDim = 16, FfnDim = 64, Vocab = tok.VocabSize, ContextLength = 256,
-            RopeStyle = Tensors.Kernels.RopeStyle.NeoX,
-        }, 1, tok), folder, Formats.SafeTensors.SafeTensorsDType.F32);
-        using var model = LlamaModel.Load(folder);
+        using var model = TinyModel.Create(Path.Combine(_dir, "model"), tok.VocabSize, context: 256, tokenizer: tok);
         var task = TaskDefinition.Resolve("mmlu");
         Assert.Equal(1, TaskRunner.Run(task, _dir, model, tok, new TaskOptions { Shots = 1 }).Questions);
         var e = Assert.Throws<InvalidDataException>(() => TaskRunner.Run(task, _dir, model, tok, new TaskOptions { Shots = 2 }));
@@ -152,14 +146,8 @@ public sealed class EncodePairTests
 
     private static LoglikelihoodScorer Scorer(bool bos)
     {
-        var config = new LlamaConfig
-        {
-            Dim = 32, Layers = 1, Heads = 2, KvHeads = 1, HeadDim = 16, RopeDim = 16, FfnDim = 64, Vocab = Spm.VocabSize, ContextLength = 64,
-            RopeStyle = Tensors.Kernels.RopeStyle.NeoX,
-        };
         var folder = Path.Combine(Path.GetTempPath(), $"duet-encodepair-{Environment.ProcessId}-{bos}");
-        ModelPackage.WriteHfFolder(CanonicalModel.Random(config, 1), folder, Formats.SafeTensors.SafeTensorsDType.F32);
-        var model = LlamaModel.Load(folder); // memory-mapped: the folder can go
+        var model = TinyModel.Create(folder, Spm.VocabSize, context: 64); // memory-mapped: the folder can go
         Directory.Delete(folder, true);
         return new LoglikelihoodScorer(model, Spm, bos);
     }

@@ -22,7 +22,10 @@ Layouts:
   winogrande-parquet/data/{validation,train}-00000-of-00001.parquet
   winogrande-llamacpp/winogrande-debiased-eval.csv    llama-perplexity: index,sentence,option1,option2,answer
 """
-import csv, json, os, re, sys
+import csv, json, os, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tasks_reference import hellaswag_preprocess as preprocess  # noqa: E402  the harness's, for llama-perplexity's text
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "TestData", "tasks")
 
@@ -127,15 +130,6 @@ WINOGRANDE = {
         ("9-a", "The ice melted quickly because the _ was hot.", "ice", "room", "2"),
     ],
 }
-
-
-def preprocess(text):
-    """lm-evaluation-harness hellaswag utils.preprocess (for the llama-perplexity text, which holds it applied)."""
-    text = text.strip()
-    text = text.replace(" [title]", ". ")
-    text = re.sub("\\[.*?\\]", "", text)
-    text = text.replace("  ", " ")
-    return text
 
 
 def write_csv(path, rows, header=None):
