@@ -33,7 +33,8 @@ public sealed unsafe class TrainingModel : IDisposable
     // Activations: resid[0..L], per layer the rest.
     private readonly float*[] _resid, _xn1, _rstd1, _q, _k, _v, _att, _ao, _mid, _xn2, _rstd2, _gate, _up, _hh;
     private readonly float* _xnF, _rstdF, _probs, _losses;
-    private readonly int* _inputs, _targets;
+    private readonly int* _inputs, _targets, _starts;
+    private bool _packed;
     // Backward scratch.
     private readonly float* _dR, _dXn, _dQ, _dK, _dV, _dAo, _dGate, _dUp, _dHh, _dwPartial, _scratch;
     private readonly int _chunks;
@@ -66,7 +67,7 @@ public sealed unsafe class TrainingModel : IDisposable
         _att = PerLayer((long)batchSize * _h * seqLen * seqLen); _ao = PerLayer(n * _qd); _mid = PerLayer(n * _d);
         _xn2 = PerLayer(n * _d); _rstd2 = PerLayer(n); _gate = PerLayer(n * _f); _up = PerLayer(n * _f); _hh = PerLayer(n * _f);
         _xnF = Alloc(n * _d); _rstdF = Alloc(n); _probs = Alloc(n * _vocab); _losses = Alloc(n);
-        _inputs = (int*)Alloc(n); _targets = (int*)Alloc(n);
+        _inputs = (int*)Alloc(n); _targets = (int*)Alloc(n); _starts = (int*)Alloc(n);
         _dR = Alloc(n * _d); _dXn = Alloc(n * _d); _dQ = Alloc(n * _qd); _dK = Alloc(n * _kd); _dV = Alloc(n * _kd); _dAo = Alloc(n * _qd);
         _dGate = Alloc(n * _f); _dUp = Alloc(n * _f); _dHh = Alloc(n * _f);
         _chunks = (_n + ChunkRows - 1) / ChunkRows;
@@ -96,11 +97,28 @@ public sealed unsafe class TrainingModel : IDisposable
     /// Runs the forward pass on <paramref name="batch"/> sequences: inputs and targets [batch, SeqLen] (a target
     /// &lt; 0 is masked). Returns the summed loss and the number of unmasked targets; the mean is sum / count.
     /// </summary>
-    public (double LossSum, int Count) Forward(ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets, int batch)
+    /// <param name="starts">
+    /// For packed conversations (chat fine-tuning): per position, the position in its sequence where its conversation
+    /// starts; attention stays inside a conversation (block-diagonal causal mask) and RoPE positions restart at each.
+    /// Empty: one text per sequence.
+    /// </param>
+    public (double LossSum, int Count) Forward(ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets, int batch, ReadOnlySpan<int> starts = default)
     {
         if (batch <= 0 || batch > BatchSize) throw new ArgumentOutOfRangeException(nameof(batch), $"batch {batch} is not in 1..{BatchSize}");
         int rows = batch * SeqLen;
         if (inputs.Length != rows || targets.Length != rows) throw new ArgumentException($"inputs and targets must hold {batch} × {SeqLen} = {rows} ids");
+        _packed = !starts.IsEmpty;
+        if (_packed)
+        {
+            if (starts.Length != rows) throw new ArgumentException($"starts must hold {batch} × {SeqLen} = {rows} positions");
+            for (int r = 0; r < rows; r++)
+            {
+                int t = r % SeqLen, st = starts[r];
+                if (st < 0 || st > t || (t > 0 && st != t && st != starts[r - 1]))
+                    throw new ArgumentException($"starts[{r}] = {st}: a conversation starts at or before its position and runs on until the next one starts");
+            }
+            starts.CopyTo(new Span<int>(_starts, rows));
+        }
         foreach (int id in inputs) if ((uint)id >= (uint)_vocab) throw new ArgumentOutOfRangeException(nameof(inputs), $"token {id} is outside the vocabulary of {_vocab}");
         _rows = rows; _b = batch;
         inputs.CopyTo(new Span<int>(_inputs, rows));
@@ -129,7 +147,7 @@ public sealed unsafe class TrainingModel : IDisposable
         MatOps.Forward(_xn1[l], p + L.Wk[l], rows, _d, _kd, _k[l], _pool);
         MatOps.Forward(_xn1[l], p + L.Wv[l], rows, _d, _kd, _v[l], _pool);
         _pool.For(rows, Rope(inverse: false, q: _q[l], k: _k[l]));
-        _pool.For(_b * _kvh, new AttentionHeads { Q = _q[l], K = _k[l], V = _v[l], SeqLen = SeqLen, Heads = _h, KvHeads = _kvh, HeadDim = _hd, O = _ao[l], P = _att[l] });
+        _pool.For(_b * _kvh, new AttentionHeads { Q = _q[l], K = _k[l], V = _v[l], SeqLen = SeqLen, Heads = _h, KvHeads = _kvh, HeadDim = _hd, Starts = _packed ? _starts : null, O = _ao[l], P = _att[l] });
         // m = x + a Woᵀ: the product into mid, then the residual added.
         MatOps.Forward(_ao[l], p + L.Wo[l], rows, _qd, _d, _mid[l], _pool);
         _pool.For(rows, new AddRows { B = _resid[l], Dim = _d, A = _mid[l] });
@@ -187,7 +205,7 @@ public sealed unsafe class TrainingModel : IDisposable
         Clear(_dQ, (long)rows * _qd); Clear(_dK, (long)rows * _kd); Clear(_dV, (long)rows * _kd);
         _pool.For(_b * _kvh, new AttentionGradHeads
         {
-            DOut = _dAo, Q = _q[l], K = _k[l], V = _v[l], P = _att[l], SeqLen = SeqLen, Heads = _h, KvHeads = _kvh, HeadDim = _hd,
+            DOut = _dAo, Q = _q[l], K = _k[l], V = _v[l], P = _att[l], SeqLen = SeqLen, Heads = _h, KvHeads = _kvh, HeadDim = _hd, Starts = _packed ? _starts : null,
             DQ = _dQ, DK = _dK, DV = _dV, Scratch = _scratch, ScratchStride = Math.Max(_d, SeqLen),
         });
         _pool.For(rows, Rope(inverse: true, q: _dQ, k: _dK));
@@ -211,7 +229,7 @@ public sealed unsafe class TrainingModel : IDisposable
     }
 
     private RopeRows Rope(bool inverse, float* q, float* k) =>
-        new() { Cos = _cos, Sin = _sin, Heads = _h, KvHeads = _kvh, HeadDim = _hd, SeqLen = SeqLen, Inverse = inverse, Q = q, K = k };
+        new() { Cos = _cos, Sin = _sin, Heads = _h, KvHeads = _kvh, HeadDim = _hd, SeqLen = SeqLen, Inverse = inverse, Q = q, K = k, Starts = _packed ? _starts : null };
 
     private static void Clear(float* p, long n) => NativeMemory.Clear(p, (nuint)(n * 4));
 
@@ -273,18 +291,18 @@ public sealed unsafe class TrainingModel : IDisposable
     /// <summary>Rows: RoPE on the query and key rows in place (Inverse: the backward rotation of their gradients).</summary>
     private struct RopeRows : IRangeOp
     {
-        public float* Cos, Sin; public int Heads, KvHeads, HeadDim, SeqLen; public bool Inverse; public float* Q, K;
+        public float* Cos, Sin; public int Heads, KvHeads, HeadDim, SeqLen; public bool Inverse; public float* Q, K; public int* Starts;
         public readonly void Run(int start, int end)
         {
-            RopeOp.Apply(Cos, Sin, Heads, HeadDim, SeqLen, Inverse, Q, start, end);
-            RopeOp.Apply(Cos, Sin, KvHeads, HeadDim, SeqLen, Inverse, K, start, end);
+            RopeOp.Apply(Cos, Sin, Heads, HeadDim, SeqLen, Inverse, Q, start, end, Starts);
+            RopeOp.Apply(Cos, Sin, KvHeads, HeadDim, SeqLen, Inverse, K, start, end, Starts);
         }
     }
 
     /// <summary>(sequence, KV head) pairs: causal attention of the head's query group; probabilities saved in P [B, H, T, T].</summary>
     private struct AttentionHeads : IRangeOp
     {
-        public float* Q, K, V; public int SeqLen, Heads, KvHeads, HeadDim; public float* O, P;
+        public float* Q, K, V; public int SeqLen, Heads, KvHeads, HeadDim; public int* Starts; public float* O, P;
         public readonly void Run(int start, int end)
         {
             int qd = Heads * HeadDim, kd = KvHeads * HeadDim;
@@ -292,7 +310,8 @@ public sealed unsafe class TrainingModel : IDisposable
             {
                 int b = i / KvHeads, kv = i % KvHeads;
                 long row = (long)b * SeqLen;
-                AttentionOp.Forward(Q + row * qd, K + row * kd, V + row * kd, SeqLen, Heads, KvHeads, HeadDim, kv, O + row * qd, P + (long)b * Heads * SeqLen * SeqLen);
+                AttentionOp.Forward(Q + row * qd, K + row * kd, V + row * kd, SeqLen, Heads, KvHeads, HeadDim, kv, O + row * qd, P + (long)b * Heads * SeqLen * SeqLen,
+                    Starts == null ? null : Starts + row);
             }
         }
     }
@@ -300,7 +319,7 @@ public sealed unsafe class TrainingModel : IDisposable
     /// <summary>(sequence, KV head) pairs: DQ, DK, DV += attention's gradients; each pair owns a scratch row.</summary>
     private struct AttentionGradHeads : IRangeOp
     {
-        public float* DOut, Q, K, V, P; public int SeqLen, Heads, KvHeads, HeadDim; public float* DQ, DK, DV, Scratch; public int ScratchStride;
+        public float* DOut, Q, K, V, P; public int SeqLen, Heads, KvHeads, HeadDim; public int* Starts; public float* DQ, DK, DV, Scratch; public int ScratchStride;
         public readonly void Run(int start, int end)
         {
             int qd = Heads * HeadDim, kd = KvHeads * HeadDim;
@@ -309,7 +328,8 @@ public sealed unsafe class TrainingModel : IDisposable
                 int b = i / KvHeads, kv = i % KvHeads;
                 long row = (long)b * SeqLen;
                 AttentionOp.Backward(DOut + row * qd, Q + row * qd, K + row * kd, V + row * kd, P + (long)b * Heads * SeqLen * SeqLen,
-                    SeqLen, Heads, KvHeads, HeadDim, kv, DQ + row * qd, DK + row * kd, DV + row * kd, Scratch + (long)i * ScratchStride);
+                    SeqLen, Heads, KvHeads, HeadDim, kv, DQ + row * qd, DK + row * kd, DV + row * kd, Scratch + (long)i * ScratchStride,
+                    Starts == null ? null : Starts + row);
             }
         }
     }

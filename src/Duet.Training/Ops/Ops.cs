@@ -80,16 +80,18 @@ public static unsafe class RopeOp
     }
 
     /// <summary>
-    /// In place on rows [r0, r1) of x [rows, heads·hd]; row r is at position r % seqLen.
+    /// In place on rows [r0, r1) of x [rows, heads·hd]; row r is at position r % seqLen, or, with
+    /// <paramref name="starts"/> (per row, the first position of its packed conversation), r % seqLen − starts[r].
     /// inverse: the backward rotation (by −angle), for gradients.
     /// </summary>
-    public static void Apply(float* cos, float* sin, int heads, int headDim, int seqLen, bool inverse, float* x, int r0, int r1)
+    public static void Apply(float* cos, float* sin, int heads, int headDim, int seqLen, bool inverse, float* x, int r0, int r1, int* starts = null)
     {
         int half = headDim / 2, width = heads * headDim;
         float sign = inverse ? -1f : 1f;
         for (int r = r0; r < r1; r++)
         {
-            float* c = cos + (r % seqLen) * half, s = sin + (r % seqLen) * half;
+            int pos = r % seqLen - (starts == null ? 0 : starts[r]);
+            float* c = cos + pos * half, s = sin + pos * half;
             for (int h = 0; h < heads; h++)
             {
                 float* v = x + (long)r * width + h * headDim;
@@ -137,7 +139,9 @@ public static unsafe class SwiGluOp
 /// </summary>
 public static unsafe class AttentionOp
 {
-    public static void Forward(float* q, float* k, float* v, int seqLen, int heads, int kvHeads, int headDim, int kvHead, float* o, float* p)
+    /// <param name="starts">null, or per position the first position of its packed conversation: position t attends
+    /// to starts[t]..t only (a block-diagonal causal mask), so packed conversations do not see each other.</param>
+    public static void Forward(float* q, float* k, float* v, int seqLen, int heads, int kvHeads, int headDim, int kvHead, float* o, float* p, int* starts = null)
     {
         int group = heads / kvHeads, qw = heads * headDim, kw = kvHeads * headDim;
         float scale = 1f / MathF.Sqrt(headDim);
@@ -147,18 +151,20 @@ public static unsafe class AttentionOp
                 var qt = new ReadOnlySpan<float>(q + (long)t * qw + h * headDim, headDim);
                 float* pr = p + ((long)h * seqLen + t) * seqLen;
                 float max = float.NegativeInfinity;
-                for (int s = 0; s <= t; s++)
+                int first = starts == null ? 0 : starts[t];
+                for (int s = 0; s < first; s++) pr[s] = 0;
+                for (int s = first; s <= t; s++)
                 {
                     float sc = TensorPrimitives.Dot(qt, new ReadOnlySpan<float>(k + (long)s * kw + kvHead * headDim, headDim)) * scale;
                     pr[s] = sc;
                     if (sc > max) max = sc;
                 }
                 float sum = 0;
-                for (int s = 0; s <= t; s++) { float e = MathF.Exp(pr[s] - max); pr[s] = e; sum += e; }
+                for (int s = first; s <= t; s++) { float e = MathF.Exp(pr[s] - max); pr[s] = e; sum += e; }
                 float inv = 1f / sum;
                 var ot = new Span<float>(o + (long)t * qw + h * headDim, headDim);
                 ot.Clear();
-                for (int s = 0; s <= t; s++)
+                for (int s = first; s <= t; s++)
                 {
                     pr[s] *= inv;
                     TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)s * kw + kvHead * headDim, headDim), pr[s], ot, ot);
@@ -172,7 +178,7 @@ public static unsafe class AttentionOp
     /// <paramref name="scratch"/> holds seqLen floats.
     /// </summary>
     public static void Backward(float* dout, float* q, float* k, float* v, float* p, int seqLen, int heads, int kvHeads, int headDim, int kvHead,
-        float* dq, float* dk, float* dv, float* scratch)
+        float* dq, float* dk, float* dv, float* scratch, int* starts = null)
     {
         int group = heads / kvHeads, qw = heads * headDim, kw = kvHeads * headDim;
         float scale = 1f / MathF.Sqrt(headDim);
@@ -185,7 +191,8 @@ public static unsafe class AttentionOp
                 float* pr = p + ((long)h * seqLen + t) * seqLen;
                 float* dp = scratch;
                 float sum = 0;
-                for (int s = 0; s <= t; s++)
+                int first = starts == null ? 0 : starts[t];
+                for (int s = first; s <= t; s++)
                 {
                     var vs = new ReadOnlySpan<float>(v + (long)s * kw + kvHead * headDim, headDim);
                     dp[s] = TensorPrimitives.Dot(dot, vs);
@@ -193,7 +200,7 @@ public static unsafe class AttentionOp
                     var dvs = new Span<float>(dv + (long)s * kw + kvHead * headDim, headDim);
                     TensorPrimitives.MultiplyAdd(dot, pr[s], dvs, dvs);
                 }
-                for (int s = 0; s <= t; s++)
+                for (int s = first; s <= t; s++)
                 {
                     float ds = pr[s] * (dp[s] - sum) * scale;
                     var ks = new ReadOnlySpan<float>(k + (long)s * kw + kvHead * headDim, headDim);
