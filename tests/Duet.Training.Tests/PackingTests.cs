@@ -76,3 +76,36 @@ public class PackingTests
         Assert.Throws<ArgumentException>(() => m.Forward(ids, ids, 1, [0, 0]));        // one start per position
     }
 }
+
+public class SftPackerTests
+{
+    private static Sft.SftExample Example(int[] tokens, params int[] trained) =>
+        new(tokens, tokens.Select((_, i) => trained.Contains(i)).ToArray(), "x");
+
+    [Fact]
+    public void Pack_InOrder_TargetsOnRepliesOnly_StartsPerConversation()
+    {
+        var a = Example([1, 2, 3, 4], 3);          // 3 positions; token 4 is a reply token (predicted at position 2)
+        var b = Example([5, 6, 7], 1, 2);           // 2 positions
+        var c = Example([8, 9, 10, 11, 12, 13], 5); // 5 positions: does not fit after a and b in 6, starts a new sequence
+        var seqs = Sft.SftPacker.Pack([a, b, c], 6, out int truncated);
+        Assert.Equal(0, truncated);
+        Assert.Equal(2, seqs.Count);
+        Assert.Equal([1, 2, 3, 5, 6, 0], seqs[0].Inputs);
+        Assert.Equal([-1, -1, 4, 6, 7, -1], seqs[0].Targets);
+        Assert.Equal([0, 0, 0, 3, 3, 5], seqs[0].Starts);
+        Assert.Equal([8, 9, 10, 11, 12, 0], seqs[1].Inputs);
+        Assert.Equal([-1, -1, -1, -1, 13, -1], seqs[1].Targets);
+        Assert.Equal([0, 0, 0, 0, 0, 5], seqs[1].Starts);
+        Assert.Equal(3, seqs[0].TrainTokens);
+    }
+
+    [Fact]
+    public void Pack_LongerThanASequence_IsCutAndCounted()
+    {
+        var seqs = Sft.SftPacker.Pack([Example(Enumerable.Range(1, 10).ToArray(), 9)], 4, out int truncated);
+        Assert.Equal(1, truncated);
+        Assert.Equal([1, 2, 3, 4], Assert.Single(seqs).Inputs);
+        Assert.Equal([-1, -1, -1, -1], seqs[0].Targets); // the reply token fell past the cut
+    }
+}
