@@ -52,6 +52,20 @@ public class TextCleanerTests
     {
         var text = "表 1.6. umask值举例\n┌───────┬──────┐\n│umask值│权限  │\n├───────┼──────┤\n│0022   │644   │\n└───────┴──────┘\n" +
                    "+-----+\n| a | b |\n=====\n--\nx - y = z\n";
-        Assert.Equal("表 1.6. umask值举例\n│umask值│权限  │\n│0022   │644   │\n| a | b |\n--\nx - y = z", TextCleaner.Clean(text));
+        Assert.Equal("表 1.6. umask值举例\numask值\t权限\n0022\t644\n| a | b |\n--\nx - y = z", TextCleaner.Clean(text));
+    }
+
+    /// <summary>Box-drawing characters in the lines that stay: table rows become tab-separated cells, tree branches go.</summary>
+    [Theory]
+    [InlineData("    │ 软件包 │ 流行度 │大小 │ 说明 │", "    软件包\t流行度\t大小\t说明")]
+    [InlineData("│mc      │V:65,   │1434 │文本模式的全屏文件管理器               │", "mc\tV:65,\t1434\t文本模式的全屏文件管理器")]
+    [InlineData("  ├── bin\n  │   └── ls\n  └── etc", "  bin\n  ls\n  etc")]
+    [InlineData("a ─> b", "a > b")]
+    [InlineData("║ x ║ y ║", "x\ty")]
+    public void Clean_BoxDrawingInRows_Removed(string input, string expected)
+    {
+        var cleaned = TextCleaner.Clean(input);
+        Assert.Equal(expected, cleaned);
+        Assert.DoesNotContain(cleaned, c => c is >= '\u2500' and <= '\u257F');
     }
 }

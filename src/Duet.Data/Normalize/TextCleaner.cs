@@ -6,7 +6,9 @@
 //  - NFKC where it is safe: full-width letters and digits become ASCII and compatibility forms fold, but the
 //    full-width punctuation of Chinese text (，！？：；（）…) is kept as written, since NFKC would turn it into
 //    ASCII punctuation and change how the text reads and tokenizes;
-//  - layout: lines drawn only of box-drawing or ASCII rule characters (table borders) removed;
+//  - layout: lines drawn only of box-drawing or ASCII rule characters (table borders) removed; in the lines left,
+//    box-drawing characters (U+2500-U+257F) go too: a table row "│ mc │ V:65 │" becomes its cells separated by tabs
+//    ("mc\tV:65"), a tree's "├── bin" its text ("bin"), so that a model does not learn to draw them (duet-tiny did);
 //  - whitespace: CR LF and CR become LF, exotic spaces become a space (by NFKC), trailing spaces of each
 //    line go, runs of blank lines shrink to one, and the document is trimmed of blank lines at both ends.
 // Indentation inside a line is kept (code and tables depend on it).
@@ -22,7 +24,53 @@ public static class TextCleaner
         ArgumentNullException.ThrowIfNull(text);
         var stripped = StripControls(text);
         var folded = SafeNfkc(stripped);
-        return NormalizeWhitespace(DropRuleLines(folded));
+        return NormalizeWhitespace(DropBoxDrawing(DropRuleLines(folded)));
+    }
+
+    private static bool IsBoxDrawing(char c) => c is >= '\u2500' and <= '\u257F';
+
+    /// <summary>
+    /// Box-drawing characters out of the lines that are not borders: a line whose box characters are vertical
+    /// separators ("│ a │ b │") becomes its cells, trimmed, joined by tabs; other runs of box characters (tree
+    /// branches, corners) become one space. The line's indentation is kept.
+    /// </summary>
+    internal static string DropBoxDrawing(string s)
+    {
+        if (!s.AsSpan().ContainsAnyInRange('\u2500', '\u257F')) return s;
+        var sb = new StringBuilder(s.Length);
+        foreach (var line in s.Split('\n'))
+        {
+            if (!line.AsSpan().ContainsAnyInRange('\u2500', '\u257F')) { sb.Append(line).Append('\n'); continue; }
+            int indent = 0;
+            while (indent < line.Length && line[indent] is ' ' or '\t') indent++;
+            sb.Append(line, 0, indent);
+            var body = line[indent..];
+            if (body.Any(c => c is '\u2502' or '\u2503' or '\u2551')) // a table row: cells between vertical bars
+            {
+                var cells = body.Split(c => IsBoxDrawing(c)).Select(c => c.Trim()).ToList();
+                while (cells.Count > 0 && cells[0].Length == 0) cells.RemoveAt(0);
+                while (cells.Count > 0 && cells[^1].Length == 0) cells.RemoveAt(cells.Count - 1);
+                sb.Append(string.Join('\t', cells));
+            }
+            else
+            {
+                // A run of box characters and the spaces after it: one space, none at the line's start ("├── bin": "bin").
+                var text = System.Text.RegularExpressions.Regex.Replace(body, " *[\u2500-\u257F]+ *", " ");
+                sb.Append(IsBoxDrawing(body[0]) ? text.TrimStart(' ') : text);
+            }
+            sb.Append('\n');
+        }
+        if (sb.Length > 0) sb.Length--;
+        return sb.ToString();
+    }
+
+    private static string[] Split(this string s, Func<char, bool> separator)
+    {
+        var parts = new List<string>();
+        int start = 0;
+        for (int i = 0; i <= s.Length; i++)
+            if (i == s.Length || separator(s[i])) { parts.Add(s[start..i]); start = i + 1; }
+        return parts.ToArray();
     }
 
     /// <summary>
