@@ -104,8 +104,11 @@ public sealed class LlamaModel : IDisposable
             Ops.RmsNorm(s.X, L.AttnNorm, c.NormEps, s.Xb.AsSpan(0, c.Dim));
             var xb = s.Xb.AsSpan(0, c.Dim);
             MatVec.Multiply(L.Q, xb, s.Q, Pool, QuantizedMath);
+            Lora(l, LayerTensor.Q, xb, s.Q, 1);
             MatVec.Multiply(L.K, xb, s.K, Pool, QuantizedMath);
+            Lora(l, LayerTensor.K, xb, s.K, 1);
             MatVec.Multiply(L.V, xb, s.V, Pool, QuantizedMath);
+            Lora(l, LayerTensor.V, xb, s.V, 1);
             Ops.Rope(s.Q, hd, s.Cos, s.Sin, c.RopeStyle);
             Ops.Rope(s.K, hd, s.Cos, s.Sin, c.RopeStyle);
             s.K.CopyTo(s.KeyCache[l].AsSpan(pos * c.KvDim, c.KvDim));
@@ -114,13 +117,17 @@ public sealed class LlamaModel : IDisposable
             var outAtt = s.Xb.AsSpan(0, c.QDim);
             Attend(s, l, s.Q, pos, 1, s.Xb);
             MatVec.Multiply(L.O, outAtt, s.Xb2, Pool, QuantizedMath);
+            Lora(l, LayerTensor.O, outAtt, s.Xb2, 1);
             System.Numerics.Tensors.TensorPrimitives.Add(s.X, s.Xb2, s.X);
 
             Ops.RmsNorm(s.X, L.FfnNorm, c.NormEps, xb);
             MatVec.Multiply(L.Gate, xb, s.Hb, Pool, QuantizedMath);
+            Lora(l, LayerTensor.Gate, xb, s.Hb, 1);
             MatVec.Multiply(L.Up, xb, s.Hb2, Pool, QuantizedMath);
+            Lora(l, LayerTensor.Up, xb, s.Hb2, 1);
             Ops.SwiGlu(s.Hb, s.Hb2);
             MatVec.Multiply(L.Down, s.Hb, s.Xb2, Pool, QuantizedMath);
+            Lora(l, LayerTensor.Down, s.Hb, s.Xb2, 1);
             System.Numerics.Tensors.TensorPrimitives.Add(s.X, s.Xb2, s.X);
         }
         Ops.RmsNorm(s.X, w.OutputNorm, c.NormEps, s.Xb.AsSpan(0, c.Dim));
@@ -288,8 +295,11 @@ public sealed class LlamaModel : IDisposable
                 var L = w.Layers[l];
                 for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.AttnNorm, c.NormEps, Xb.AsSpan(b * D, D));
                 MatMul.Multiply(L.Q, Xb, Q, B, Pool, invariant, QuantizedMath);
+                Lora(l, LayerTensor.Q, Xb, Q, B);
                 MatMul.Multiply(L.K, Xb, K, B, Pool, invariant, QuantizedMath);
+                Lora(l, LayerTensor.K, Xb, K, B);
                 MatMul.Multiply(L.V, Xb, Vv, B, Pool, invariant, QuantizedMath);
+                Lora(l, LayerTensor.V, Xb, Vv, B);
                 for (int b = 0; b < B; b++)
                 {
                     var cb = cos.AsSpan(b * half, half);
@@ -303,12 +313,16 @@ public sealed class LlamaModel : IDisposable
                 // Causal attention: row b sees its sequence's positions 0..positions[b].
                 Attend(job, l, Q, Xb);
                 MatMul.Multiply(L.O, Xb, Xb2, B, Pool, invariant, QuantizedMath);
+                Lora(l, LayerTensor.O, Xb, Xb2, B);
                 System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
                 for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.FfnNorm, c.NormEps, Xb.AsSpan(b * D, D));
                 MatMul.Multiply(L.Gate, Xb, H, B, Pool, invariant, QuantizedMath);
+                Lora(l, LayerTensor.Gate, Xb, H, B);
                 MatMul.Multiply(L.Up, Xb, H2, B, Pool, invariant, QuantizedMath);
+                Lora(l, LayerTensor.Up, Xb, H2, B);
                 Ops.SwiGlu(H.AsSpan(0, B * c.FfnDim), H2.AsSpan(0, B * c.FfnDim));
                 MatMul.Multiply(L.Down, H, Xb2, B, Pool, invariant, QuantizedMath);
+                Lora(l, LayerTensor.Down, H, Xb2, B);
                 System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
             }
         }
@@ -328,6 +342,49 @@ public sealed class LlamaModel : IDisposable
         for (int i = 0; i < n; i++) Ops.RmsNorm(X.AsSpan(logitRows[i] * D, D), w.OutputNorm, c.NormEps, Xb.AsSpan(i * D, D));
         if (n == 1 && !invariant) MatVec.Multiply(w.Output, Xb.AsSpan(0, D), logits[..V], Pool, QuantizedMath);
         else MatMul.Multiply(w.Output, Xb, logits, n, Pool, invariant, QuantizedMath);
+    }
+
+    private readonly List<(LoraAdapter Adapter, float Scale)> _adapters = [];
+    private int _maxRank;
+
+    /// <summary>The LoRA adapters applied at run time, each with its user scale (llama.cpp's --lora-scaled).</summary>
+    public IReadOnlyList<(LoraAdapter Adapter, float Scale)> Adapters => _adapters;
+
+    /// <summary>
+    /// Applies <paramref name="adapter"/> from now on, without merging: each targeted projection's output gains
+    /// scale · adapter.Scale · (x Aᵀ) Bᵀ, per row, so a row's result does not depend on its batch.
+    /// InvalidDataException if the adapter does not fit this model.
+    /// </summary>
+    public void AddAdapter(LoraAdapter adapter, float scale = 1f)
+    {
+        adapter.Check(Config, "the adapter");
+        // Weights read from GGUF hold Q's and K's rows in llama.cpp's order (RoPE on adjacent pairs): B's rows follow.
+        if (Config.RopeStyle == RopeStyle.Normal) adapter = adapter.WithGgufRowOrder(Config);
+        if (adapter.Rank > 4096) throw new InvalidDataException($"the adapter's rank {adapter.Rank} is beyond any LoRA's (at most 4096)");
+        _adapters.Add((adapter, scale));
+        _maxRank = Math.Max(_maxRank, adapter.Rank);
+    }
+
+    /// <summary>y[rows, out] += s · (x Aᵀ) Bᵀ for each adapter on this layer's projection (x [rows, in] row-major).</summary>
+    private void Lora(int layer, LayerTensor site, ReadOnlySpan<float> x, Span<float> y, int rows)
+    {
+        if (_adapters.Count == 0) return;
+        var (outDim, inDim) = WeightNames.Shape(Config, site);
+        Span<float> scratch = stackalloc float[_maxRank]; // per call: the model stays shareable between threads
+        foreach (var (adapter, userScale) in _adapters)
+        {
+            if (!adapter.Weights.TryGetValue((layer, site), out var ab)) continue;
+            int r = adapter.Rank;
+            float s = adapter.Scale * userScale;
+            var u = scratch[..r];
+            for (int b = 0; b < rows; b++)
+            {
+                var xb = x.Slice(b * inDim, inDim);
+                for (int k = 0; k < r; k++) u[k] = s * System.Numerics.Tensors.TensorPrimitives.Dot(xb, ab.A.AsSpan(k * inDim, inDim));
+                var yb = y.Slice(b * outDim, outDim);
+                for (int o = 0; o < outDim; o++) yb[o] += System.Numerics.Tensors.TensorPrimitives.Dot(ab.B.AsSpan(o * r, r), u);
+            }
+        }
     }
 
     /// <summary>Teacher-forced logits at every position: [T, vocab].</summary>

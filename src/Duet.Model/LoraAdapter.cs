@@ -61,6 +61,25 @@ public sealed class LoraAdapter
         return new LoraAdapter { Rank = rank, Alpha = alpha, RsLora = rsLora, Weights = weights };
     }
 
+    /// <summary>
+    /// The same adapter for a model whose Q and K rows are in llama.cpp's order (a LLaMA read from GGUF, RoPE on
+    /// adjacent pairs): B's rows of Q and K permuted as the converter permutes the base's.
+    /// </summary>
+    public LoraAdapter WithGgufRowOrder(LlamaConfig c)
+    {
+        var weights = new Dictionary<(int, LayerTensor), (float[], float[])>();
+        foreach (var ((layer, t), (a, b)) in Weights)
+            weights[(layer, t)] = (a, t is LayerTensor.Q or LayerTensor.K ? GgufRows(b, c) : b);
+        return new LoraAdapter { Rank = Rank, Alpha = Alpha, RsLora = RsLora, Weights = weights };
+    }
+
+    private float[] GgufRows(float[] b, LlamaConfig c)
+    {
+        var p = new float[b.Length];
+        for (int r = 0; r < b.Length / Rank; r++) Array.Copy(b, WeightNames.HfRowForGgufRow(r, c.HeadDim) * Rank, p, r * Rank, Rank);
+        return p;
+    }
+
     /// <summary>Checks every pair against the base's shapes; InvalidDataException naming <paramref name="where"/> otherwise.</summary>
     public void Check(LlamaConfig c, string where)
     {
@@ -205,13 +224,7 @@ public sealed class LoraAdapter
             var (rows, cols) = WeightNames.Shape(c, t);
             string name = WeightNames.Gguf(layer, t);
             w.AddTensor(name + ".lora_a", GgmlType.F32, [cols, Rank], Bytes(a));
-            var bp = b;
-            if (t is LayerTensor.Q or LayerTensor.K)
-            {
-                bp = new float[b.Length];
-                for (int r = 0; r < rows; r++) Array.Copy(b, WeightNames.HfRowForGgufRow(r, c.HeadDim) * Rank, bp, r * Rank, Rank);
-            }
-            w.AddTensor(name + ".lora_b", GgmlType.F32, [Rank, rows], Bytes(bp));
+            w.AddTensor(name + ".lora_b", GgmlType.F32, [Rank, rows], Bytes(t is LayerTensor.Q or LayerTensor.K ? GgufRows(b, c) : b));
         }
         w.WriteFile(path);
     }

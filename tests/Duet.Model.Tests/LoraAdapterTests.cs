@@ -46,6 +46,21 @@ public sealed class LoraAdapterTests : IDisposable
         for (int t = 0; t < ids.Length; t++)
             for (int v = 0; v < vocab; v++) worst = Math.Max(worst, Math.Abs(got[t, v] - want[t, v]));
         Assert.True(worst <= 1e-4, $"merged logits differ from the reference's by {worst:E2}");
+
+        // Applied at run time, unmerged: the same logits.
+        using var live = LlamaModel.Load(model);
+        live.AddAdapter(LoraAdapter.ReadPeft(adapterDir, live.Config));
+        var runtime = live.LogitsOf(ids);
+        worst = 0;
+        for (int t = 0; t < ids.Length; t++)
+            for (int v = 0; v < vocab; v++) worst = Math.Max(worst, Math.Abs(runtime[t, v] - want[t, v]));
+        Assert.True(worst <= 1e-4, $"run-time adapter logits differ from the reference's by {worst:E2}");
+        // Invariant mode (the server's): the third token's logits are the same bits fed one row at a time or three at once.
+        var logits1 = new float[vocab]; var logits3 = new float[vocab];
+        var one = live.CreateState(ids.Length); var three = live.CreateState(ids.Length);
+        for (int i = 0; i < 3; i++) live.ForwardRows(one, [one], ids.AsSpan(i, 1), i == 2 ? [0] : [], i == 2 ? logits1 : [], invariant: true);
+        live.ForwardRows(three, [three, three, three], ids.AsSpan(0, 3), [2], logits3, invariant: true);
+        Assert.Equal(logits1, logits3);
     }
 
     private static readonly LlamaConfig Config = new()
@@ -85,6 +100,25 @@ public sealed class LoraAdapterTests : IDisposable
         var baseModel = CanonicalModel.Random(Config, 1);
         var m1 = adapter.MergeInto(baseModel); var m2 = back.MergeInto(baseModel);
         foreach (var (name, w) in m1.Tensors) Assert.Equal(w, m2.Tensors[name]);
+    }
+
+    /// <summary>A GGUF base holds Q's and K's rows in llama.cpp's order: the run-time adapter follows it (the merged GGUF is the reference).</summary>
+    [Fact]
+    public void RunTime_OnAGgufBase_EqualsTheMergedModel()
+    {
+        var baseModel = CanonicalModel.Random(Config, 2, std: 0.1f);
+        var adapter = LoraAdapter.Random(Config, 4, 8, [LayerTensor.Q, LayerTensor.K, LayerTensor.Up], 6, 0.1f, 0.1f);
+        string basePath = Path.Combine(_dir, "base.gguf"), mergedPath = Path.Combine(_dir, "merged.gguf"), adapterPath = Path.Combine(_dir, "ad.gguf");
+        ModelPackage.WriteGguf(baseModel, basePath, Tensors.GgmlType.F32);
+        ModelPackage.WriteGguf(adapter.MergeInto(baseModel), mergedPath, Tensors.GgmlType.F32);
+        adapter.WriteGguf(adapterPath, Config);
+        int[] ids = [3, 14, 15, 92, 65, 35];
+        using var merged = LlamaModel.Load(mergedPath);
+        using var live = LlamaModel.Load(basePath);
+        live.AddAdapter(LoraAdapter.ReadGguf(adapterPath, live.Config));
+        var want = merged.LogitsOf(ids); var got = live.LogitsOf(ids);
+        for (int t = 0; t < ids.Length; t++)
+            for (int v = 0; v < Config.Vocab; v++) Assert.True(Math.Abs(got[t, v] - want[t, v]) <= 1e-4, $"token {t} logit {v}: {got[t, v]} vs {want[t, v]}");
     }
 
     [Fact]

@@ -27,6 +27,32 @@ internal static class ModelCommands
         DefaultValueFactory = _ => Duet.Tensors.Kernels.QuantizedMath.Integer,
     };
 
+    /// <summary>--lora FILE[:SCALE] (repeatable): LoRA adapters applied at run time, unmerged (GGUF adapter files or PEFT folders).</summary>
+    internal static Option<string[]> LoraOption() => new("--lora")
+    {
+        Description = "a LoRA adapter to apply at run time without merging: a GGUF adapter (llama.cpp's) or a PEFT folder, optionally :SCALE (default 1); repeatable",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    /// <summary>Reads each --lora FILE[:SCALE] and applies it to the model.</summary>
+    internal static void ApplyLora(LlamaModel model, string[]? specs)
+    {
+        foreach (var spec in specs ?? [])
+        {
+            var (path, scale) = ParseLora(spec);
+            model.AddAdapter(LoraAdapter.Read(path, model.Config), scale);
+            Console.Error.WriteLine($"LoRA adapter {path} applied, scale {scale.ToString(CultureInfo.InvariantCulture)}");
+        }
+    }
+
+    /// <summary>FILE or FILE:SCALE (a path may hold ':' itself: the scale is what follows the last one, if it is a number).</summary>
+    internal static (string Path, float Scale) ParseLora(string spec)
+    {
+        int colon = spec.LastIndexOf(':');
+        if (colon > 0 && float.TryParse(spec[(colon + 1)..], NumberStyles.Float, CultureInfo.InvariantCulture, out float scale)) return (spec[..colon], scale);
+        return (spec, 1f);
+    }
+
     internal static void UseThreads(int threads)
     {
         if (threads < 1 || threads > 1024) throw new ArgumentException($"--threads {threads}: must be between 1 and 1024");

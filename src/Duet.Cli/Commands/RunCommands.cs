@@ -57,7 +57,8 @@ internal static class RunCommands
         var schema = new Option<string?>("--json-schema") { Description = "constrain the output to JSON valid against this schema (the schema's text, or @FILE)" };
         var json = new Option<bool>("--json") { Description = "constrain the output to a JSON object" };
         var sampling = new SamplingOptionsSet();
-        var cmd = new Command("generate", "Generate text from a prompt, streamed to stdout.") { model, prompt, n, threads, ids, math, stop, schema, json };
+        var lora = ModelCommands.LoraOption();
+        var cmd = new Command("generate", "Generate text from a prompt, streamed to stdout.") { model, prompt, n, threads, ids, math, stop, schema, json, lora };
         foreach (var o in sampling.All) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
@@ -65,6 +66,7 @@ internal static class RunCommands
             int max = r.GetValue(n);
             if (max < 0) throw new ArgumentException("-n must be >= 0");
             var (m, tok) = Load(r.GetRequiredValue(model));
+            ModelCommands.ApplyLora(m, r.GetValue(lora));
             m.QuantizedMath = r.GetValue(math);
             using (m)
             {
@@ -122,13 +124,15 @@ internal static class RunCommands
         var stop = StopOption();
         var timings = new Option<bool>("--timings") { Description = "after each reply, print on stderr the prompt tokens computed and cached and the speeds" };
         var sampling = new SamplingOptionsSet();
+        var lora = ModelCommands.LoraOption();
         var cmd = new Command("chat", "Chat with a model in the terminal, using its chat template (ChatML by default). A turn computes only what it adds to the conversation (the keys and values of the earlier turns stay cached). Empty line or Ctrl-D ends.")
-            { model, system, n, ctx, threads, math, stop, timings };
+            { model, system, n, ctx, threads, math, stop, timings, lora };
         foreach (var o in sampling.All) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
             var (m, tok) = Load(r.GetRequiredValue(model));
+            ModelCommands.ApplyLora(m, r.GetValue(lora));
             m.QuantizedMath = r.GetValue(math);
             using (m)
             {

