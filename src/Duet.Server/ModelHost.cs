@@ -50,6 +50,7 @@ public sealed class ModelHost : IDisposable
             var (model, tokenizer) = ModelLoader.Load(_options.ModelPath);
             _model = model;
             model.QuantizedMath = _options.QuantizedMath;
+            foreach (var (path, scale) in _options.Adapters) model.AddAdapter(Duet.Model.LoraAdapter.Read(path, model.Config), scale);
             int ctx = _options.Context ?? Math.Min(model.Config.ContextLength, 4096);
             if (ctx > model.Config.ContextLength)
                 throw new ArgumentException($"--ctx {ctx} is longer than the model's context {model.Config.ContextLength}");

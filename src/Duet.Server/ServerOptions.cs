@@ -17,6 +17,8 @@ public sealed record ServerOptions
     public int Threads { get; init; }
     /// <summary>How quantized weights meet activations (Integer, as llama.cpp; or Float, as PyTorch on a dequantized GGUF).</summary>
     public Duet.Tensors.Kernels.QuantizedMath QuantizedMath { get; init; }
+    /// <summary>LoRA adapters applied at run time, unmerged: (GGUF adapter or PEFT folder, scale).</summary>
+    public IReadOnlyList<(string Path, float Scale)> Adapters { get; init; } = [];
 
     public long MaxBodyBytes { get; init; } = 4 << 20;
     public int MaxMessages { get; init; } = 512;

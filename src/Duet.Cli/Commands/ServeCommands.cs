@@ -18,8 +18,9 @@ internal static class ServeCommands
         var threads = ModelCommands.ThreadsOption();
         var maxBody = new Option<long>("--max-body") { Description = "largest request body in bytes", DefaultValueFactory = _ => 4 << 20 };
         var math = ModelCommands.MathOption();
+        var lora = ModelCommands.LoraOption();
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API, with a web chat page at /.")
-            { model, host, port, apiKey, parallel, ctx, name, threads, maxBody, math };
+            { model, host, port, apiKey, parallel, ctx, name, threads, maxBody, math, lora };
         cmd.SetAction(async (r, cancel) =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -37,6 +38,7 @@ internal static class ServeCommands
             {
                 ModelPath = path, Host = h, Port = p, ApiKey = string.IsNullOrEmpty(key) ? null : key, Parallel = np, Context = r.GetValue(ctx),
                 ModelName = r.GetValue(name), MaxBodyBytes = r.GetValue(maxBody), QuantizedMath = r.GetValue(math),
+                Adapters = (r.GetValue(lora) ?? []).Select(ModelCommands.ParseLora).ToList(),
             };
             await DuetServer.RunAsync(options, Console.Error.WriteLine);
             return 0;
