@@ -47,7 +47,7 @@ public static class TextCleaner
             var body = line[indent..];
             if (body.Any(c => c is '\u2502' or '\u2503' or '\u2551')) // a table row: cells between vertical bars
             {
-                var cells = body.Split(c => IsBoxDrawing(c)).Select(c => c.Trim()).ToList();
+                var cells = System.Text.RegularExpressions.Regex.Split(body, "[\u2500-\u257F]").Select(c => c.Trim()).ToList();
                 while (cells.Count > 0 && cells[0].Length == 0) cells.RemoveAt(0);
                 while (cells.Count > 0 && cells[^1].Length == 0) cells.RemoveAt(cells.Count - 1);
                 sb.Append(string.Join('\t', cells));
@@ -64,18 +64,9 @@ public static class TextCleaner
         return sb.ToString();
     }
 
-    private static string[] Split(this string s, Func<char, bool> separator)
-    {
-        var parts = new List<string>();
-        int start = 0;
-        for (int i = 0; i <= s.Length; i++)
-            if (i == s.Length || separator(s[i])) { parts.Add(s[start..i]); start = i + 1; }
-        return parts.ToArray();
-    }
-
     /// <summary>
     /// Lines drawn only of box-drawing or ASCII rule characters (table borders "┌──┬──┐", "+----+", "-----",
-    /// "====") removed: layout, not text; table rows keep their cell separators.
+    /// "====") removed: layout, not text (the rows' cell separators go in DropBoxDrawing).
     /// </summary>
     internal static string DropRuleLines(string s)
     {

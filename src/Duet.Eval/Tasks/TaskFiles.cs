@@ -31,16 +31,7 @@ public static class TaskFiles
 
     /// <summary>The split-like words of a relative path: its pieces between non-letters (ARC-Challenge-Test.jsonl: arc, challenge, test, jsonl).</summary>
     internal static IEnumerable<string> Words(string relative) =>
-        relative.Split(c => !char.IsAsciiLetter(c)).Where(w => w.Length > 0);
-
-    private static string[] Split(this string s, Func<char, bool> separator)
-    {
-        var parts = new List<string>();
-        int start = 0;
-        for (int i = 0; i <= s.Length; i++)
-            if (i == s.Length || separator(s[i])) { parts.Add(s[start..i]); start = i + 1; }
-        return parts.ToArray();
-    }
+        System.Text.RegularExpressions.Regex.Split(relative, "[^A-Za-z]+").Where(w => w.Length > 0);
 
     /// <summary>
     /// The subject a file holds, from its name (MMLU abstract_algebra_test.csv, C-Eval computer_network_val.csv,
