@@ -13,5 +13,6 @@ foreach (var c in TrainCommands.Create()) root.Subcommands.Add(c);
 root.Subcommands.Add(ServeCommands.Serve());
 root.Subcommands.Add(EvalCommands.Create());
 root.Subcommands.Add(LoraCommands.Create());
+root.Subcommands.Add(FinetuneCommands.Create());
 root.Subcommands.Add(InfoCommand.Create());
 return CliRunner.Run(root, args);

@@ -24,7 +24,11 @@ public sealed class StepRunner
     /// Optimizer step number <see cref="AdamW.Steps"/> on rows × SeqLen inputs and targets, rows = MicroBatches × the
     /// model's batch size. Returns the loss before the update, the pre-clip gradient norm and the learning rate used.
     /// </summary>
-    public StepResult Step(ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets)
+    public StepResult Step(ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets) => Step(inputs, targets, default);
+
+    /// <inheritdoc cref="Step(ReadOnlySpan{int}, ReadOnlySpan{int})"/>
+    /// <param name="starts">packed conversations' starts per position (TrainingModel.Forward), or empty</param>
+    public StepResult Step(ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets, ReadOnlySpan<int> starts)
     {
         int micro = Model.BatchSize * Model.SeqLen;
         if (inputs.Length != micro * MicroBatches || targets.Length != inputs.Length)
@@ -34,7 +38,8 @@ public sealed class StepRunner
         int tokens = 0;
         for (int m = 0; m < MicroBatches; m++)
         {
-            var (sum, count) = Model.Forward(inputs.Slice(m * micro, micro), targets.Slice(m * micro, micro), Model.BatchSize);
+            var (sum, count) = Model.Forward(inputs.Slice(m * micro, micro), targets.Slice(m * micro, micro), Model.BatchSize,
+                starts.IsEmpty ? default : starts.Slice(m * micro, micro));
             if (count == 0) continue;
             loss += sum / count / MicroBatches;
             tokens += count;

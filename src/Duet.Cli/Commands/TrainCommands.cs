@@ -50,27 +50,7 @@ internal static class TrainCommands
             Console.Error.WriteLine($"{c.Name}: {trainer.Model.Layout.Count:N0} parameters (dim {trainer.ModelConfig.Dim}, {trainer.ModelConfig.Layers} layers, " +
                 $"{trainer.ModelConfig.Heads}/{trainer.ModelConfig.KvHeads} heads, ffn {trainer.ModelConfig.FfnDim}, vocab {trainer.ModelConfig.Vocab}), " +
                 $"batch {c.BatchSize} × {c.SeqLen}, steps {trainer.StartStep}..{c.Steps}, peak {trainer.PeakFlopsPerSecond / 1e9:F0} GFLOP/s; run folder {run}");
-            TrainProgress last = default;
-            if (AnsiConsole.Profile.Capabilities.Interactive)
-            {
-                AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
-                    .Start(ctx =>
-                    {
-                        var task = ctx.AddTask("training", maxValue: c.Steps);
-                        task.Value = trainer.StartStep;
-                        trainer.Progress = p => { last = p; task.Value = p.Step + 1; task.Description = Markup.Escape(Describe(p)); };
-                        trainer.Run(cancel.Token);
-                    });
-            }
-            else
-            {
-                trainer.Progress = p =>
-                {
-                    last = p;
-                    if (p.Step % 10 == 0 || p.ValidationLoss is not null || p.Step == p.Steps - 1) Console.Error.WriteLine(Describe(p));
-                };
-                trainer.Run(cancel.Token);
-            }
+            var last = RunWithProgress(trainer.StartStep, c.Steps, p => trainer.Progress = p, () => trainer.Run(cancel.Token));
             Console.Error.WriteLine(cancel.IsCancellationRequested
                 ? $"stopped after step {last.Step + 1}; checkpoint saved. Continue with: duet train --resume {run}"
                 : $"done: train loss {last.Loss:F4}, validation loss {trainer.LastValidationLoss:F4}; {run}/checkpoints, metrics.jsonl, loss.svg. Export with: duet export {run} --format gguf --out MODEL.gguf");
@@ -79,9 +59,39 @@ internal static class TrainCommands
         return cmd;
     }
 
+    /// <summary>
+    /// Runs a training loop with its progress shown: a Spectre.Console bar on a terminal, else a line every 10 steps and
+    /// at each validation. Returns the last progress reported.
+    /// </summary>
+    internal static TrainProgress RunWithProgress(int startStep, int steps, Action<Action<TrainProgress>> attach, Action run)
+    {
+        TrainProgress last = default;
+        if (AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            AnsiConsole.Progress().AutoClear(false).Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                .Start(ctx =>
+                {
+                    var task = ctx.AddTask("training", maxValue: steps);
+                    task.Value = startStep;
+                    attach(p => { last = p; task.Value = p.Step + 1; task.Description = Markup.Escape(Describe(p)); });
+                    run();
+                });
+        }
+        else
+        {
+            attach(p =>
+            {
+                last = p;
+                if (p.Step % 10 == 0 || p.ValidationLoss is not null || p.Step == p.Steps - 1) Console.Error.WriteLine(Describe(p));
+            });
+            run();
+        }
+        return last;
+    }
+
     private static string Describe(TrainProgress p) =>
         $"step {p.Step + 1}/{p.Steps} loss {p.Loss:F4}" + (p.ValidationLoss is double v ? $" val {v:F4}" : "") +
-        $" lr {p.LearningRate:E2} norm {p.GradNorm:F2} {p.TokensPerSecond:N0} tok/s MFU {p.Mfu:P1} ETA {p.Eta:hh\\:mm\\:ss}";
+        $" lr {p.LearningRate:E2} norm {p.GradNorm:F2} {p.TokensPerSecond:N0} tok/s" + (p.Mfu > 0 ? $" MFU {p.Mfu:P1}" : "") + $" ETA {p.Eta:hh\\:mm\\:ss}";
 
     private static Command Export()
     {

@@ -1,0 +1,77 @@
+// duet finetune: chat fine-tuning of a model (full; LoRA training follows, issue 18) on conversations in JSON lines,
+// the loss on the replies only (Duet.Training.Sft.FineTuner), with checkpoints, --resume, metrics and the loss plot;
+// the tuned model is written to RUN/model.gguf with the base's tokenizer and chat template.
+using System.CommandLine;
+using Duet.Model;
+using Duet.Training;
+using Duet.Training.Sft;
+
+namespace Duet.Cli.Commands;
+
+internal static class FinetuneCommands
+{
+    public static Command Create()
+    {
+        var baseModel = new Option<string?>("--base", "-m") { Description = "the model to tune: a .gguf file or an HF folder, with its tokenizer" };
+        var data = new Option<string?>("--data", "-d") { Description = "conversations, JSON lines: {\"messages\": [{\"role\", \"content\"}...]} (OpenAI) or {\"conversations\": [{\"from\", \"value\"}...]} (ShareGPT)" };
+        var output = new Option<string?>("--out", "-o") { Description = "the run folder (checkpoints, metrics.jsonl, loss.svg, model.gguf)" };
+        var resume = new Option<string?>("--resume") { Description = "continue the run in this folder from its newest checkpoint" };
+        var steps = new Option<int>("--steps") { Description = "optimizer steps", DefaultValueFactory = _ => 100 };
+        var batch = new Option<int>("--batch") { Description = "sequences per step", DefaultValueFactory = _ => 8 };
+        var seqLen = new Option<int>("--seq-len") { Description = "tokens per packed sequence", DefaultValueFactory = _ => 256 };
+        var micro = new Option<int>("--micro-batches") { Description = "gradient accumulation: the batch in this many parts", DefaultValueFactory = _ => 1 };
+        var lr = new Option<double>("--lr") { Description = "peak learning rate (cosine decay to a tenth)", DefaultValueFactory = _ => 1e-4 };
+        var warmup = new Option<int>("--warmup") { Description = "warm-up steps", DefaultValueFactory = _ => 10 };
+        var valEvery = new Option<int>("--validation-every") { Description = "every n-th conversation is held out for validation (0: none)", DefaultValueFactory = _ => 20 };
+        var evalEvery = new Option<int>("--eval-every") { Description = "validate every n steps", DefaultValueFactory = _ => 25 };
+        var ckptEvery = new Option<int>("--checkpoint-every") { Description = "checkpoint every n steps", DefaultValueFactory = _ => 25 };
+        var seed = new Option<ulong>("--seed") { Description = "the order of the sequences", DefaultValueFactory = _ => 1234 };
+        var threads = ModelCommands.ThreadsOption();
+        var cmd = new Command("finetune", "Fine-tune a model on chat conversations: the model's own chat template, the loss on the assistant's replies only, conversations packed with attention kept inside each; checkpoints and exact --resume.")
+            { baseModel, data, output, resume, steps, batch, seqLen, micro, lr, warmup, valEvery, evalEvery, ckptEvery, seed, threads };
+        cmd.SetAction(r =>
+        {
+            ModelCommands.UseThreads(r.GetValue(threads));
+            FineTuneConfig config;
+            string run;
+            if (r.GetValue(resume) is string resumeDir)
+            {
+                run = resumeDir;
+                var saved = Path.Combine(run, "config.json");
+                if (!File.Exists(saved)) throw new FileNotFoundException($"{run}: no config.json (not a finetune run folder)", saved);
+                config = System.Text.Json.JsonSerializer.Deserialize<FineTuneConfig>(File.ReadAllText(saved), FineTuneConfig.Json)
+                    ?? throw new InvalidDataException($"{saved}: empty");
+            }
+            else
+            {
+                run = r.GetValue(output) ?? throw new ArgumentException("--out is required (or --resume RUN)");
+                config = new FineTuneConfig
+                {
+                    Base = Path.GetFullPath(r.GetValue(baseModel) ?? throw new ArgumentException("--base is required")),
+                    Data = Path.GetFullPath(r.GetValue(data) ?? throw new ArgumentException("--data is required")),
+                    Steps = r.GetValue(steps), BatchSize = r.GetValue(batch), SeqLen = r.GetValue(seqLen), MicroBatches = r.GetValue(micro),
+                    ValidationEvery = r.GetValue(valEvery), EvalEvery = r.GetValue(evalEvery), CheckpointEvery = r.GetValue(ckptEvery), Seed = r.GetValue(seed),
+                    Optimizer = new OptimizerOptions { LearningRate = r.GetValue(lr), MinLearningRate = r.GetValue(lr) / 10, WarmupSteps = r.GetValue(warmup), WeightDecay = 0 },
+                    Name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(run))),
+                };
+            }
+            using var cancel = new CancellationTokenSource();
+            Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
+            using var tuner = new FineTuner(config, run, resume: r.GetValue(resume) is not null);
+            foreach (var w in tuner.Warnings) Console.Error.WriteLine($"warning: {w}");
+            Console.Error.WriteLine($"{config.Name}: {tuner.Model.Layout.Count:N0} parameters from {config.Base}; {tuner.TrainSequences} training and {tuner.ValidationSequences} validation sequences of {config.SeqLen} tokens"
+                + (tuner.TruncatedConversations > 0 ? $" ({tuner.TruncatedConversations} conversations longer than a sequence were cut)" : "") + $"; steps {tuner.StartStep}..{config.Steps}; run folder {run}");
+            var last = TrainCommands.RunWithProgress(tuner.StartStep, config.Steps, p => tuner.Progress = p, () => tuner.Run(cancel.Token));
+            if (cancel.IsCancellationRequested)
+            {
+                Console.Error.WriteLine($"stopped after step {last.Step + 1}; checkpoint saved. Continue with: duet finetune --resume {run}");
+                return 130;
+            }
+            var modelPath = Path.Combine(run, "model.gguf");
+            ModelPackage.WriteGguf(tuner.ToModel(), modelPath, Tensors.GgmlType.F32, config.Name);
+            Console.Error.WriteLine($"done: train loss {last.Loss:F4} on replies, validation {tuner.LastValidationLoss:F4}; wrote {modelPath}. Chat with: duet chat --model {modelPath}");
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,221 @@
+// Chat fine-tuning (full): a base model, conversations in JSON lines, the loss on the replies only, packed sequences
+// with attention inside each conversation; checkpoints, exact resume, metrics and the loss plot as `duet train` has
+// them, and the tuned model exported with the base's tokenizer and chat template.
+//   RUN/config.json, RUN/checkpoints/*.ckpt, RUN/metrics.jsonl, RUN/loss.svg, RUN/model.gguf (at the end)
+// Conversations are split deterministically: every ValidationEvery-th one (by position in the file) is validation.
+// Training sequences are visited in a seeded order per epoch; the position (epoch, cursor) is in each checkpoint, so a
+// killed run resumes to the same bits as one never stopped.
+using System.Diagnostics;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Duet.Model;
+using Duet.Tensors.Parallel;
+
+namespace Duet.Training.Sft;
+
+public sealed record FineTuneConfig
+{
+    public string Name { get; init; } = "duet-chat";
+    /// <summary>The base model: a .gguf file or an HF folder, with its tokenizer.</summary>
+    public required string Base { get; init; }
+    /// <summary>Conversations, JSON lines (OpenAI messages or ShareGPT).</summary>
+    public required string Data { get; init; }
+    public int BatchSize { get; init; } = 8;
+    public int SeqLen { get; init; } = 256;
+    public int MicroBatches { get; init; } = 1;
+    public int Steps { get; init; } = 100;
+    public OptimizerOptions Optimizer { get; init; } = new() { LearningRate = 1e-4, MinLearningRate = 1e-5, WarmupSteps = 10, WeightDecay = 0 };
+    /// <summary>Every n-th conversation goes to validation (0: none).</summary>
+    public int ValidationEvery { get; init; } = 20;
+    public int EvalEvery { get; init; } = 25;
+    public int CheckpointEvery { get; init; } = 25;
+    public int KeepCheckpoints { get; init; } = 2;
+    public ulong Seed { get; init; } = 1234;
+
+    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    public void Validate()
+    {
+        if (BatchSize <= 0 || SeqLen < 2 || Steps <= 0) throw new ArgumentException("batch, sequence length and steps must be positive (sequences of at least 2)");
+        if (MicroBatches <= 0 || BatchSize % MicroBatches != 0) throw new ArgumentException($"batch {BatchSize} is not a whole number of {MicroBatches} micro-batches");
+    }
+}
+
+public sealed class FineTuner : IDisposable
+{
+    public FineTuneConfig Config { get; }
+    public string RunDirectory { get; }
+    public TrainingModel Model { get; }
+    public StepRunner Runner { get; }
+    public int StartStep { get; private set; }
+    public int TrainSequences => _train.Count;
+    public int ValidationSequences => _validation.Count;
+    public int TruncatedConversations { get; }
+    public double? LastValidationLoss { get; private set; }
+    public Action<TrainProgress>? Progress { get; set; }
+    public List<string> Warnings { get; } = [];
+
+    private readonly Duet.Tokenizers.Tokenizer _tokenizer;
+    private readonly List<PackedSequence> _train, _validation;
+    private readonly MetricsLog _metrics;
+    private readonly WorkerPool _pool;
+    private int[] _order = [];
+    private int _epoch = -1;
+    private long _cursor;
+
+    public string CheckpointDirectory => Path.Combine(RunDirectory, "checkpoints");
+
+    public FineTuner(FineTuneConfig config, string runDirectory, bool resume, WorkerPool? pool = null)
+    {
+        config.Validate();
+        Config = config;
+        RunDirectory = runDirectory;
+        _pool = pool ?? WorkerPool.Shared;
+        CanonicalModel baseModel;
+        using (var package = ModelPackage.Open(config.Base))
+        {
+            _tokenizer = package.RequireTokenizer();
+            baseModel = package.ToCanonical();
+        }
+        if (config.SeqLen > baseModel.Config.ContextLength) throw new ArgumentException($"sequence length {config.SeqLen} exceeds the base model's context {baseModel.Config.ContextLength}");
+        var encoder = new SftEncoder(_tokenizer);
+        var train = new List<SftExample>();
+        var validation = new List<SftExample>();
+        int i = 0;
+        foreach (var c in ChatConversations.Read(config.Data))
+        {
+            var e = encoder.Encode(c);
+            (config.ValidationEvery > 0 && i % config.ValidationEvery == config.ValidationEvery - 1 ? validation : train).Add(e);
+            i++;
+        }
+        if (train.Count == 0) throw new InvalidDataException($"{config.Data}: no conversations to train on");
+        _train = SftPacker.Pack(train, config.SeqLen, out int cut1);
+        _validation = SftPacker.Pack(validation, config.SeqLen, out int cut2);
+        TruncatedConversations = cut1 + cut2;
+        Model = new TrainingModel(baseModel.Config, config.BatchSize / config.MicroBatches, config.SeqLen, _pool);
+        var options = config.Optimizer.MaxSteps == 0 ? config.Optimizer with { MaxSteps = config.Steps } : config.Optimizer;
+        Runner = new StepRunner(Model, options, config.MicroBatches);
+        Directory.CreateDirectory(runDirectory);
+        _metrics = new MetricsLog(Path.Combine(runDirectory, "metrics.jsonl"));
+        if (resume) Resume();
+        else
+        {
+            if (Checkpoints.List(CheckpointDirectory).Count > 0)
+                throw new IOException($"{runDirectory} already holds checkpoints: continue it with --resume, or choose another --out");
+            Model.Layout.Load(baseModel, Model.Parameters);
+            _metrics.Truncate(-1);
+            Duet.Formats.AtomicFile.Write(Path.Combine(runDirectory, "config.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
+        }
+    }
+
+    private void Resume()
+    {
+        var ckpt = Checkpoints.LoadLatest(CheckpointDirectory, Warnings)
+            ?? throw new IOException($"{CheckpointDirectory}: no checkpoint to resume from{(Warnings.Count > 0 ? " (" + string.Join("; ", Warnings) + ")" : "")}");
+        var h = ckpt.Header;
+        var p = ckpt.Arrays;
+        if (p["params"].Length != Model.Parameters.Length)
+            throw new InvalidDataException($"{ckpt.Path}: {p["params"].Length} parameters, the base model has {Model.Parameters.Length}");
+        p["params"].CopyTo(Model.Parameters, 0);
+        p["adam.m"].CopyTo(Runner.Optimizer.M, 0);
+        p["adam.v"].CopyTo(Runner.Optimizer.V, 0);
+        Runner.Optimizer.Steps = h["adamSteps"]!.GetValue<int>();
+        Seek(h["loaderEpoch"]!.GetValue<int>(), h["loaderCursor"]!.GetValue<long>());
+        StartStep = h["step"]!.GetValue<int>();
+        _metrics.Truncate(StartStep - 1);
+    }
+
+    private void Seek(int epoch, long cursor)
+    {
+        _epoch = epoch;
+        _cursor = cursor;
+        _order = Enumerable.Range(0, _train.Count).ToArray();
+        if (epoch >= 0) new Random((int)(Config.Seed ^ (ulong)epoch * 0x9E3779B97F4A7C15UL)).Shuffle(_order);
+    }
+
+    /// <summary>The next batch of training sequences, in a seeded order per epoch.</summary>
+    private void Next(int[] inputs, int[] targets, int[] starts)
+    {
+        int t = Config.SeqLen;
+        for (int b = 0; b < Config.BatchSize; b++)
+        {
+            if (_epoch < 0 || _cursor >= _order.Length) Seek(_epoch + 1, 0);
+            var s = _train[_order[_cursor++]];
+            s.Inputs.CopyTo(inputs, b * t); s.Targets.CopyTo(targets, b * t); s.Starts.CopyTo(starts, b * t);
+        }
+    }
+
+    private void SaveCheckpoint(int nextStep)
+    {
+        var header = new JsonObject
+        {
+            ["format"] = "duet-finetune", ["version"] = TrainingInfo.FormatVersion, ["step"] = nextStep, ["adamSteps"] = Runner.Optimizer.Steps,
+            ["loaderEpoch"] = _epoch, ["loaderCursor"] = _cursor, ["seed"] = Config.Seed, ["config"] = JsonNode.Parse(Config.ToJson()),
+            ["validationLoss"] = LastValidationLoss, ["source"] = TrainedModel.SourceVersion,
+        };
+        Checkpoints.Save(CheckpointDirectory, nextStep, header,
+            [("params", Model.Parameters), ("adam.m", Runner.Optimizer.M), ("adam.v", Runner.Optimizer.V)], Config.KeepCheckpoints);
+    }
+
+    /// <summary>Mean loss over the reply tokens of the validation conversations (NaN without any).</summary>
+    public double Validate()
+    {
+        double sum = 0;
+        long count = 0;
+        int t = Config.SeqLen, per = Model.BatchSize;
+        for (int i = 0; i < _validation.Count; i += per)
+        {
+            int n = Math.Min(per, _validation.Count - i);
+            var inputs = new int[n * t]; var targets = new int[n * t]; var starts = new int[n * t];
+            for (int b = 0; b < n; b++) { _validation[i + b].Inputs.CopyTo(inputs, b * t); _validation[i + b].Targets.CopyTo(targets, b * t); _validation[i + b].Starts.CopyTo(starts, b * t); }
+            var (s, c) = Model.Forward(inputs, targets, n, starts);
+            sum += s; count += c;
+        }
+        return count == 0 ? double.NaN : sum / count;
+    }
+
+    public void Run(CancellationToken cancel = default)
+    {
+        var inputs = new int[Config.BatchSize * Config.SeqLen];
+        var targets = new int[inputs.Length];
+        var starts = new int[inputs.Length];
+        var total = Stopwatch.StartNew();
+        int done = 0;
+        for (int step = StartStep; step < Config.Steps; step++)
+        {
+            var sw = Stopwatch.StartNew();
+            Next(inputs, targets, starts);
+            var r = Runner.Step(inputs, targets, starts);
+            double tps = inputs.Length / sw.Elapsed.TotalSeconds;
+            done++;
+            var elapsed = total.Elapsed;
+            _metrics.Append("train", step, new() { ["loss"] = r.Loss, ["lr"] = r.LearningRate, ["grad_norm"] = r.GradNorm, ["tokens_per_s"] = tps, ["reply_tokens"] = r.Tokens, ["elapsed_s"] = elapsed.TotalSeconds });
+            double? val = null;
+            bool last = step == Config.Steps - 1;
+            if (_validation.Count > 0 && Config.EvalEvery > 0 && ((step + 1) % Config.EvalEvery == 0 || last))
+            {
+                val = LastValidationLoss = Validate();
+                _metrics.Append("validation", step, new() { ["val_loss"] = val.Value });
+            }
+            Progress?.Invoke(new TrainProgress(step, Config.Steps, r.Loss, r.LearningRate, r.GradNorm, tps, 0, elapsed,
+                TimeSpan.FromSeconds(elapsed.TotalSeconds / done * (Config.Steps - step - 1)), val));
+            bool stop = cancel.IsCancellationRequested;
+            if (last || stop || (Config.CheckpointEvery > 0 && (step + 1) % Config.CheckpointEvery == 0))
+            {
+                SaveCheckpoint(step + 1);
+                LossPlot.Write(Path.Combine(RunDirectory, "loss.svg"), _metrics.Read(), Config.Name);
+            }
+            if (stop) return;
+        }
+    }
+
+    /// <summary>The tuned model with the base's tokenizer (and so its chat template).</summary>
+    public CanonicalModel ToModel() => Model.Layout.ToModel(Model.Parameters, _tokenizer);
+
+    public void Dispose()
+    {
+        Model.Dispose();
+        _metrics.Dispose();
+    }
+}
