@@ -117,15 +117,16 @@ def rope_cos_sin(positions, inv_freq, dtype):
 
 
 def rope(x, cos, sin):
-    """x [..., T, heads, hd], cos/sin [T, hd] -> x cos + rotate_half(x) sin, rotate_half(x) = [-x2, x1]."""
+    """x [..., T, heads, hd], cos/sin [T, hd] (or [B, T, hd] per row) -> x cos + rotate_half(x) sin, rotate_half(x) = [-x2, x1]."""
     half = x.shape[-1] // 2
     rot = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
-    return x * cos[:, None, :] + rot * sin[:, None, :]
+    return x * cos.unsqueeze(-2) + rot * sin.unsqueeze(-2)
 
 
-def causal_attention(q, k, v, window=None):
+def causal_attention(q, k, v, window=None, starts=None):
     """q [..., T, H, hd], k/v [..., T, Hkv, hd] -> [..., T, H*hd].
-    Query head h reads KV head h // (H/Hkv); softmax(q k^T / sqrt(hd) + causal mask) v."""
+    Query head h reads KV head h // (H/Hkv); softmax(q k^T / sqrt(hd) + causal mask) v.
+    starts [B, T] (packed conversations): position i also sees no key before starts[b, i] (block-diagonal mask)."""
     T, H, hd = q.shape[-3:]
     rep = H // k.shape[-2]
     k = k.repeat_interleave(rep, dim=-2)
@@ -137,6 +138,8 @@ def causal_attention(q, k, v, window=None):
     allowed = j <= i
     if window:
         allowed = allowed & (i - j < window)
+    if starts is not None:
+        allowed = (allowed[None] & (j[None] >= starts[:, :, None]))[:, None]   # [B, 1, T, T]
     s = s.masked_fill(~allowed, float("-inf"))
     o = torch.softmax(s, dim=-1) @ v                                          # [..., H, T, hd]
     o = o.transpose(-3, -2)
@@ -205,14 +208,20 @@ def is_decayed(name, shape):
     return len(shape) == 2 and name != EMBED
 
 
-def forward_logits(cfg, P, ids):
-    """P: dict name -> tensor; ids long [B, T] -> logits [B, T, V]."""
+def forward_logits(cfg, P, ids, starts=None):
+    """P: dict name -> tensor; ids long [B, T] -> logits [B, T, V]. starts [B, T] (packed conversations): per
+    position the start of its conversation; RoPE positions restart there and attention stays inside."""
     hp = llref.hparams(cfg)
     H, Hkv, hd, eps = hp["H"], hp["Hkv"], hp["hd"], hp["eps"]
     B, T = ids.shape
     dt = P[EMBED].dtype
-    cos, sin = rope_cos_sin(torch.arange(T, dtype=torch.float64),
-                            llref.rope_inv_freq(hd, hp["theta"], hp["scaling"]), dt)
+    inv = llref.rope_inv_freq(hd, hp["theta"], hp["scaling"])
+    if starts is None:
+        cos, sin = rope_cos_sin(torch.arange(T, dtype=torch.float64), inv, dt)
+    else:
+        pos = (torch.arange(T)[None, :] - starts).to(torch.float64)
+        cs = [rope_cos_sin(pos[b], inv, dt) for b in range(B)]
+        cos, sin = torch.stack([c for c, _ in cs]), torch.stack([s_ for _, s_ in cs])
 
     def lin(x, name):
         return linear(x, P[name + ".weight"], P.get(name + ".bias"))
@@ -224,7 +233,7 @@ def forward_logits(cfg, P, ids):
         q = rope(lin(n, p + "self_attn.q_proj").view(B, T, H, hd), cos, sin)
         k = rope(lin(n, p + "self_attn.k_proj").view(B, T, Hkv, hd), cos, sin)
         v = lin(n, p + "self_attn.v_proj").view(B, T, Hkv, hd)
-        x = x + lin(causal_attention(q, k, v, hp["window"]), p + "self_attn.o_proj")
+        x = x + lin(causal_attention(q, k, v, hp["window"], starts), p + "self_attn.o_proj")
         n = rmsnorm(x, P[p + "post_attention_layernorm.weight"], eps)
         x = x + lin(swiglu(lin(n, p + "mlp.gate_proj"), lin(n, p + "mlp.up_proj")), p + "mlp.down_proj")
     x = rmsnorm(x, P["model.norm.weight"], eps)
@@ -232,14 +241,14 @@ def forward_logits(cfg, P, ids):
     return linear(x, head)
 
 
-def batch_loss(cfg, P, inputs, targets, ignore_index):
+def batch_loss(cfg, P, inputs, targets, ignore_index, starts=None):
     """Mean cross-entropy over the unmasked targets of these rows -> (loss tensor, count)."""
-    logits = forward_logits(cfg, P, inputs)
+    logits = forward_logits(cfg, P, inputs, starts)
     V = logits.shape[-1]
     return cross_entropy_mean(logits.reshape(-1, V), targets.reshape(-1), ignore_index)
 
 
-def accumulated_grads(cfg, P, names, inputs, targets, hp):
+def accumulated_grads(cfg, P, names, inputs, targets, hp, starts=None):
     """-> (loss = mean of chunk losses, grads dict = mean of chunk grads, chunk losses, chunk counts)."""
     M = int(hp["micro_batches"])
     B = inputs.shape[0]
@@ -250,7 +259,8 @@ def accumulated_grads(cfg, P, names, inputs, targets, hp):
     grads = {n: torch.zeros_like(P[n]) for n in names}
     losses, counts = [], []
     for i in range(M):
-        loss, n = batch_loss(cfg, P, inputs[i * c:(i + 1) * c], targets[i * c:(i + 1) * c], hp["ignore_index"])
+        loss, n = batch_loss(cfg, P, inputs[i * c:(i + 1) * c], targets[i * c:(i + 1) * c], hp["ignore_index"],
+                             None if starts is None else starts[i * c:(i + 1) * c])
         gs = torch.autograd.grad(loss, leaves, allow_unused=True)
         for name, g in zip(names, gs):
             if g is not None:
@@ -333,7 +343,7 @@ def batches(tokens, targets, ignore_index):
     return out
 
 
-def train(cfg, tensors, tokens, hp, steps=2, dtype=torch.float64, targets=None):
+def train(cfg, tensors, tokens, hp, steps=2, dtype=torch.float64, targets=None, starts=None):
     """Runs `steps` optimizer steps. Returns a dict with per-step records and tensors (float64 numpy)."""
     hp = full_hparams(hp)
     names = param_names(cfg, tensors)
@@ -352,7 +362,8 @@ def train(cfg, tensors, tokens, hp, steps=2, dtype=torch.float64, targets=None):
     grads0 = None
     for s in range(steps):
         inp, tgt = data[s % len(data)]
-        loss, grads, losses, counts = accumulated_grads(cfg, P, names, inp, tgt, hp)
+        loss, grads, losses, counts = accumulated_grads(cfg, P, names, inp, tgt, hp,
+                                                        None if starts is None else torch.from_numpy(np.asarray(starts, dtype=np.int64)))
         if s == 0:
             grads0 = {n: g.detach().double().numpy().copy() for n, g in grads.items()}
         norm = global_norm(grads)
@@ -425,14 +436,17 @@ def write_outputs(out_dir, cfg, res, steps, dtype_name, tokens_shape, targets_no
     return result
 
 
-def run_cli(model, tokens_path, hparams_path, out_dir, steps, dtype_name, targets_path=None, save_float64=False):
+def run_cli(model, tokens_path, hparams_path, out_dir, steps, dtype_name, targets_path=None, save_float64=False, starts_path=None):
     cfg, tensors = llref.load_model(model)
     tokens = np.load(tokens_path)
     targets = np.load(targets_path) if targets_path else None
+    starts = np.load(starts_path) if starts_path else None
+    if starts is not None and (tokens.ndim != 2 or starts.shape != (tokens.shape[0], tokens.shape[1] - 1)):
+        raise ValueError(f"starts must be [B, T] for tokens [B, T+1], got {starts.shape}")
     with open(hparams_path) as f:
         hp = json.load(f)
     dtype = torch.float64 if dtype_name == "float64" else torch.float32
-    res = train(cfg, tensors, tokens, hp, steps, dtype, targets)
+    res = train(cfg, tensors, tokens, hp, steps, dtype, targets, starts)
     note = f"from {os.path.basename(targets_path)}" if targets_path else "tokens[:, 1:]"
     return write_outputs(out_dir, cfg, res, steps, dtype_name, tokens.shape, note, save_float64)
 
@@ -965,6 +979,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     ap.add_argument("--save-float64", action="store_true", help="write the safetensors outputs as F64 (default F32)")
+    ap.add_argument("--starts", help="optional int .npy [B, T]: packed conversations, per position the start of its own")
     ap.add_argument("--self-test", action="store_true")
     ap.add_argument("--write-fixtures", metavar="DIR")
     a = ap.parse_args(argv)
@@ -977,7 +992,7 @@ def main(argv=None):
         ap.error("--model, --tokens, --hparams and --out are required (or --self-test / --write-fixtures)")
     if a.steps < 1:
         ap.error("--steps must be at least 1")
-    r = run_cli(a.model, a.tokens, a.hparams, a.out, a.steps, a.dtype, a.targets, a.save_float64)
+    r = run_cli(a.model, a.tokens, a.hparams, a.out, a.steps, a.dtype, a.targets, a.save_float64, a.starts)
     print(f"{a.out}: loss {r['loss']}, grad_norm {r['grad_norm']}, lr {r['lr']}, clipped {r['clipped']}")
     return 0
 
