@@ -22,6 +22,7 @@ internal static class DataCommands
         cmd.Subcommands.Add(Inspect());
         cmd.Subcommands.Add(LangIdProfiles());
         cmd.Subcommands.Add(Verify());
+        cmd.Subcommands.Add(ChatSet());
         return cmd;
     }
 
@@ -187,4 +188,31 @@ internal static class DataCommands
     }
 
     private static void Write(string path, byte[] bytes) => Duet.Formats.AtomicFile.Write(path, s => s.Write(bytes));
+
+    private static Command ChatSet()
+    {
+        var corpus = new Option<string>("--corpus") { Description = "a corpus folder of duet data build (data/sample): both splits are read", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "folder for train.jsonl and validation.jsonl", DefaultValueFactory = _ => "data/chat" };
+        var cmd = new Command("chat-set", "Make the bilingual instruction set from a corpus, deterministically: man-page command questions (Chinese), Debian Handbook and Reference section questions (both languages), hand-written greetings, identity and refusals; OpenAI-messages JSON lines for duet finetune.")
+            { corpus, output };
+        cmd.SetAction(r =>
+        {
+            string dir = r.GetRequiredValue(corpus), outDir = r.GetRequiredValue(output);
+            var docs = new[] { "train", "validation" }.SelectMany(split => EvalCommands.ReadDocuments(dir, split))
+                .Select(d => new Duet.Data.Chat.ChatSource(d.Text, d.Lang, d.Source, d.Id));
+            var pairs = Duet.Data.Chat.ChatSetBuilder.Build(docs);
+            Directory.CreateDirectory(outDir);
+            foreach (var (split, validation) in new[] { ("train", false), ("validation", true) })
+            {
+                var lines = pairs.Where(p => Duet.Data.Chat.ChatSetBuilder.IsValidation(p) == validation).Select(Duet.Data.Chat.ChatSetBuilder.ToJsonLine).ToList();
+                var file = Path.Combine(outDir, split + ".jsonl");
+                Duet.Formats.AtomicFile.Write(file, s => s.Write(System.Text.Encoding.UTF8.GetBytes(string.Concat(lines.Select(l => l + "\n")))));
+                Console.WriteLine($"{file}: {lines.Count} conversations");
+            }
+            foreach (var g in pairs.GroupBy(p => (p.Kind, Zh: p.User.Any(c => c is >= '\u4E00' and <= '\u9FFF'))))
+                Console.WriteLine($"  {g.Key.Kind} ({(g.Key.Zh ? "zh" : "en")}): {g.Count()}");
+            return 0;
+        });
+        return cmd;
+    }
 }

@@ -209,7 +209,8 @@ internal static class EvalCommands
                         throw new InvalidDataException($"{shard}:{line}: a document without a \"text\" string");
                     string lang = root.TryGetProperty("lang", out var lg) && lg.ValueKind == JsonValueKind.String ? lg.GetString()! : "unknown";
                     string id = root.TryGetProperty("id", out var i) && i.ValueKind == JsonValueKind.String ? i.GetString()! : $"{Path.GetFileName(shard)}:{line}";
-                    doc = new CorpusDocument(t.GetString()!, lang, id);
+                    string source = root.TryGetProperty("source", out var so) && so.ValueKind == JsonValueKind.String ? so.GetString()! : "";
+                    doc = new CorpusDocument(t.GetString()!, lang, id, source);
                 }
                 catch (JsonException e) { throw new InvalidDataException($"{shard}:{line}: {e.Message}"); }
                 yield return doc;

@@ -11,8 +11,8 @@ using System.Text.Json;
 
 namespace Duet.Eval.Tasks;
 
-/// <summary>A corpus document: its text, language tag and id.</summary>
-public sealed record CorpusDocument(string Text, string Lang, string Id);
+/// <summary>A corpus document: its text, language tag, id and source (the recipe's source name).</summary>
+public sealed record CorpusDocument(string Text, string Lang, string Id, string Source = "");
 
 public sealed record CorpusTaskOptions
 {
