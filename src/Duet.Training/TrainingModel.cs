@@ -127,6 +127,8 @@ public sealed unsafe class TrainingModel : IDisposable
         fixed (float* p = Parameters)
         {
             _pool.For(rows, new EmbedRows { Table = p + L.Embedding, Ids = _inputs, Dim = _d, X = _resid[0] });
+            if (Noise is { Alpha: > 0 } noise)
+                _pool.For(rows, new NoiseRows { Dim = _d, SeqLen = SeqLen, Scale = noise.Alpha / MathF.Sqrt((float)SeqLen * _d), Seed = noise.Seed + 0x9E3779B97F4A7C15UL * _noiseForwards++, X = _resid[0] });
             for (int l = 0; l < _layers; l++) ForwardLayer(l, p);
             _pool.For(rows, new RmsNormRows { X = _resid[_layers], W = p + L.OutputNorm, Dim = _d, Eps = _eps, Y = _xnF, Rstd = _rstdF });
             MatOps.Forward(_xnF, p + L.Output, rows, _d, _vocab, _probs, _pool);
@@ -240,6 +242,40 @@ public sealed unsafe class TrainingModel : IDisposable
     // and scalars, outputs); WorkerPool.For splits the items (rows, chunks, columns or heads) among threads ----
 
     /// <summary>Rows: X[r] = Table[Ids[r]].</summary>
+    /// <summary>
+    /// NEFTune (Jain et al. 2023): uniform noise in [−1, 1] · alpha / sqrt(T·d) added to the embeddings of the next
+    /// forward passes, a training-time regularizer of fine-tuning. The noise of row r, element i is a hash of
+    /// (Seed, the forward's number since Noise was set, r, i), not the state of a generator, so a resumed run draws
+    /// the same noise; set Noise per step.
+    /// Null (the default): none. The gradient is the embedding's own (the noise is added, not multiplied).
+    /// </summary>
+    public (float Alpha, ulong Seed)? Noise { get => _noise; set { _noise = value; _noiseForwards = 0; } }
+    private (float Alpha, ulong Seed)? _noise;
+    private ulong _noiseForwards; // forwards since Noise was set: each micro-batch of a step draws its own noise
+
+    /// <summary>Rows: X[r] += noise(Seed, r, i) · Scale.</summary>
+    private struct NoiseRows : IRangeOp
+    {
+        public int Dim, SeqLen; public float Scale; public ulong Seed; public float* X;
+        public readonly void Run(int start, int end)
+        {
+            for (int r = start; r < end; r++)
+                for (int i = 0; i < Dim; i++)
+                {
+                    ulong h = Mix(Seed ^ Mix(((ulong)r << 32) | (uint)i));
+                    X[(long)r * Dim + i] += ((h >> 40) * (1f / (1 << 24)) * 2 - 1) * Scale;
+                }
+        }
+
+        private static ulong Mix(ulong x)
+        {
+            x += 0x9E3779B97F4A7C15UL;
+            x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL;
+            x = (x ^ (x >> 27)) * 0x94D049BB133111EBUL;
+            return x ^ (x >> 31);
+        }
+    }
+
     private struct EmbedRows : IRangeOp
     {
         public float* Table; public int* Ids; public int Dim; public float* X;

@@ -26,9 +26,10 @@ internal static class FinetuneCommands
         var evalEvery = new Option<int>("--eval-every") { Description = "validate every n steps", DefaultValueFactory = _ => 25 };
         var ckptEvery = new Option<int>("--checkpoint-every") { Description = "checkpoint every n steps", DefaultValueFactory = _ => 25 };
         var seed = new Option<ulong>("--seed") { Description = "the order of the sequences", DefaultValueFactory = _ => 1234 };
+        var neftune = new Option<float>("--neftune") { Description = "NEFTune: noise of this alpha on the embeddings while training (5 in its paper; 0: none)", DefaultValueFactory = _ => 0f };
         var threads = ModelCommands.ThreadsOption();
         var cmd = new Command("finetune", "Fine-tune a model on chat conversations: the model's own chat template, the loss on the assistant's replies only, conversations packed with attention kept inside each; checkpoints and exact --resume.")
-            { baseModel, data, output, resume, steps, batch, seqLen, micro, lr, warmup, valEvery, evalEvery, ckptEvery, seed, threads };
+            { baseModel, data, output, resume, steps, batch, seqLen, micro, lr, warmup, valEvery, evalEvery, ckptEvery, seed, neftune, threads };
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -51,6 +52,7 @@ internal static class FinetuneCommands
                     Data = Path.GetFullPath(r.GetValue(data) ?? throw new ArgumentException("--data is required")),
                     Steps = r.GetValue(steps), BatchSize = r.GetValue(batch), SeqLen = r.GetValue(seqLen), MicroBatches = r.GetValue(micro),
                     ValidationEvery = r.GetValue(valEvery), EvalEvery = r.GetValue(evalEvery), CheckpointEvery = r.GetValue(ckptEvery), Seed = r.GetValue(seed),
+                    NeftuneAlpha = r.GetValue(neftune),
                     Optimizer = new OptimizerOptions { LearningRate = r.GetValue(lr), MinLearningRate = r.GetValue(lr) / 10, WarmupSteps = r.GetValue(warmup), WeightDecay = 0 },
                     Name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(run))),
                 };

@@ -31,6 +31,8 @@ public sealed record FineTuneConfig
     public int CheckpointEvery { get; init; } = 25;
     public int KeepCheckpoints { get; init; } = 2;
     public ulong Seed { get; init; } = 1234;
+    /// <summary>NEFTune's alpha (noise on the embeddings while training; 5 in its paper), 0: none.</summary>
+    public float NeftuneAlpha { get; init; }
 
     public static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
     public string ToJson() => JsonSerializer.Serialize(this, Json);
@@ -39,6 +41,7 @@ public sealed record FineTuneConfig
     {
         if (BatchSize <= 0 || SeqLen < 2 || Steps <= 0) throw new ArgumentException("batch, sequence length and steps must be positive (sequences of at least 2)");
         if (MicroBatches <= 0 || BatchSize % MicroBatches != 0) throw new ArgumentException($"batch {BatchSize} is not a whole number of {MicroBatches} micro-batches");
+        if (NeftuneAlpha < 0 || !float.IsFinite(NeftuneAlpha)) throw new ArgumentException($"NEFTune alpha {NeftuneAlpha} must be 0 or positive");
     }
 }
 
@@ -186,7 +189,9 @@ public sealed class FineTuner : IDisposable
         {
             var sw = Stopwatch.StartNew();
             Next(inputs, targets, starts);
+            if (Config.NeftuneAlpha > 0) Model.Noise = (Config.NeftuneAlpha, Config.Seed * 0x100000001B3UL + (ulong)step);
             var r = Runner.Step(inputs, targets, starts);
+            Model.Noise = null; // validation and anything after see the embeddings as they are
             double tps = inputs.Length / sw.Elapsed.TotalSeconds;
             done++;
             var elapsed = total.Elapsed;
