@@ -111,7 +111,7 @@ public static class TrainedModel
     public static string SourceVersion { get; } = typeof(TrainedModel).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
         .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
 
-    private static string Sha256(string path)
+    internal static string Sha256(string path)
     {
         using var f = File.OpenRead(path);
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(f));

@@ -59,6 +59,11 @@ public sealed class FineTuneTests : IDisposable
         double after = ft.LastValidationLoss!.Value;
         Assert.True(after < 0.5 * before, $"validation loss on replies {before:F3} -> {after:F3}");
         Assert.True(File.Exists(Path.Combine(_dir, "run", "loss.svg")));
+        // The tuned model says what made it: the data's hash, the steps, the validation loss.
+        var tuned = ft.ToModel();
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(d))), tuned.Provenance["finetune_data_sha256"]);
+        Assert.Equal("30", tuned.Provenance["finetune_steps"]);
+        Assert.Equal(after, double.Parse(tuned.Provenance["finetune_validation_loss"], System.Globalization.CultureInfo.InvariantCulture));
         Assert.Contains("\"kind\":\"validation\"", File.ReadAllText(Path.Combine(_dir, "run", "metrics.jsonl")).Replace(" ", ""));
     }
 

@@ -60,6 +60,7 @@ public sealed class FineTuner : IDisposable
     public List<string> Warnings { get; } = [];
 
     private readonly Duet.Tokenizers.Tokenizer _tokenizer;
+    private readonly IReadOnlyDictionary<string, string> _baseProvenance;
     private readonly List<PackedSequence> _train, _validation;
     private readonly MetricsLog _metrics;
     private readonly WorkerPool _pool;
@@ -80,6 +81,7 @@ public sealed class FineTuner : IDisposable
         {
             _tokenizer = package.RequireTokenizer();
             baseModel = package.ToCanonical();
+            _baseProvenance = package.Provenance;
         }
         if (config.SeqLen > baseModel.Config.ContextLength) throw new ArgumentException($"sequence length {config.SeqLen} exceeds the base model's context {baseModel.Config.ContextLength}");
         var encoder = new SftEncoder(_tokenizer);
@@ -215,8 +217,25 @@ public sealed class FineTuner : IDisposable
         }
     }
 
-    /// <summary>The tuned model with the base's tokenizer (and so its chat template).</summary>
-    public CanonicalModel ToModel() => Model.Layout.ToModel(Model.Parameters, _tokenizer);
+    /// <summary>
+    /// The tuned model with the base's tokenizer (and so its chat template) and its provenance: the base's own entries
+    /// under "base." (what made the base), then the fine-tuning's: the base file's and the data's SHA-256, the config,
+    /// the steps and reply tokens seen, the last validation loss, the source commit.
+    /// </summary>
+    public CanonicalModel ToModel()
+    {
+        var m = Model.Layout.ToModel(Model.Parameters, _tokenizer);
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        var p = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (key, value) in _baseProvenance) p["base." + key] = value;
+        if (File.Exists(Config.Base)) p["finetune_base_sha256"] = TrainedModel.Sha256(Config.Base);
+        p["finetune_data_sha256"] = TrainedModel.Sha256(Config.Data);
+        p["finetune_config"] = Config.ToJson().ReplaceLineEndings("").Replace("  ", "");
+        p["finetune_steps"] = Runner.Optimizer.Steps.ToString(inv);
+        if (LastValidationLoss is double v && double.IsFinite(v)) p["finetune_validation_loss"] = v.ToString("R", inv);
+        p["source"] = TrainedModel.SourceVersion;
+        return new CanonicalModel { Config = m.Config, Tensors = m.Tensors, Tokenizer = m.Tokenizer, Provenance = p };
+    }
 
     public void Dispose()
     {
