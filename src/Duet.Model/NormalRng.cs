@@ -10,12 +10,27 @@ public sealed class NormalRng(ulong seed)
     private float? _spare;
 
     /// <summary>The next SplitMix64 output.</summary>
-    public ulong NextUInt64()
+    public ulong NextUInt64() => Mix(_state += 0x9E3779B97F4A7C15UL);
+
+    /// <summary>
+    /// SplitMix64's output function on its own: a stateless hash of x (for values that must be a function of their
+    /// indices, such as noise a resumed run draws again, or a shipped file's shuffles).
+    /// </summary>
+    public static ulong Mix(ulong z)
     {
-        ulong z = _state += 0x9E3779B97F4A7C15UL;
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         return z ^ (z >> 31);
+    }
+
+    /// <summary>Fisher-Yates with this generator's numbers: the same order on every machine and runtime.</summary>
+    public void Shuffle<T>(Span<T> items)
+    {
+        for (int i = items.Length - 1; i > 0; i--)
+        {
+            int j = (int)(NextUInt64() % (ulong)(i + 1));
+            (items[i], items[j]) = (items[j], items[i]);
+        }
     }
 
     /// <summary>Uniform in (0, 1].</summary>

@@ -262,17 +262,9 @@ public sealed unsafe class TrainingModel : IDisposable
             for (int r = start; r < end; r++)
                 for (int i = 0; i < Dim; i++)
                 {
-                    ulong h = Mix(Seed ^ Mix(((ulong)r << 32) | (uint)i));
+                    ulong h = NormalRng.Mix(Seed ^ NormalRng.Mix(((ulong)r << 32) | (uint)i));
                     X[(long)r * Dim + i] += ((h >> 40) * (1f / (1 << 24)) * 2 - 1) * Scale;
                 }
-        }
-
-        private static ulong Mix(ulong x)
-        {
-            x += 0x9E3779B97F4A7C15UL;
-            x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL;
-            x = (x ^ (x >> 27)) * 0x94D049BB133111EBUL;
-            return x ^ (x >> 31);
         }
     }
 

@@ -81,14 +81,6 @@ public static class CorpusTasks
         return n;
     }
 
-    private static ulong SplitMix64(ulong x)
-    {
-        x += 0x9E3779B97F4A7C15UL;
-        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9UL;
-        x = (x ^ (x >> 27)) * 0x94D049BB133111EBUL;
-        return x ^ (x >> 31);
-    }
-
     /// <summary>A stable tie-break between equally long candidates: FNV-1a of the text, mixed with the question's number.</summary>
     private static ulong Mix(ulong q, string text)
     {
@@ -96,4 +88,6 @@ public static class CorpusTasks
         foreach (char c in text) { h ^= c; h *= 0x100000001B3UL; }
         return SplitMix64(h ^ q);
     }
+
+    private static ulong SplitMix64(ulong x) => Duet.Model.NormalRng.Mix(x + 0x9E3779B97F4A7C15UL);
 }

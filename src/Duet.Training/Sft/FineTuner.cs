@@ -136,7 +136,7 @@ public sealed class FineTuner : IDisposable
         _epoch = epoch;
         _cursor = cursor;
         _order = Enumerable.Range(0, _train.Count).ToArray();
-        if (epoch >= 0) new Random((int)(Config.Seed ^ (ulong)epoch * 0x9E3779B97F4A7C15UL)).Shuffle(_order);
+        if (epoch >= 0) new NormalRng(Config.Seed ^ NormalRng.Mix((ulong)epoch)).Shuffle(_order.AsSpan()); // portable: the same order on any runtime
     }
 
     /// <summary>The next batch of training sequences, in a seeded order per epoch.</summary>
@@ -169,12 +169,12 @@ public sealed class FineTuner : IDisposable
         double sum = 0;
         long count = 0;
         int t = Config.SeqLen, per = Model.BatchSize;
+        var inputs = new int[per * t]; var targets = new int[per * t]; var starts = new int[per * t];
         for (int i = 0; i < _validation.Count; i += per)
         {
             int n = Math.Min(per, _validation.Count - i);
-            var inputs = new int[n * t]; var targets = new int[n * t]; var starts = new int[n * t];
             for (int b = 0; b < n; b++) { _validation[i + b].Inputs.CopyTo(inputs, b * t); _validation[i + b].Targets.CopyTo(targets, b * t); _validation[i + b].Starts.CopyTo(starts, b * t); }
-            var (s, c) = Model.Forward(inputs, targets, n, starts);
+            var (s, c) = Model.Forward(inputs.AsSpan(0, n * t), targets.AsSpan(0, n * t), n, starts.AsSpan(0, n * t));
             sum += s; count += c;
         }
         return count == 0 ? double.NaN : sum / count;
