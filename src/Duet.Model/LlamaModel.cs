@@ -345,6 +345,9 @@ public sealed class LlamaModel : IDisposable
     }
 
     private readonly List<(LoraAdapter Adapter, float Scale)> _adapters = [];
+    // Per adapter, B transposed to [r, out] for each site: the update is then r vector multiply-adds of the output
+    // row, not one r-long dot per output element.
+    private readonly List<Dictionary<(int, LayerTensor), float[]>> _transposedB = [];
     private int _maxRank;
 
     /// <summary>The LoRA adapters applied at run time, each with its user scale (llama.cpp's --lora-scaled).</summary>
@@ -361,8 +364,19 @@ public sealed class LlamaModel : IDisposable
         // Weights read from GGUF hold Q's and K's rows in llama.cpp's order (RoPE on adjacent pairs): B's rows follow.
         if (Config.RopeStyle == RopeStyle.Normal) adapter = adapter.WithGgufRowOrder(Config);
         if (adapter.Rank > 4096) throw new InvalidDataException($"the adapter's rank {adapter.Rank} is beyond any LoRA's (at most 4096)");
+        var transposed = new Dictionary<(int, LayerTensor), float[]>();
+        int r = adapter.Rank;
+        foreach (var (key, (_, b)) in adapter.Weights)
+        {
+            int outDim = b.Length / r;
+            var bt = new float[b.Length];
+            for (int o = 0; o < outDim; o++)
+                for (int k = 0; k < r; k++) bt[k * outDim + o] = b[o * r + k];
+            transposed[key] = bt;
+        }
         _adapters.Add((adapter, scale));
-        _maxRank = Math.Max(_maxRank, adapter.Rank);
+        _transposedB.Add(transposed);
+        _maxRank = Math.Max(_maxRank, r);
     }
 
     /// <summary>y[rows, out] += s · (x Aᵀ) Bᵀ for each adapter on this layer's projection (x [rows, in] row-major).</summary>
@@ -371,9 +385,11 @@ public sealed class LlamaModel : IDisposable
         if (_adapters.Count == 0) return;
         var (outDim, inDim) = WeightNames.Shape(Config, site);
         Span<float> scratch = stackalloc float[_maxRank]; // per call: the model stays shareable between threads
-        foreach (var (adapter, userScale) in _adapters)
+        for (int ai = 0; ai < _adapters.Count; ai++)
         {
+            var (adapter, userScale) = _adapters[ai];
             if (!adapter.Weights.TryGetValue((layer, site), out var ab)) continue;
+            var bt = _transposedB[ai][(layer, site)];
             int r = adapter.Rank;
             float s = adapter.Scale * userScale;
             var u = scratch[..r];
@@ -382,7 +398,7 @@ public sealed class LlamaModel : IDisposable
                 var xb = x.Slice(b * inDim, inDim);
                 for (int k = 0; k < r; k++) u[k] = s * System.Numerics.Tensors.TensorPrimitives.Dot(xb, ab.A.AsSpan(k * inDim, inDim));
                 var yb = y.Slice(b * outDim, outDim);
-                for (int o = 0; o < outDim; o++) yb[o] += System.Numerics.Tensors.TensorPrimitives.Dot(ab.B.AsSpan(o * r, r), u);
+                for (int k = 0; k < r; k++) System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(bt.AsSpan(k * outDim, outDim), u[k], yb, yb);
             }
         }
     }
