@@ -65,18 +65,28 @@ public sealed class LoraAdapter
     /// The same adapter for a model whose Q and K rows are in llama.cpp's order (a LLaMA read from GGUF, RoPE on
     /// adjacent pairs): B's rows of Q and K permuted as the converter permutes the base's.
     /// </summary>
-    public LoraAdapter WithGgufRowOrder(LlamaConfig c)
+    public LoraAdapter WithGgufRowOrder(LlamaConfig c) => Reordered(c, toGguf: true);
+
+    /// <summary>The inverse of <see cref="WithGgufRowOrder"/>: an adapter trained over a GGUF base, in HF row order.</summary>
+    public LoraAdapter WithHfRowOrder(LlamaConfig c) => Reordered(c, toGguf: false);
+
+    private LoraAdapter Reordered(LlamaConfig c, bool toGguf)
     {
         var weights = new Dictionary<(int, LayerTensor), (float[], float[])>();
         foreach (var ((layer, t), (a, b)) in Weights)
-            weights[(layer, t)] = (a, t is LayerTensor.Q or LayerTensor.K ? GgufRows(b, c) : b);
+            weights[(layer, t)] = (a, t is LayerTensor.Q or LayerTensor.K ? GgufRows(b, c, toGguf) : b);
         return new LoraAdapter { Rank = Rank, Alpha = Alpha, RsLora = RsLora, Weights = weights };
     }
 
-    private float[] GgufRows(float[] b, LlamaConfig c)
+    private float[] GgufRows(float[] b, LlamaConfig c, bool toGguf = true)
     {
         var p = new float[b.Length];
-        for (int r = 0; r < b.Length / Rank; r++) Array.Copy(b, WeightNames.HfRowForGgufRow(r, c.HeadDim) * Rank, p, r * Rank, Rank);
+        for (int r = 0; r < b.Length / Rank; r++)
+        {
+            int hf = WeightNames.HfRowForGgufRow(r, c.HeadDim);
+            if (toGguf) Array.Copy(b, hf * Rank, p, r * Rank, Rank);
+            else Array.Copy(b, r * Rank, p, hf * Rank, Rank);
+        }
         return p;
     }
 
@@ -118,7 +128,8 @@ public sealed class LoraAdapter
 
     // ---- PEFT folders ----
 
-    private static string PeftName(int layer, LayerTensor t, string ab) => "base_model.model." + WeightNames.Hf(layer, t)[..^".weight".Length] + $".lora_{ab}.weight";
+    /// <summary>PEFT's name of A or B (<paramref name="ab"/> "A" or "B") of a layer's projection.</summary>
+    public static string PeftName(int layer, LayerTensor t, string ab) => "base_model.model." + WeightNames.Hf(layer, t)[..^".weight".Length] + $".lora_{ab}.weight";
 
     public void WritePeft(string folder, string? baseModel = null)
     {

@@ -4,12 +4,19 @@
 //   xn1 = rmsnorm(x_l);  q, k, v = xn1 Wqᵀ, xn1 Wkᵀ, xn1 Wvᵀ;  rope(q, k);  a = attention(q, k, v)
 //   m   = x_l + a Woᵀ;   xn2 = rmsnorm(m);  h = silu(xn2 Wgᵀ) ⊙ (xn2 Wuᵀ);  x_{l+1} = m + h Wdᵀ
 // then logits = rmsnorm(x_L) Woutᵀ (Wout = the embedding when tied) and cross-entropy. The backward walks the
-// same steps in reverse with one running gradient of the residual stream. Every sum runs in an order that does
+// same steps in reverse with one running gradient of the residual stream.
+// Two kinds of model: every weight trained (pretraining, full fine-tuning: Parameters hold the whole model), or LoRA
+// over a frozen base (Parameters hold only the adapters' A and B): the base stays memory-mapped in its own type
+// (LlamaWeights; F32, F16, BF16, Q8_0, Q4_0, K-quants) and each projection W becomes W + s·B A (LoraLinear), its
+// rows dequantized on the fly in forward and backward as QLoRA does; a base read from GGUF keeps llama.cpp's Q/K row
+// order, so RoPE rotates interleaved pairs there (the same angles, the same model). Every sum runs in an order that does
 // not depend on the thread count (rows, heads or columns are split among threads, never a sum; row reductions
 // go through fixed chunks), so training is bit-identical with any number of threads.
 using System.Runtime.InteropServices;
 using Duet.Model;
+using Duet.Tensors.Kernels;
 using Duet.Tensors.Parallel;
+using Duet.Training.Lora;
 using Duet.Training.Ops;
 
 namespace Duet.Training;
@@ -39,13 +46,59 @@ public sealed unsafe class TrainingModel : IDisposable
     private readonly float* _dR, _dXn, _dQ, _dK, _dV, _dAo, _dGate, _dUp, _dHh, _dwPartial, _scratch;
     private readonly int _chunks;
     private int _rows, _b; // rows and sequences of the current micro-batch
+    // LoRA over a frozen base: the base, the adapters' scale and rank, per (layer, projection) u = x Aᵀ [N, r] saved
+    // for the backward, scratch for du and for dequantized rows, the base's norm weights as floats, and a sink for
+    // the norms' weight gradients (computed with the input gradient, not trained).
+    private readonly LlamaWeights? _base;
+    private readonly float _loraScale;
+    private readonly int _rank;
+    private readonly float*[,]? _u;
+    private readonly float* _du, _wRows, _normSink, _outNormF;
+    private readonly float*[]? _attnNormF, _ffnNormF;
+    private readonly bool _interleaved;
+
+    /// <summary>The frozen base of a LoRA model (null when every weight is trained).</summary>
+    public LlamaWeights? Base => _base;
 
     /// <summary>Rows per chunk of a row reduction (norm weight gradients): fixed, so sums do not depend on threads.</summary>
     private const int ChunkRows = 32;
 
     public TrainingModel(LlamaConfig config, int batchSize, int seqLen, WorkerPool? pool = null)
+        : this(new ParameterLayout(config), batchSize, seqLen, pool) { }
+
+    /// <summary>
+    /// LoRA over <paramref name="frozenBase"/> (kept as it is, memory-mapped; not disposed here): the adapters of
+    /// <paramref name="lora"/> (a LoRA layout of the base's config) are the parameters, scaled by
+    /// <paramref name="options"/>.Scale.
+    /// </summary>
+    public TrainingModel(LlamaWeights frozenBase, ParameterLayout lora, LoraOptions options, int batchSize, int seqLen, WorkerPool? pool = null)
+        : this(lora.IsLora ? lora : throw new ArgumentException("LoRA training needs a LoRA layout"), batchSize, seqLen, pool)
     {
-        Layout = new ParameterLayout(config);
+        var c = frozenBase.Config;
+        if (c.Dim != Config.Dim || c.Layers != Config.Layers || c.Heads != Config.Heads || c.KvHeads != Config.KvHeads || c.FfnDim != Config.FfnDim || c.Vocab != Config.Vocab)
+            throw new ArgumentException("the LoRA layout was made for another model shape than the base's");
+        if (frozenBase.RopeFreqFactors is not null) throw new ArgumentException("training does not support RoPE frequency factors (Llama 3 RoPE scaling)");
+        if (options.Rank != lora.LoraRank) throw new ArgumentException($"LoRA rank {options.Rank} and the layout's {lora.LoraRank} differ");
+        _base = frozenBase;
+        _loraScale = options.Scale;
+        _rank = options.Rank;
+        _interleaved = c.RopeStyle == RopeStyle.Normal;
+        long n = _n;
+        _u = new float*[_layers, (int)LayerTensor.Down + 1];
+        foreach (var (l, t) in lora.Lora.Keys) _u[l, (int)t] = Alloc(n * _rank);
+        _du = Alloc(n * _rank);
+        _wRows = Alloc((long)LoraLinear.BlockRows * Math.Max(_f, _d));
+        _normSink = Alloc(_d);
+        _attnNormF = new float*[_layers]; _ffnNormF = new float*[_layers];
+        float* Copy(float[] v) { var q = Alloc(v.Length); v.CopyTo(new Span<float>(q, v.Length)); return q; }
+        for (int l = 0; l < _layers; l++) { _attnNormF[l] = Copy(frozenBase.Layers[l].AttnNorm); _ffnNormF[l] = Copy(frozenBase.Layers[l].FfnNorm); }
+        _outNormF = Copy(frozenBase.OutputNorm);
+    }
+
+    private TrainingModel(ParameterLayout layout, int batchSize, int seqLen, WorkerPool? pool)
+    {
+        Layout = layout;
+        var config = layout.Config;
         Config = config;
         if (batchSize <= 0 || seqLen <= 0) throw new ArgumentException($"batch {batchSize} × sequence {seqLen} must be positive");
         if (seqLen > config.ContextLength) throw new ArgumentException($"sequence length {seqLen} exceeds the model's context {config.ContextLength}");
@@ -126,12 +179,14 @@ public sealed unsafe class TrainingModel : IDisposable
         var L = Layout;
         fixed (float* p = Parameters)
         {
-            _pool.For(rows, new EmbedRows { Table = p + L.Embedding, Ids = _inputs, Dim = _d, X = _resid[0] });
+            if (_base is null) _pool.For(rows, new EmbedRows { Table = p + L.Embedding, Ids = _inputs, Dim = _d, X = _resid[0] });
+            else _pool.For(rows, new EmbedFrozenRows { Table = _base.Embedding, Ids = _inputs, Dim = _d, X = _resid[0] });
             if (Noise is { Alpha: > 0 } noise)
                 _pool.For(rows, new NoiseRows { Dim = _d, SeqLen = SeqLen, Scale = noise.Alpha / MathF.Sqrt((float)SeqLen * _d), Seed = noise.Seed + 0x9E3779B97F4A7C15UL * _noiseForwards++, X = _resid[0] });
             for (int l = 0; l < _layers; l++) ForwardLayer(l, p);
-            _pool.For(rows, new RmsNormRows { X = _resid[_layers], W = p + L.OutputNorm, Dim = _d, Eps = _eps, Y = _xnF, Rstd = _rstdF });
-            MatOps.Forward(_xnF, p + L.Output, rows, _d, _vocab, _probs, _pool);
+            _pool.For(rows, new RmsNormRows { X = _resid[_layers], W = _base is null ? p + L.OutputNorm : _outNormF, Dim = _d, Eps = _eps, Y = _xnF, Rstd = _rstdF });
+            if (_base is null) MatOps.Forward(_xnF, p + L.Output, rows, _d, _vocab, _probs, _pool);
+            else LoraLinear.BaseForward(_base.Output, _xnF, rows, _probs, _pool);
             _pool.For(rows, new CrossEntropyRows { Logits = _probs, Targets = _targets, Vocab = _vocab, Losses = _losses });
         }
         double sum = 0;
@@ -142,22 +197,21 @@ public sealed unsafe class TrainingModel : IDisposable
 
     private void ForwardLayer(int l, float* p)
     {
-        var L = Layout;
         int rows = _rows;
-        _pool.For(rows, new RmsNormRows { X = _resid[l], W = p + L.AttnNorm[l], Dim = _d, Eps = _eps, Y = _xn1[l], Rstd = _rstd1[l] });
-        MatOps.Forward(_xn1[l], p + L.Wq[l], rows, _d, _qd, _q[l], _pool);
-        MatOps.Forward(_xn1[l], p + L.Wk[l], rows, _d, _kd, _k[l], _pool);
-        MatOps.Forward(_xn1[l], p + L.Wv[l], rows, _d, _kd, _v[l], _pool);
+        _pool.For(rows, new RmsNormRows { X = _resid[l], W = Norm(l, attention: true, p), Dim = _d, Eps = _eps, Y = _xn1[l], Rstd = _rstd1[l] });
+        Linear(l, LayerTensor.Q, _xn1[l], _q[l], p);
+        Linear(l, LayerTensor.K, _xn1[l], _k[l], p);
+        Linear(l, LayerTensor.V, _xn1[l], _v[l], p);
         _pool.For(rows, Rope(inverse: false, q: _q[l], k: _k[l]));
         _pool.For(_b * _kvh, new AttentionHeads { Q = _q[l], K = _k[l], V = _v[l], SeqLen = SeqLen, Heads = _h, KvHeads = _kvh, HeadDim = _hd, Starts = _packed ? _starts : null, O = _ao[l], P = _att[l] });
         // m = x + a Woᵀ: the product into mid, then the residual added.
-        MatOps.Forward(_ao[l], p + L.Wo[l], rows, _qd, _d, _mid[l], _pool);
+        Linear(l, LayerTensor.O, _ao[l], _mid[l], p);
         _pool.For(rows, new AddRows { B = _resid[l], Dim = _d, A = _mid[l] });
-        _pool.For(rows, new RmsNormRows { X = _mid[l], W = p + L.FfnNorm[l], Dim = _d, Eps = _eps, Y = _xn2[l], Rstd = _rstd2[l] });
-        MatOps.Forward(_xn2[l], p + L.Wg[l], rows, _d, _f, _gate[l], _pool);
-        MatOps.Forward(_xn2[l], p + L.Wu[l], rows, _d, _f, _up[l], _pool);
+        _pool.For(rows, new RmsNormRows { X = _mid[l], W = Norm(l, attention: false, p), Dim = _d, Eps = _eps, Y = _xn2[l], Rstd = _rstd2[l] });
+        Linear(l, LayerTensor.Gate, _xn2[l], _gate[l], p);
+        Linear(l, LayerTensor.Up, _xn2[l], _up[l], p);
         _pool.For(rows, new SwiGluRows { Gate = _gate[l], Up = _up[l], Ffn = _f, H = _hh[l] });
-        MatOps.Forward(_hh[l], p + L.Wd[l], rows, _f, _d, _resid[l + 1], _pool);
+        Linear(l, LayerTensor.Down, _hh[l], _resid[l + 1], p);
         _pool.For(rows, new AddRows { B = _mid[l], Dim = _d, A = _resid[l + 1] });
     }
 
@@ -175,35 +229,34 @@ public sealed unsafe class TrainingModel : IDisposable
         {
             _pool.For(rows, new CrossEntropyGradRows { Targets = _targets, Vocab = _vocab, Scale = lossScale, Probs = _probs }); // probs -> dlogits
             Clear(_dXn, (long)rows * _d);
-            MatOps.BackwardInput(_probs, p + L.Output, rows, _d, _vocab, _dXn, _pool);
-            MatOps.BackwardWeight(_probs, _xnF, rows, _d, _vocab, g + L.Output, _pool);
+            if (_base is null)
+            {
+                MatOps.BackwardInput(_probs, p + L.Output, rows, _d, _vocab, _dXn, _pool);
+                MatOps.BackwardWeight(_probs, _xnF, rows, _d, _vocab, g + L.Output, _pool);
+            }
+            else LoraLinear.BaseBackwardInput(_base.Output, _probs, rows, _dXn, _wRows, _pool);
             Clear(_dR, (long)rows * _d);
-            RmsBackward(_dXn, _resid[_layers], p + L.OutputNorm, _rstdF, _dR, g + L.OutputNorm);
+            RmsBackward(_dXn, _resid[_layers], _base is null ? p + L.OutputNorm : _outNormF, _rstdF, _dR, _base is null ? g + L.OutputNorm : _normSink);
             for (int l = _layers - 1; l >= 0; l--) BackwardLayer(l, p, g);
-            _pool.For(_d, new EmbedGradColumns { DX = _dR, Ids = _inputs, Dim = _d, Rows = rows, DTable = g + L.Embedding });
+            if (_base is null) _pool.For(_d, new EmbedGradColumns { DX = _dR, Ids = _inputs, Dim = _d, Rows = rows, DTable = g + L.Embedding });
         }
     }
 
     private void BackwardLayer(int l, float* p, float* g)
     {
-        var L = Layout;
         int rows = _rows;
         // FFN: x_{l+1} = m + h Wdᵀ, h = silu(xn2 Wgᵀ) ⊙ (xn2 Wuᵀ).
         Clear(_dHh, (long)rows * _f);
-        MatOps.BackwardInput(_dR, p + L.Wd[l], rows, _f, _d, _dHh, _pool);
-        MatOps.BackwardWeight(_dR, _hh[l], rows, _f, _d, g + L.Wd[l], _pool);
+        LinearBackward(l, LayerTensor.Down, _dR, _hh[l], _dHh, p, g);
         Clear(_dGate, (long)rows * _f); Clear(_dUp, (long)rows * _f);
         _pool.For(rows, new SwiGluGradRows { DH = _dHh, Gate = _gate[l], Up = _up[l], Ffn = _f, DGate = _dGate, DUp = _dUp });
         Clear(_dXn, (long)rows * _d);
-        MatOps.BackwardInput(_dGate, p + L.Wg[l], rows, _d, _f, _dXn, _pool);
-        MatOps.BackwardInput(_dUp, p + L.Wu[l], rows, _d, _f, _dXn, _pool);
-        MatOps.BackwardWeight(_dGate, _xn2[l], rows, _d, _f, g + L.Wg[l], _pool);
-        MatOps.BackwardWeight(_dUp, _xn2[l], rows, _d, _f, g + L.Wu[l], _pool);
-        RmsBackward(_dXn, _mid[l], p + L.FfnNorm[l], _rstd2[l], _dR, g + L.FfnNorm[l]);   // _dR is now d(m)
+        LinearBackward(l, LayerTensor.Gate, _dGate, _xn2[l], _dXn, p, g);
+        LinearBackward(l, LayerTensor.Up, _dUp, _xn2[l], _dXn, p, g);
+        RmsBackward(_dXn, _mid[l], Norm(l, attention: false, p), _rstd2[l], _dR, NormGrad(l, attention: false, g));   // _dR is now d(m)
         // Attention: m = x + a Woᵀ.
         Clear(_dAo, (long)rows * _qd);
-        MatOps.BackwardInput(_dR, p + L.Wo[l], rows, _qd, _d, _dAo, _pool);
-        MatOps.BackwardWeight(_dR, _ao[l], rows, _qd, _d, g + L.Wo[l], _pool);
+        LinearBackward(l, LayerTensor.O, _dR, _ao[l], _dAo, p, g);
         Clear(_dQ, (long)rows * _qd); Clear(_dK, (long)rows * _kd); Clear(_dV, (long)rows * _kd);
         _pool.For(_b * _kvh, new AttentionGradHeads
         {
@@ -211,14 +264,66 @@ public sealed unsafe class TrainingModel : IDisposable
             DQ = _dQ, DK = _dK, DV = _dV, Scratch = _scratch, ScratchStride = Math.Max(_d, SeqLen),
         });
         _pool.For(rows, Rope(inverse: true, q: _dQ, k: _dK));
-        Clear(_dXn, (long)rows * _d);
-        MatOps.BackwardInput(_dQ, p + L.Wq[l], rows, _d, _qd, _dXn, _pool);
-        MatOps.BackwardInput(_dK, p + L.Wk[l], rows, _d, _kd, _dXn, _pool);
-        MatOps.BackwardInput(_dV, p + L.Wv[l], rows, _d, _kd, _dXn, _pool);
-        MatOps.BackwardWeight(_dQ, _xn1[l], rows, _d, _qd, g + L.Wq[l], _pool);
-        MatOps.BackwardWeight(_dK, _xn1[l], rows, _d, _kd, g + L.Wk[l], _pool);
-        MatOps.BackwardWeight(_dV, _xn1[l], rows, _d, _kd, g + L.Wv[l], _pool);
-        RmsBackward(_dXn, _resid[l], p + L.AttnNorm[l], _rstd1[l], _dR, g + L.AttnNorm[l]);  // _dR is now d(x_l)
+        // Over a frozen base nothing below layer 0's projections trains: its input gradient is not needed.
+        float* dxn = _base is not null && l == 0 ? null : _dXn;
+        if (dxn != null) Clear(_dXn, (long)rows * _d);
+        LinearBackward(l, LayerTensor.Q, _dQ, _xn1[l], dxn, p, g);
+        LinearBackward(l, LayerTensor.K, _dK, _xn1[l], dxn, p, g);
+        LinearBackward(l, LayerTensor.V, _dV, _xn1[l], dxn, p, g);
+        if (dxn != null) RmsBackward(_dXn, _resid[l], Norm(l, attention: true, p), _rstd1[l], _dR, NormGrad(l, attention: true, g));  // _dR is now d(x_l)
+    }
+
+    // ---- the weights a layer reads: the trained model's slots, or the frozen base and its adapters ----
+
+    private float* Norm(int l, bool attention, float* p) =>
+        _base is null ? p + (attention ? Layout.AttnNorm[l] : Layout.FfnNorm[l]) : (attention ? _attnNormF![l] : _ffnNormF![l]);
+
+    private float* NormGrad(int l, bool attention, float* g) =>
+        _base is null ? g + (attention ? Layout.AttnNorm[l] : Layout.FfnNorm[l]) : _normSink;
+
+    private long DenseOffset(int l, LayerTensor t) => t switch
+    {
+        LayerTensor.Q => Layout.Wq[l], LayerTensor.K => Layout.Wk[l], LayerTensor.V => Layout.Wv[l], LayerTensor.O => Layout.Wo[l],
+        LayerTensor.Gate => Layout.Wg[l], LayerTensor.Up => Layout.Wu[l], LayerTensor.Down => Layout.Wd[l],
+        _ => throw new ArgumentOutOfRangeException(nameof(t)),
+    };
+
+    private WeightMatrix Frozen(int l, LayerTensor t)
+    {
+        var w = _base!.Layers[l];
+        return t switch
+        {
+            LayerTensor.Q => w.Q, LayerTensor.K => w.K, LayerTensor.V => w.V, LayerTensor.O => w.O,
+            LayerTensor.Gate => w.Gate, LayerTensor.Up => w.Up, LayerTensor.Down => w.Down,
+            _ => throw new ArgumentOutOfRangeException(nameof(t)),
+        };
+    }
+
+    /// <summary>y = x Wᵀ for projection t of layer l (with its adapter, over a frozen base).</summary>
+    private void Linear(int l, LayerTensor t, float* x, float* y, float* p)
+    {
+        if (_base is null)
+        {
+            var (outDim, inDim) = WeightNames.Shape(Config, t);
+            MatOps.Forward(x, p + DenseOffset(l, t), _rows, inDim, outDim, y, _pool);
+        }
+        else if (Layout.Lora.TryGetValue((l, t), out var ab)) LoraLinear.Forward(Frozen(l, t), x, _rows, p + ab.A, p + ab.B, _rank, _loraScale, _u![l, (int)t], y, _pool);
+        else LoraLinear.BaseForward(Frozen(l, t), x, _rows, y, _pool);
+    }
+
+    /// <summary>dx += dy W (dx null: not needed) and the trained weights' gradients of projection t of layer l.</summary>
+    private void LinearBackward(int l, LayerTensor t, float* dy, float* x, float* dx, float* p, float* g)
+    {
+        if (_base is null)
+        {
+            var (outDim, inDim) = WeightNames.Shape(Config, t);
+            long off = DenseOffset(l, t);
+            if (dx != null) MatOps.BackwardInput(dy, p + off, _rows, inDim, outDim, dx, _pool);
+            MatOps.BackwardWeight(dy, x, _rows, inDim, outDim, g + off, _pool);
+        }
+        else if (Layout.Lora.TryGetValue((l, t), out var ab))
+            LoraLinear.Backward(Frozen(l, t), x, _u![l, (int)t], dy, _rows, p + ab.A, p + ab.B, _rank, _loraScale, dx, g + ab.A, g + ab.B, _du, _wRows, _pool);
+        else if (dx != null) LoraLinear.BaseBackwardInput(Frozen(l, t), dy, _rows, dx, _wRows, _pool);
     }
 
     // dx += rmsnorm backward; dw += Σ over rows, summed chunk by chunk in order.
@@ -231,7 +336,7 @@ public sealed unsafe class TrainingModel : IDisposable
     }
 
     private RopeRows Rope(bool inverse, float* q, float* k) =>
-        new() { Cos = _cos, Sin = _sin, Heads = _h, KvHeads = _kvh, HeadDim = _hd, SeqLen = SeqLen, Inverse = inverse, Q = q, K = k, Starts = _packed ? _starts : null };
+        new() { Cos = _cos, Sin = _sin, Heads = _h, KvHeads = _kvh, HeadDim = _hd, SeqLen = SeqLen, Inverse = inverse, Interleaved = _interleaved, Q = q, K = k, Starts = _packed ? _starts : null };
 
     private static void Clear(float* p, long n) => NativeMemory.Clear(p, (nuint)(n * 4));
 
@@ -265,6 +370,16 @@ public sealed unsafe class TrainingModel : IDisposable
                     ulong h = NormalRng.Mix(Seed ^ NormalRng.Mix(((ulong)r << 32) | (uint)i));
                     X[(long)r * Dim + i] += ((h >> 40) * (1f / (1 << 24)) * 2 - 1) * Scale;
                 }
+        }
+    }
+
+    /// <summary>Rows: X[r] = the frozen table's row Ids[r], dequantized.</summary>
+    private struct EmbedFrozenRows : IRangeOp
+    {
+        public WeightMatrix Table; public int* Ids; public int Dim; public float* X;
+        public readonly void Run(int start, int end)
+        {
+            for (int r = start; r < end; r++) Table.DequantizeRow(Ids[r], new Span<float>(X + (long)r * Dim, Dim));
         }
     }
 
@@ -319,11 +434,11 @@ public sealed unsafe class TrainingModel : IDisposable
     /// <summary>Rows: RoPE on the query and key rows in place (Inverse: the backward rotation of their gradients).</summary>
     private struct RopeRows : IRangeOp
     {
-        public float* Cos, Sin; public int Heads, KvHeads, HeadDim, SeqLen; public bool Inverse; public float* Q, K; public int* Starts;
+        public float* Cos, Sin; public int Heads, KvHeads, HeadDim, SeqLen; public bool Inverse, Interleaved; public float* Q, K; public int* Starts;
         public readonly void Run(int start, int end)
         {
-            RopeOp.Apply(Cos, Sin, Heads, HeadDim, SeqLen, Inverse, Q, start, end, Starts);
-            RopeOp.Apply(Cos, Sin, KvHeads, HeadDim, SeqLen, Inverse, K, start, end, Starts);
+            RopeOp.Apply(Cos, Sin, Heads, HeadDim, SeqLen, Inverse, Q, start, end, Starts, Interleaved);
+            RopeOp.Apply(Cos, Sin, KvHeads, HeadDim, SeqLen, Inverse, K, start, end, Starts, Interleaved);
         }
     }
 

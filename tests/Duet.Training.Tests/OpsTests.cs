@@ -47,6 +47,23 @@ public unsafe class OpsTests
             RopeOp.Apply(pc, ps, heads, hd, t, inverse: true, pdx, 0, t);
         }
         Near("y", y, f["y"]); Near("dx", dx, f["dx"]);
+
+        // The interleaved form (a GGUF base's Q/K row order, llama.cpp's pairs (2d, 2d+1)) on the same vectors with
+        // each head's elements in GGUF order gives the reference's results in that order.
+        double[] Gguf(double[] hf)
+        {
+            var o = new double[hf.Length];
+            for (int i = 0; i < o.Length; i++) o[i] = hf[i / hd * hd + Duet.Model.WeightNames.HfRowForGgufRow(i % hd, hd)];
+            return o;
+        }
+        float[] yi = Array.ConvertAll(Gguf(f["x"].Values), v => (float)v), dxi = Array.ConvertAll(Gguf(f["dy"].Values), v => (float)v);
+        fixed (float* py = yi, pdx = dxi, pc = cos, ps = sin)
+        {
+            RopeOp.Apply(pc, ps, heads, hd, t, inverse: false, py, 0, t, interleaved: true);
+            RopeOp.Apply(pc, ps, heads, hd, t, inverse: true, pdx, 0, t, interleaved: true);
+        }
+        Near("y (interleaved)", yi, (Gguf(f["y"].Values), f["y"].Shape));
+        Near("dx (interleaved)", dxi, (Gguf(f["dx"].Values), f["dx"].Shape));
     }
 
     [Fact]

@@ -14,7 +14,7 @@ public sealed class PackedStepTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("duet-packstep-").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static void WriteInt32Npy(string path, int[] values, int rows, int cols)
+    internal static void WriteInt32Npy(string path, int[] values, int rows, int cols)
     {
         var header = $"{{'descr': '<i4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}";
         int total = 10 + header.Length + 1;

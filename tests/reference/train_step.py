@@ -7,6 +7,7 @@ written by llama_reference.py / make_random_llama.py (imported, not copied).
 
     /usr/bin/python3 tests/reference/train_step.py --model DIR --tokens tokens.npy --hparams hp.json \
         --out OUTDIR [--targets targets.npy] [--steps 2] [--dtype float64|float32] [--save-float64]
+    /usr/bin/python3 tests/reference/train_step.py ... --lora-init PEFT_DIR [--weights-through Q8_0|Q4_0|...]
     /usr/bin/python3 tests/reference/train_step.py --write-fixtures tests/reference/fixtures/train
     /usr/bin/python3 tests/reference/train_step.py --self-test
 
@@ -31,6 +32,14 @@ Data: tokens.npy int [B, T+1] (int32); inputs = tokens[:, :-1], targets = tokens
     hparams "ignore_index" (default -1) is masked (for chat SFT: prompt positions).
     Every optimizer step uses the same batch. (A 3-D tokens array [S, B, T+1], and targets
     [S, B, T], is also accepted: step k then uses batch k % S.)
+
+LoRA (--lora-init PEFT_DIR, PEFT's formula, peft/tuners/lora/layer.py Linear.forward): the base is frozen and every
+    projection named in DIR/adapter_model.safetensors (base_model.model.<HF module>.lora_A.weight [r, in] and
+    .lora_B.weight [out, r], the starting values) becomes  y = x W^T + s * (x A^T) B^T,  s = lora_alpha / r, or
+    lora_alpha / sqrt(r) with use_rslora (DIR/adapter_config.json); only the A and B tensors train (all of them
+    decayed: 2-D and not the embedding). With --weights-through TYPE every base matrix is first rounded through a GGUF
+    block type (llama_reference.weights_through: ggml's reference quantizer and back), as a base read from a
+    quantized GGUF computes: QLoRA's dequantized base. Outputs then hold the LoRA tensors under PEFT's names.
 
 Loss: natural-log cross-entropy, mean over the unmasked target positions:
     loss = sum_{unmasked (b,t)} (logsumexp(logits[b,t]) - logits[b,t,target]) / count_unmasked.
@@ -208,7 +217,10 @@ def is_decayed(name, shape):
     return len(shape) == 2 and name != EMBED
 
 
-def forward_logits(cfg, P, ids, starts=None):
+LORA_PREFIX = "base_model.model."
+
+
+def forward_logits(cfg, P, ids, starts=None, lora_scale=None):
     """P: dict name -> tensor; ids long [B, T] -> logits [B, T, V]. starts [B, T] (packed conversations): per
     position the start of its conversation; RoPE positions restart there and attention stays inside."""
     hp = llref.hparams(cfg)
@@ -224,7 +236,11 @@ def forward_logits(cfg, P, ids, starts=None):
         cos, sin = torch.stack([c for c, _ in cs]), torch.stack([s_ for _, s_ in cs])
 
     def lin(x, name):
-        return linear(x, P[name + ".weight"], P.get(name + ".bias"))
+        y = linear(x, P[name + ".weight"], P.get(name + ".bias"))
+        a = P.get(LORA_PREFIX + name + ".lora_A.weight")
+        if a is not None:
+            y = y + lora_scale * linear(linear(x, a), P[LORA_PREFIX + name + ".lora_B.weight"])
+        return y
 
     x = embedding(ids, P[EMBED])
     for layer in range(hp["L"]):
@@ -241,14 +257,14 @@ def forward_logits(cfg, P, ids, starts=None):
     return linear(x, head)
 
 
-def batch_loss(cfg, P, inputs, targets, ignore_index, starts=None):
+def batch_loss(cfg, P, inputs, targets, ignore_index, starts=None, lora_scale=None):
     """Mean cross-entropy over the unmasked targets of these rows -> (loss tensor, count)."""
-    logits = forward_logits(cfg, P, inputs, starts)
+    logits = forward_logits(cfg, P, inputs, starts, lora_scale)
     V = logits.shape[-1]
     return cross_entropy_mean(logits.reshape(-1, V), targets.reshape(-1), ignore_index)
 
 
-def accumulated_grads(cfg, P, names, inputs, targets, hp, starts=None):
+def accumulated_grads(cfg, P, names, inputs, targets, hp, starts=None, lora_scale=None):
     """-> (loss = mean of chunk losses, grads dict = mean of chunk grads, chunk losses, chunk counts)."""
     M = int(hp["micro_batches"])
     B = inputs.shape[0]
@@ -260,7 +276,7 @@ def accumulated_grads(cfg, P, names, inputs, targets, hp, starts=None):
     losses, counts = [], []
     for i in range(M):
         loss, n = batch_loss(cfg, P, inputs[i * c:(i + 1) * c], targets[i * c:(i + 1) * c], hp["ignore_index"],
-                             None if starts is None else starts[i * c:(i + 1) * c])
+                             None if starts is None else starts[i * c:(i + 1) * c], lora_scale)
         gs = torch.autograd.grad(loss, leaves, allow_unused=True)
         for name, g in zip(names, gs):
             if g is not None:
@@ -343,8 +359,24 @@ def batches(tokens, targets, ignore_index):
     return out
 
 
-def train(cfg, tensors, tokens, hp, steps=2, dtype=torch.float64, targets=None, starts=None):
-    """Runs `steps` optimizer steps. Returns a dict with per-step records and tensors (float64 numpy)."""
+def read_lora(folder):
+    """A PEFT folder -> (tensors by PEFT name in model order, scale)."""
+    with open(os.path.join(folder, "adapter_config.json")) as f:
+        conf = json.load(f)
+    r, alpha = int(conf["r"]), float(conf["lora_alpha"])
+    scale = alpha / (math.sqrt(r) if conf.get("use_rslora") else r)
+    t = llref.read_safetensors(os.path.join(folder, "adapter_model.safetensors"))
+    for n, a in t.items():
+        if not n.startswith(LORA_PREFIX) or not (n.endswith(".lora_A.weight") or n.endswith(".lora_B.weight")):
+            raise ValueError(f"{folder}: {n} is not a PEFT LoRA tensor name")
+        if a.shape[0 if n.endswith("lora_A.weight") else 1] != r:
+            raise ValueError(f"{folder}: {n} has shape {a.shape}, rank {r}")
+    return t, scale
+
+
+def train(cfg, tensors, tokens, hp, steps=2, dtype=torch.float64, targets=None, starts=None, lora=None):
+    """Runs `steps` optimizer steps. Returns a dict with per-step records and tensors (float64 numpy).
+    lora: (PEFT tensors, scale): those train over the frozen base instead of the base itself."""
     hp = full_hparams(hp)
     names = param_names(cfg, tensors)
     V = cfg["vocab_size"]
@@ -352,7 +384,20 @@ def train(cfg, tensors, tokens, hp, steps=2, dtype=torch.float64, targets=None, 
     for inp, tgt in data:
         if int(inp.max()) >= V or int(tgt.max()) >= V:
             raise ValueError(f"token id out of range [0, {V})")
-    P = {n: torch.tensor(np.asarray(tensors[n], dtype=np.float64), dtype=dtype).requires_grad_(True) for n in names}
+    lora_scale = None
+    if lora is None:
+        P = {n: torch.tensor(np.asarray(tensors[n], dtype=np.float64), dtype=dtype).requires_grad_(True) for n in names}
+    else:
+        lt, lora_scale = lora
+        P = {n: torch.tensor(np.asarray(tensors[n], dtype=np.float64), dtype=dtype) for n in names}  # frozen
+        order = {n: i for i, n in enumerate(names)}
+        for n in lt:
+            base = n[len(LORA_PREFIX):].rsplit(".lora_", 1)[0] + ".weight"
+            if base not in order:
+                raise ValueError(f"LoRA tensor {n}: the base has no {base}")
+        names = sorted(lt, key=lambda n: (order[n[len(LORA_PREFIX):].rsplit(".lora_", 1)[0] + ".weight"], n))
+        for n in names:
+            P[n] = torch.tensor(np.asarray(lt[n], dtype=np.float64), dtype=dtype).requires_grad_(True)
     decayed = [n for n in names if is_decayed(n, P[n].shape)]
     m = {n: torch.zeros_like(P[n]) for n in names}
     v = {n: torch.zeros_like(P[n]) for n in names}
@@ -363,7 +408,8 @@ def train(cfg, tensors, tokens, hp, steps=2, dtype=torch.float64, targets=None, 
     for s in range(steps):
         inp, tgt = data[s % len(data)]
         loss, grads, losses, counts = accumulated_grads(cfg, P, names, inp, tgt, hp,
-                                                        None if starts is None else torch.from_numpy(np.asarray(starts, dtype=np.int64)))
+                                                        None if starts is None else torch.from_numpy(np.asarray(starts, dtype=np.int64)),
+                                                        lora_scale)
         if s == 0:
             grads0 = {n: g.detach().double().numpy().copy() for n, g in grads.items()}
         norm = global_norm(grads)
@@ -436,8 +482,12 @@ def write_outputs(out_dir, cfg, res, steps, dtype_name, tokens_shape, targets_no
     return result
 
 
-def run_cli(model, tokens_path, hparams_path, out_dir, steps, dtype_name, targets_path=None, save_float64=False, starts_path=None):
+def run_cli(model, tokens_path, hparams_path, out_dir, steps, dtype_name, targets_path=None, save_float64=False, starts_path=None,
+            lora_init=None, weights_through=None):
     cfg, tensors = llref.load_model(model)
+    if weights_through:
+        tensors = llref.weights_through(tensors, weights_through)
+    lora = read_lora(lora_init) if lora_init else None
     tokens = np.load(tokens_path)
     targets = np.load(targets_path) if targets_path else None
     starts = np.load(starts_path) if starts_path else None
@@ -446,7 +496,7 @@ def run_cli(model, tokens_path, hparams_path, out_dir, steps, dtype_name, target
     with open(hparams_path) as f:
         hp = json.load(f)
     dtype = torch.float64 if dtype_name == "float64" else torch.float32
-    res = train(cfg, tensors, tokens, hp, steps, dtype, targets, starts)
+    res = train(cfg, tensors, tokens, hp, steps, dtype, targets, starts, lora)
     note = f"from {os.path.basename(targets_path)}" if targets_path else "tokens[:, 1:]"
     return write_outputs(out_dir, cfg, res, steps, dtype_name, tokens.shape, note, save_float64)
 
@@ -980,6 +1030,8 @@ def main(argv=None):
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     ap.add_argument("--save-float64", action="store_true", help="write the safetensors outputs as F64 (default F32)")
     ap.add_argument("--starts", help="optional int .npy [B, T]: packed conversations, per position the start of its own")
+    ap.add_argument("--lora-init", metavar="PEFT_DIR", help="train these LoRA adapters (their starting values) over the frozen base")
+    ap.add_argument("--weights-through", metavar="TYPE", help="round every base matrix through this GGUF type first (Q8_0, Q4_0, ...)")
     ap.add_argument("--self-test", action="store_true")
     ap.add_argument("--write-fixtures", metavar="DIR")
     a = ap.parse_args(argv)
@@ -992,7 +1044,7 @@ def main(argv=None):
         ap.error("--model, --tokens, --hparams and --out are required (or --self-test / --write-fixtures)")
     if a.steps < 1:
         ap.error("--steps must be at least 1")
-    r = run_cli(a.model, a.tokens, a.hparams, a.out, a.steps, a.dtype, a.targets, a.save_float64, a.starts)
+    r = run_cli(a.model, a.tokens, a.hparams, a.out, a.steps, a.dtype, a.targets, a.save_float64, a.starts, a.lora_init, a.weights_through)
     print(f"{a.out}: loss {r['loss']}, grad_norm {r['grad_norm']}, lr {r['lr']}, clipped {r['clipped']}")
     return 0
 

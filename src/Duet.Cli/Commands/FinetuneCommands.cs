@@ -1,6 +1,7 @@
-// duet finetune: chat fine-tuning of a model (full; LoRA training follows, issue 18) on conversations in JSON lines,
-// the loss on the replies only (Duet.Training.Sft.FineTuner), with checkpoints, --resume, metrics and the loss plot;
-// the tuned model is written to RUN/model.gguf with the base's tokenizer and chat template.
+// duet finetune: chat fine-tuning of a model on conversations in JSON lines, the loss on the replies only
+// (Duet.Training.Sft.FineTuner), with checkpoints, --resume, metrics and the loss plot. Full fine-tuning writes the
+// tuned model to RUN/model.gguf with the base's tokenizer and chat template; --lora trains adapters over the base as
+// it is (memory-mapped, quantized or not) and writes RUN/adapter.gguf (llama.cpp) and RUN/adapter/ (PEFT).
 using System.CommandLine;
 using Duet.Model;
 using Duet.Training;
@@ -27,9 +28,14 @@ internal static class FinetuneCommands
         var ckptEvery = new Option<int>("--checkpoint-every") { Description = "checkpoint every n steps", DefaultValueFactory = _ => 25 };
         var seed = new Option<ulong>("--seed") { Description = "the order of the sequences", DefaultValueFactory = _ => 1234 };
         var neftune = new Option<float>("--neftune") { Description = "NEFTune: noise of this alpha on the embeddings while training (5 in its paper; 0: none)", DefaultValueFactory = _ => 0f };
+        var lora = new Option<string?>("--lora")
+        {
+            Description = "LoRA over the frozen base instead of full fine-tuning: r=RANK,alpha=ALPHA,targets=q,k,v,o,gate,up,down[,rslora] "
+                + "(keys not given: r=16, alpha=32, all seven projections); the base stays in its own type (F32, F16, BF16, Q8_0, Q4_0, K-quants)",
+        };
         var threads = ModelCommands.ThreadsOption();
         var cmd = new Command("finetune", "Fine-tune a model on chat conversations: the model's own chat template, the loss on the assistant's replies only, conversations packed with attention kept inside each; checkpoints and exact --resume.")
-            { baseModel, data, output, resume, steps, batch, seqLen, micro, lr, warmup, valEvery, evalEvery, ckptEvery, seed, neftune, threads };
+            { baseModel, data, output, resume, steps, batch, seqLen, micro, lr, warmup, valEvery, evalEvery, ckptEvery, seed, neftune, lora, threads };
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -53,6 +59,7 @@ internal static class FinetuneCommands
                     Steps = r.GetValue(steps), BatchSize = r.GetValue(batch), SeqLen = r.GetValue(seqLen), MicroBatches = r.GetValue(micro),
                     ValidationEvery = r.GetValue(valEvery), EvalEvery = r.GetValue(evalEvery), CheckpointEvery = r.GetValue(ckptEvery), Seed = r.GetValue(seed),
                     NeftuneAlpha = r.GetValue(neftune),
+                    Lora = r.GetValue(lora) is string spec ? Training.Lora.LoraOptions.Parse(spec) : null,
                     Optimizer = new OptimizerOptions { LearningRate = r.GetValue(lr), MinLearningRate = r.GetValue(lr) / 10, WarmupSteps = r.GetValue(warmup), WeightDecay = 0 },
                     Name = Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(run))),
                 };
@@ -61,7 +68,7 @@ internal static class FinetuneCommands
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
             using var tuner = new FineTuner(config, run, resume: r.GetValue(resume) is not null);
             foreach (var w in tuner.Warnings) Console.Error.WriteLine($"warning: {w}");
-            Console.Error.WriteLine($"{config.Name}: {tuner.Model.Layout.Count:N0} parameters from {config.Base}; {tuner.TrainSequences} training and {tuner.ValidationSequences} validation sequences of {config.SeqLen} tokens"
+            Console.Error.WriteLine($"{config.Name}: {tuner.Model.Layout.Count:N0} {(config.Lora is { } lo ? $"LoRA parameters (rank {lo.Rank}, alpha {lo.Alpha}{(lo.RsLora ? ", rsLoRA" : "")}, {string.Join(",", lo.Targets)}) over the frozen {tuner.Model.Base!.MainType}" : "parameters from")} {config.Base}; {tuner.TrainSequences} training and {tuner.ValidationSequences} validation sequences of {config.SeqLen} tokens"
                 + (tuner.TruncatedConversations > 0 ? $" ({tuner.TruncatedConversations} conversations longer than a sequence were cut)" : "") + $"; steps {tuner.StartStep}..{config.Steps}; run folder {run}");
             var last = TrainCommands.RunWithProgress(tuner.StartStep, config.Steps, p => tuner.Progress = p, () => tuner.Run(cancel.Token));
             if (cancel.IsCancellationRequested)
@@ -69,9 +76,9 @@ internal static class FinetuneCommands
                 Console.Error.WriteLine($"stopped after step {last.Step + 1}; checkpoint saved. Continue with: duet finetune --resume {run}");
                 return 130;
             }
-            var modelPath = Path.Combine(run, "model.gguf");
-            ModelPackage.WriteGguf(tuner.ToModel(), modelPath, Tensors.GgmlType.F32, config.Name);
-            Console.Error.WriteLine($"done: train loss {last.Loss:F4} on replies, validation {tuner.LastValidationLoss:F4}; wrote {modelPath}. Chat with: duet chat --model {modelPath}");
+            var written = tuner.Export();
+            Console.Error.WriteLine($"done: train loss {last.Loss:F4} on replies, validation {tuner.LastValidationLoss:F4}; wrote {string.Join(" and ", written)}. Chat with: "
+                + (config.Lora is null ? $"duet chat --model {written[0]}" : $"duet chat --model {config.Base} --lora {written[0]}"));
             return 0;
         });
         return cmd;

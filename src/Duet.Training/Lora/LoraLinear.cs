@@ -21,7 +21,65 @@ public sealed record LoraOptions
     public float Alpha { get; init; } = 32;
     /// <summary>rsLoRA (Kalajdzievski 2023): scale alpha / sqrt(rank) instead of alpha / rank.</summary>
     public bool RsLora { get; init; }
+    /// <summary>The projections adapted in every layer, by PEFT's module names or the short q, k, v, o, gate, up, down.</summary>
+    public string[] Targets { get; init; } = ["q", "k", "v", "o", "gate", "up", "down"];
+    [System.Text.Json.Serialization.JsonIgnore]
     public float Scale => RsLora ? Alpha / MathF.Sqrt(Rank) : Alpha / Rank;
+
+    /// <summary>The targets as projections (ArgumentException for a name a LLaMA layer does not have).</summary>
+    public IReadOnlyList<Duet.Model.LayerTensor> TargetTensors() => Targets.Select(Duet.Model.LoraAdapter.ParseTarget).ToArray();
+
+    public void Validate()
+    {
+        if (Rank <= 0) throw new ArgumentException($"LoRA rank {Rank} must be positive");
+        if (!(Alpha > 0) || !float.IsFinite(Alpha)) throw new ArgumentException($"LoRA alpha {Alpha} must be positive");
+        if (Targets.Length == 0) throw new ArgumentException("LoRA needs at least one target (q, k, v, o, gate, up, down)");
+        _ = TargetTensors();
+    }
+
+    /// <summary>
+    /// Parses "r=16,alpha=32,targets=q,k,v,o,gate,up,down[,rslora]" (names after targets= that hold no '=' are more
+    /// targets); keys not given keep their defaults.
+    /// </summary>
+    public static LoraOptions Parse(string spec)
+    {
+        var o = new LoraOptions();
+        var targets = new List<string>();
+        bool inTargets = false;
+        var inv = System.Globalization.CultureInfo.InvariantCulture;
+        foreach (var raw in spec.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            int eq = raw.IndexOf('=');
+            if (eq < 0)
+            {
+                if (raw is "rslora" or "rsLoRA" or "use_rslora") { o = o with { RsLora = true }; inTargets = false; }
+                else if (inTargets) targets.Add(raw);
+                else throw new ArgumentException($"--lora: \"{raw}\" is not KEY=VALUE (keys: r, alpha, targets, rslora)");
+                continue;
+            }
+            string key = raw[..eq].Trim(), value = raw[(eq + 1)..].Trim();
+            inTargets = false;
+            switch (key)
+            {
+                case "r" or "rank":
+                    o = o with { Rank = int.TryParse(value, System.Globalization.NumberStyles.Integer, inv, out int r) ? r : throw new ArgumentException($"--lora: rank \"{value}\" is not a whole number") };
+                    break;
+                case "alpha" or "lora_alpha":
+                    o = o with { Alpha = float.TryParse(value, System.Globalization.NumberStyles.Float, inv, out float a) ? a : throw new ArgumentException($"--lora: alpha \"{value}\" is not a number") };
+                    break;
+                case "rslora":
+                    o = o with { RsLora = bool.TryParse(value, out bool b) ? b : throw new ArgumentException($"--lora: rslora \"{value}\" is not true or false") };
+                    break;
+                case "targets" or "target_modules":
+                    targets.Add(value); inTargets = true;
+                    break;
+                default: throw new ArgumentException($"--lora: unknown key \"{key}\" (keys: r, alpha, targets, rslora)");
+            }
+        }
+        if (targets.Count > 0) o = o with { Targets = targets.ToArray() };
+        o.Validate();
+        return o;
+    }
 }
 
 public static unsafe class LoraLinear
@@ -35,8 +93,7 @@ public static unsafe class LoraLinear
     public static void Forward(WeightMatrix w, float* x, int rows, float* a, float* b, int rank, float scale, float* u, float* y, WorkerPool pool)
     {
         int inDim = w.Cols, outDim = w.Rows;
-        if (w.Type == GgmlType.F32) MatOps.Forward(x, (float*)w.Data, rows, inDim, outDim, y, pool);
-        else MatMul.Multiply(w, new ReadOnlySpan<float>(x, rows * inDim), new Span<float>(y, rows * outDim), rows, pool, invariant: false, QuantizedMath.Float);
+        BaseForward(w, x, rows, y, pool);
         MatOps.Forward(x, a, rows, inDim, rank, u, pool);
         // y += (scale · u) Bᵀ
         Sgemm.Gemm(false, true, rows, outDim, rank, ScaledCopy(u, rows * rank, scale), rank, b, rank, y, outDim, accumulate: true, pool);
@@ -62,13 +119,36 @@ public static unsafe class LoraLinear
         if (dx == null) return;
         // dx += du A  [N, in]
         Sgemm.Gemm(false, false, rows, inDim, rank, du, rank, a, inDim, dx, inDim, accumulate: true, pool);
-        // dx += dy W: the base's rows in blocks, dequantized
+        BaseBackwardInput(w, dy, rows, dx, wRows, pool);
+    }
+
+    /// <summary>y[N, out] = x Wᵀ through the frozen base alone (overwrites y).</summary>
+    public static void BaseForward(WeightMatrix w, float* x, int rows, float* y, WorkerPool pool)
+    {
+        if (w.Type == GgmlType.F32) MatOps.Forward(x, (float*)w.Data, rows, w.Cols, w.Rows, y, pool);
+        else MatMul.Multiply(w, new ReadOnlySpan<float>(x, rows * w.Cols), new Span<float>(y, rows * w.Rows), rows, pool, invariant: false, QuantizedMath.Float);
+    }
+
+    /// <summary>dx[N, in] += dy W through the frozen base: its rows in blocks of <see cref="BlockRows"/>, dequantized into <paramref name="wRows"/>.</summary>
+    public static void BaseBackwardInput(WeightMatrix w, float* dy, int rows, float* dx, float* wRows, WorkerPool pool)
+    {
+        int inDim = w.Cols, outDim = w.Rows;
         if (w.Type == GgmlType.F32) { MatOps.BackwardInput(dy, (float*)w.Data, rows, inDim, outDim, dx, pool); return; }
         for (int r0 = 0; r0 < outDim; r0 += BlockRows)
         {
             int n = Math.Min(BlockRows, outDim - r0);
-            for (int r = 0; r < n; r++) w.DequantizeRow(r0 + r, new Span<float>(wRows + (long)r * inDim, inDim));
+            pool.For(n, new DequantizeRows { W = w, First = r0, Dst = wRows });
             Sgemm.Gemm(false, false, rows, inDim, n, dy + r0, outDim, wRows, inDim, dx, inDim, accumulate: true, pool);
+        }
+    }
+
+    /// <summary>Rows i of a block: Dst[i] = W's row First + i as floats.</summary>
+    private struct DequantizeRows : IRangeOp
+    {
+        public WeightMatrix W; public int First; public float* Dst;
+        public readonly void Run(int start, int end)
+        {
+            for (int i = start; i < end; i++) W.DequantizeRow(First + i, new Span<float>(Dst + (long)i * W.Cols, W.Cols));
         }
     }
 

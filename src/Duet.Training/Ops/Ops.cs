@@ -58,7 +58,8 @@ public static unsafe class RmsNormOp
 /// Rotary position embedding in the Hugging Face layout (rotate_half): for d &lt; hd/2 the pair is (d, d + hd/2),
 ///   y[d] = x[d] cos − x[d+h] sin,   y[d+h] = x[d+h] cos + x[d] sin,   angle = pos · θ^(−2d/hd).
 /// Backward is the inverse rotation. GGUF stores Q/K rows permuted so that llama.cpp's interleaved pairs give the
-/// same result (ModelPackage.WriteGguf applies it on export).
+/// same result (ModelPackage.WriteGguf applies it on export); training over such a base in place (LoRA over a GGUF)
+/// rotates the interleaved pairs (2d, 2d + 1) instead (llama.cpp's LLAMA_ROPE_TYPE_NORM), at the same angles.
 /// </summary>
 public static unsafe class RopeOp
 {
@@ -84,9 +85,11 @@ public static unsafe class RopeOp
     /// <paramref name="starts"/> (per row, the first position of its packed conversation), r % seqLen − starts[r].
     /// inverse: the backward rotation (by −angle), for gradients.
     /// </summary>
-    public static void Apply(float* cos, float* sin, int heads, int headDim, int seqLen, bool inverse, float* x, int r0, int r1, int* starts = null)
+    public static void Apply(float* cos, float* sin, int heads, int headDim, int seqLen, bool inverse, float* x, int r0, int r1, int* starts = null, bool interleaved = false)
     {
         int half = headDim / 2, width = heads * headDim;
+        // pair d: (d, d + hd/2) in the HF layout, (2d, 2d + 1) interleaved
+        int stride = interleaved ? 2 : 1, partner = interleaved ? 1 : half;
         float sign = inverse ? -1f : 1f;
         for (int r = r0; r < r1; r++)
         {
@@ -97,9 +100,10 @@ public static unsafe class RopeOp
                 float* v = x + (long)r * width + h * headDim;
                 for (int d = 0; d < half; d++)
                 {
-                    float a = v[d], b = v[d + half], sn = sign * s[d];
-                    v[d] = a * c[d] - b * sn;
-                    v[d + half] = b * c[d] + a * sn;
+                    int i = d * stride;
+                    float a = v[i], b = v[i + partner], sn = sign * s[d];
+                    v[i] = a * c[d] - b * sn;
+                    v[i + partner] = b * c[d] + a * sn;
                 }
             }
         }

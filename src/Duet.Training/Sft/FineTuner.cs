@@ -1,7 +1,9 @@
-// Chat fine-tuning (full): a base model, conversations in JSON lines, the loss on the replies only, packed sequences
-// with attention inside each conversation; checkpoints, exact resume, metrics and the loss plot as `duet train` has
-// them, and the tuned model exported with the base's tokenizer and chat template.
-//   RUN/config.json, RUN/checkpoints/*.ckpt, RUN/metrics.jsonl, RUN/loss.svg, RUN/model.gguf (at the end)
+// Chat fine-tuning: a base model, conversations in JSON lines, the loss on the replies only, packed sequences with
+// attention inside each conversation; checkpoints, exact resume, metrics and the loss plot as `duet train` has them.
+// Full fine-tuning trains every weight and exports the tuned model with the base's tokenizer and chat template;
+// LoRA (Config.Lora) trains adapters over the base kept memory-mapped in its own type and exports the adapter.
+//   RUN/config.json, RUN/checkpoints/*.ckpt, RUN/metrics.jsonl, RUN/loss.svg, at the end RUN/model.gguf (full) or
+//   RUN/adapter.gguf (llama.cpp's LoRA format) and RUN/adapter/ (a PEFT folder) (LoRA)
 // Conversations are split deterministically: every ValidationEvery-th one (by position in the file) is validation.
 // Training sequences are visited in a seeded order per epoch; the position (epoch, cursor) is in each checkpoint, so a
 // killed run resumes to the same bits as one never stopped.
@@ -10,6 +12,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Duet.Model;
 using Duet.Tensors.Parallel;
+using Duet.Training.Lora;
 
 namespace Duet.Training.Sft;
 
@@ -33,6 +36,8 @@ public sealed record FineTuneConfig
     public ulong Seed { get; init; } = 1234;
     /// <summary>NEFTune's alpha (noise on the embeddings while training; 5 in its paper), 0: none.</summary>
     public float NeftuneAlpha { get; init; }
+    /// <summary>LoRA adapters over a frozen base instead of full fine-tuning (null: every weight trained).</summary>
+    public LoraOptions? Lora { get; init; }
 
     public static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
     public string ToJson() => JsonSerializer.Serialize(this, Json);
@@ -42,6 +47,7 @@ public sealed record FineTuneConfig
         if (BatchSize <= 0 || SeqLen < 2 || Steps <= 0) throw new ArgumentException("batch, sequence length and steps must be positive (sequences of at least 2)");
         if (MicroBatches <= 0 || BatchSize % MicroBatches != 0) throw new ArgumentException($"batch {BatchSize} is not a whole number of {MicroBatches} micro-batches");
         if (NeftuneAlpha < 0 || !float.IsFinite(NeftuneAlpha)) throw new ArgumentException($"NEFTune alpha {NeftuneAlpha} must be 0 or positive");
+        Lora?.Validate();
     }
 }
 
@@ -64,6 +70,7 @@ public sealed class FineTuner : IDisposable
     private readonly List<PackedSequence> _train, _validation;
     private readonly MetricsLog _metrics;
     private readonly WorkerPool _pool;
+    private readonly ModelPackage? _package; // LoRA: the base, memory-mapped for the run's life
     private int[] _order = [];
     private int _epoch = -1;
     private long _cursor;
@@ -76,41 +83,65 @@ public sealed class FineTuner : IDisposable
         Config = config;
         RunDirectory = runDirectory;
         _pool = pool ?? WorkerPool.Shared;
-        CanonicalModel baseModel;
-        using (var package = ModelPackage.Open(config.Base))
+        CanonicalModel? baseModel = null;
+        LlamaConfig baseConfig;
+        if (config.Lora is null)
         {
+            using var package = ModelPackage.Open(config.Base);
             _tokenizer = package.RequireTokenizer();
             baseModel = package.ToCanonical();
             _baseProvenance = package.Provenance;
+            baseConfig = baseModel.Config;
         }
-        if (config.SeqLen > baseModel.Config.ContextLength) throw new ArgumentException($"sequence length {config.SeqLen} exceeds the base model's context {baseModel.Config.ContextLength}");
-        var encoder = new SftEncoder(_tokenizer);
-        var train = new List<SftExample>();
-        var validation = new List<SftExample>();
-        int i = 0;
-        foreach (var c in ChatConversations.Read(config.Data))
-        {
-            var e = encoder.Encode(c);
-            (config.ValidationEvery > 0 && i % config.ValidationEvery == config.ValidationEvery - 1 ? validation : train).Add(e);
-            i++;
-        }
-        if (train.Count == 0) throw new InvalidDataException($"{config.Data}: no conversations to train on");
-        _train = SftPacker.Pack(train, config.SeqLen, out int cut1);
-        _validation = SftPacker.Pack(validation, config.SeqLen, out int cut2);
-        TruncatedConversations = cut1 + cut2;
-        Model = new TrainingModel(baseModel.Config, config.BatchSize / config.MicroBatches, config.SeqLen, _pool);
-        var options = config.Optimizer.MaxSteps == 0 ? config.Optimizer with { MaxSteps = config.Steps } : config.Optimizer;
-        Runner = new StepRunner(Model, options, config.MicroBatches);
-        Directory.CreateDirectory(runDirectory);
-        _metrics = new MetricsLog(Path.Combine(runDirectory, "metrics.jsonl"));
-        if (resume) Resume();
         else
         {
-            if (Checkpoints.List(CheckpointDirectory).Count > 0)
-                throw new IOException($"{runDirectory} already holds checkpoints: continue it with --resume, or choose another --out");
-            Model.Layout.Load(baseModel, Model.Parameters);
-            _metrics.Truncate(-1);
-            Duet.Formats.AtomicFile.Write(Path.Combine(runDirectory, "config.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
+            _package = ModelPackage.Open(config.Base);
+            _tokenizer = _package.RequireTokenizer();
+            _baseProvenance = _package.Provenance;
+            baseConfig = _package.Config;
+        }
+        try
+        {
+            if (config.SeqLen > baseConfig.ContextLength) throw new ArgumentException($"sequence length {config.SeqLen} exceeds the base model's context {baseConfig.ContextLength}");
+            var encoder = new SftEncoder(_tokenizer);
+            var train = new List<SftExample>();
+            var validation = new List<SftExample>();
+            int i = 0;
+            foreach (var c in ChatConversations.Read(config.Data))
+            {
+                var e = encoder.Encode(c);
+                (config.ValidationEvery > 0 && i % config.ValidationEvery == config.ValidationEvery - 1 ? validation : train).Add(e);
+                i++;
+            }
+            if (train.Count == 0) throw new InvalidDataException($"{config.Data}: no conversations to train on");
+            _train = SftPacker.Pack(train, config.SeqLen, out int cut1);
+            _validation = SftPacker.Pack(validation, config.SeqLen, out int cut2);
+            TruncatedConversations = cut1 + cut2;
+            Model = config.Lora is { } lora
+                ? new TrainingModel(_package!.Model.Weights, new ParameterLayout(baseConfig, lora.Rank, lora.TargetTensors()), lora, config.BatchSize / config.MicroBatches, config.SeqLen, _pool)
+                : new TrainingModel(baseConfig, config.BatchSize / config.MicroBatches, config.SeqLen, _pool);
+            var options = config.Optimizer.MaxSteps == 0 ? config.Optimizer with { MaxSteps = config.Steps } : config.Optimizer;
+            Runner = new StepRunner(Model, options, config.MicroBatches);
+            Directory.CreateDirectory(runDirectory);
+            _metrics = new MetricsLog(Path.Combine(runDirectory, "metrics.jsonl"));
+            if (resume) Resume();
+            else
+            {
+                if (Checkpoints.List(CheckpointDirectory).Count > 0)
+                    throw new IOException($"{runDirectory} already holds checkpoints: continue it with --resume, or choose another --out");
+                if (baseModel is not null) Model.Layout.Load(baseModel, Model.Parameters);
+                else Model.Layout.InitializeLora(Model.Parameters, config.Seed);
+                _metrics.Truncate(-1);
+                Duet.Formats.AtomicFile.Write(Path.Combine(runDirectory, "config.json"), s => s.Write(System.Text.Encoding.UTF8.GetBytes(config.ToJson())));
+            }
+        }
+        catch
+        {
+            // a base left mapped or a model left allocated by a failed start would outlive the exception
+            Model?.Dispose();
+            _metrics?.Dispose();
+            _package?.Dispose();
+            throw;
         }
     }
 
@@ -224,6 +255,7 @@ public sealed class FineTuner : IDisposable
     /// </summary>
     public CanonicalModel ToModel()
     {
+        if (Config.Lora is not null) throw new InvalidOperationException("a LoRA run's result is its adapter (ToAdapter), or the adapter merged into the base (duet lora merge)");
         var m = Model.Layout.ToModel(Model.Parameters, _tokenizer);
         var inv = System.Globalization.CultureInfo.InvariantCulture;
         var p = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -237,9 +269,35 @@ public sealed class FineTuner : IDisposable
         return new CanonicalModel { Config = m.Config, Tensors = m.Tensors, Tokenizer = m.Tokenizer, Provenance = p };
     }
 
+    /// <summary>A LoRA run's adapter, in HF row order (the base's Q/K order undone for a GGUF base).</summary>
+    public LoraAdapter ToAdapter()
+    {
+        var lora = Config.Lora ?? throw new InvalidOperationException("not a LoRA run");
+        var a = Model.Layout.ToAdapter(Model.Parameters, lora.Alpha, lora.RsLora);
+        return Model.Config.RopeStyle == Duet.Tensors.Kernels.RopeStyle.Normal && Model.Base is not null ? a.WithHfRowOrder(Model.Config) : a;
+    }
+
+    /// <summary>Writes the run's result: RUN/model.gguf (full fine-tuning), or RUN/adapter.gguf and the PEFT folder RUN/adapter (LoRA). Returns the paths.</summary>
+    public IReadOnlyList<string> Export()
+    {
+        if (Config.Lora is null)
+        {
+            var path = Path.Combine(RunDirectory, "model.gguf");
+            ModelPackage.WriteGguf(ToModel(), path, Duet.Tensors.GgmlType.F32, Config.Name);
+            return [path];
+        }
+        var adapter = ToAdapter();
+        var gguf = Path.Combine(RunDirectory, "adapter.gguf");
+        var peft = Path.Combine(RunDirectory, "adapter");
+        adapter.WriteGguf(gguf, Model.Config);
+        adapter.WritePeft(peft, Config.Base);
+        return [gguf, peft];
+    }
+
     public void Dispose()
     {
         Model.Dispose();
         _metrics.Dispose();
+        _package?.Dispose();
     }
 }
