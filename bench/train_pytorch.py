@@ -7,18 +7,38 @@ backward, global-norm clipping and torch.optim.AdamW; random tokens. Debian's to
 scaled_dot_product_attention, so attention is written out (as in HF's eager path).
 
     /usr/bin/python3 bench/train_pytorch.py --preset 15m --batch 8 --seq 256 --vocab 32000 --threads 2 --steps 10
+    /usr/bin/python3 bench/train_pytorch.py --preset tinyllama --lora 16 --batch 1 --seq 256 --threads 2 --steps 3
+
+With --lora R: PEFT's LoRA (y = x W^T + (alpha/r) (x A^T) B^T, alpha = 2r, on q, k, v, o, gate, up, down) over the
+frozen float32 base; only A and B train (AdamW, no clipping beyond the same global norm). PyTorch on a CPU has no
+4-bit base (bitsandbytes is CUDA-only), so its base is float32: peak RSS is reported too.
 
 Prints one JSON line: tokens/s (median over the timed steps after warm-up), ms per step, threads, shape.
 Install libopenblas0-pthread first (BENCHMARKS.md): without it Debian's torch uses the reference BLAS.
 """
-import argparse, json, math, statistics, time
+import argparse, json, math, resource, statistics, time
 import torch
 import torch.nn.functional as F
 
 PRESETS = {
     "15m": dict(dim=288, layers=6, heads=6, kv_heads=6, ffn=768, tied=True),
     "duet-tiny": dict(dim=256, layers=4, heads=8, kv_heads=4, ffn=704, tied=True),
+    "tinyllama": dict(dim=2048, layers=22, heads=32, kv_heads=4, ffn=5632, tied=False),
 }
+
+
+class LoraLinear(torch.nn.Module):
+    """PEFT's LoRA layer: base(x) + scale * B(A(x)); A kaiming-uniform, B zero (PEFT's init)."""
+    def __init__(self, base, r, alpha):
+        super().__init__()
+        self.base, self.scale = base, alpha / r
+        self.a = torch.nn.Linear(base.in_features, r, bias=False)
+        self.b = torch.nn.Linear(r, base.out_features, bias=False)
+        torch.nn.init.kaiming_uniform_(self.a.weight, a=math.sqrt(5))
+        torch.nn.init.zeros_(self.b.weight)
+
+    def forward(self, x):
+        return self.base(x) + self.scale * self.b(self.a(x))
 
 
 class Llama(torch.nn.Module):
@@ -81,14 +101,25 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--lora", type=int, default=0, metavar="R", help="LoRA of rank R over the frozen base instead of full training")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     p = PRESETS[a.preset]
-    m = Llama(a.vocab, p["dim"], p["layers"], p["heads"], p["kv_heads"], p["ffn"], p["tied"], a.seq)
-    decay = [q for n, q in m.named_parameters() if q.dim() == 2 and not n.startswith("emb")]
-    rest = [q for n, q in m.named_parameters() if not (q.dim() == 2 and not n.startswith("emb"))]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+    with torch.no_grad():
+        m = Llama(a.vocab, p["dim"], p["layers"], p["heads"], p["kv_heads"], p["ffn"], p["tied"], a.seq)
+    if a.lora:
+        for q in m.parameters(): q.requires_grad_(False)
+        for l in m.layers:
+            for name in ("q", "k", "v", "o", "g", "u", "d"):
+                setattr(l, name, LoraLinear(getattr(l, name), a.lora, 2 * a.lora))
+        trained = [q for q in m.parameters() if q.requires_grad]
+        opt = torch.optim.AdamW(trained, lr=1e-4, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    else:
+        decay = [q for n, q in m.named_parameters() if q.dim() == 2 and not n.startswith("emb")]
+        rest = [q for n, q in m.named_parameters() if not (q.dim() == 2 and not n.startswith("emb"))]
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+        trained = list(m.parameters())
     g = torch.Generator().manual_seed(1)
     times = []
     for s in range(a.warmup + a.steps):
@@ -98,13 +129,14 @@ def main():
         loss = F.cross_entropy(logits.reshape(-1, a.vocab), ids[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         if s >= a.warmup: times.append(time.perf_counter() - t0)
     med = statistics.median(times)
     print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "preset": a.preset, "vocab": a.vocab, "batch": a.batch, "seq": a.seq,
                       "threads": a.threads, "step_ms": med * 1e3, "tokens_per_s": a.batch * a.seq / med,
-                      "params": sum(q.numel() for q in m.parameters()), "loss": float(loss)}))
+                      "params": sum(q.numel() for q in m.parameters()), "trained": sum(q.numel() for q in trained), "lora": a.lora,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "loss": float(loss)}))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ internal static class EvalCommands
         eval.Subcommands.Add(EvalTaskCommands.Tasks());
         eval.Subcommands.Add(EvalTaskCommands.Report());
         eval.Subcommands.Add(EvalTaskCommands.MakeTasks());
+        eval.Subcommands.Add(EvalChatCommand.Create());
         eval.Subcommands.Add(EvalRecord.Verify());
         return eval;
     }

@@ -5,7 +5,8 @@
 //     followed by a paragraph of prose becomes a question about the title answered by that paragraph, in the
 //     document's language;
 //   - conversations written by hand (greetings, who the model is, declining what it cannot do), in both languages.
-// Validation: every conversation whose question hashes (FNV-1a) to 0 mod 10. What it can teach a small model: the
+// Validation: every conversation whose question hashes (FNV-1a) to 0 mod 9 (about 11%: at least 50 questions in each
+// language, for duet eval chat's 100 held-out questions). What it can teach a small model: the
 // shape of a chat (answer after the question, in its language, then stop); what it cannot: facts beyond the
 // paragraphs, reasoning, or following instructions it has not seen.
 using System.Text;
@@ -68,12 +69,12 @@ public static partial class ChatSetBuilder
 
     private static bool ContainsHan(string s) => s.Any(c => c is >= '\u4E00' and <= '\u9FFF');
 
-    /// <summary>Validation when FNV-1a of the question is 0 mod 10.</summary>
+    /// <summary>Validation when FNV-1a of the question is 0 mod 9.</summary>
     public static bool IsValidation(ChatPair p)
     {
         uint h = 2166136261;
         foreach (byte b in Encoding.UTF8.GetBytes(p.User)) { h ^= b; h *= 16777619; }
-        return h % 10 == 0;
+        return h % 9 == 0;
     }
 
     /// <summary>The OpenAI-messages JSON line of a conversation (what duet finetune reads).</summary>

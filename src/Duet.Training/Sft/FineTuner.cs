@@ -28,8 +28,10 @@ public sealed record FineTuneConfig
     public int MicroBatches { get; init; } = 1;
     public int Steps { get; init; } = 100;
     public OptimizerOptions Optimizer { get; init; } = new() { LearningRate = 1e-4, MinLearningRate = 1e-5, WarmupSteps = 10, WeightDecay = 0 };
-    /// <summary>Every n-th conversation goes to validation (0: none).</summary>
+    /// <summary>Every n-th conversation goes to validation (0: none), unless <see cref="ValidationData"/> is given.</summary>
     public int ValidationEvery { get; init; } = 20;
+    /// <summary>Held-out conversations in their own file (JSON lines); then every conversation of Data trains.</summary>
+    public string? ValidationData { get; init; }
     public int EvalEvery { get; init; } = 25;
     public int CheckpointEvery { get; init; } = 25;
     public int KeepCheckpoints { get; init; } = 2;
@@ -39,8 +41,31 @@ public sealed record FineTuneConfig
     /// <summary>LoRA adapters over a frozen base instead of full fine-tuning (null: every weight trained).</summary>
     public LoraOptions? Lora { get; init; }
 
-    public static readonly JsonSerializerOptions Json = new() { WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true, PropertyNamingPolicy = JsonNamingPolicy.CamelCase, ReadCommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true,
+        UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+    };
     public string ToJson() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>A recipe file (JSON with comments; base and data relative to the file's folder), checked.</summary>
+    public static FineTuneConfig Load(string path)
+    {
+        if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such config", path);
+        FineTuneConfig? c;
+        try { c = JsonSerializer.Deserialize<FineTuneConfig>(File.ReadAllText(path), Json); }
+        catch (JsonException e) { throw new InvalidDataException($"{path}: not a valid finetune config: {e.Message}", e); }
+        if (c is null) throw new InvalidDataException($"{path}: the config is empty");
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path)) ?? ".";
+        c = c with
+        {
+            Base = Path.GetFullPath(Path.Combine(dir, c.Base)), Data = Path.GetFullPath(Path.Combine(dir, c.Data)),
+            ValidationData = c.ValidationData is null ? null : Path.GetFullPath(Path.Combine(dir, c.ValidationData)),
+        };
+        c.Validate();
+        return c;
+    }
 
     public void Validate()
     {
@@ -107,12 +132,14 @@ public sealed class FineTuner : IDisposable
             var train = new List<SftExample>();
             var validation = new List<SftExample>();
             int i = 0;
+            bool split = config.ValidationData is null && config.ValidationEvery > 0;
             foreach (var c in ChatConversations.Read(config.Data))
             {
                 var e = encoder.Encode(c);
-                (config.ValidationEvery > 0 && i % config.ValidationEvery == config.ValidationEvery - 1 ? validation : train).Add(e);
+                (split && i % config.ValidationEvery == config.ValidationEvery - 1 ? validation : train).Add(e);
                 i++;
             }
+            if (config.ValidationData is not null) validation.AddRange(ChatConversations.Read(config.ValidationData).Select(encoder.Encode));
             if (train.Count == 0) throw new InvalidDataException($"{config.Data}: no conversations to train on");
             _train = SftPacker.Pack(train, config.SeqLen, out int cut1);
             _validation = SftPacker.Pack(validation, config.SeqLen, out int cut2);
