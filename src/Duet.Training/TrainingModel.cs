@@ -53,7 +53,8 @@ public sealed unsafe class TrainingModel : IDisposable
     private readonly float _loraScale;
     private readonly int _rank;
     private readonly float*[,]? _u;
-    private readonly float* _du, _wRows, _normSink, _outNormF;
+    private readonly float* _du, _wRows, _normSink, _outNormF, _xd;
+    private readonly float _dropout;
     private readonly float*[]? _attnNormF, _ffnNormF;
     private readonly bool _interleaved;
 
@@ -87,6 +88,8 @@ public sealed unsafe class TrainingModel : IDisposable
         _u = new float*[_layers, (int)LayerTensor.Down + 1];
         foreach (var (l, t) in lora.Lora.Keys) _u[l, (int)t] = Alloc(n * _rank);
         _du = Alloc(n * _rank);
+        _dropout = options.Dropout;
+        if (_dropout > 0) _xd = Alloc(n * Math.Max(_f, _d));
         _wRows = Alloc((long)LoraLinear.BlockRows * Math.Max(_f, _d));
         _normSink = Alloc(_d);
         _attnNormF = new float*[_layers]; _ffnNormF = new float*[_layers];
@@ -174,6 +177,7 @@ public sealed unsafe class TrainingModel : IDisposable
         }
         foreach (int id in inputs) if ((uint)id >= (uint)_vocab) throw new ArgumentOutOfRangeException(nameof(inputs), $"token {id} is outside the vocabulary of {_vocab}");
         _rows = rows; _b = batch;
+        _dropoutForward = _dropoutForwards++;
         inputs.CopyTo(new Span<int>(_inputs, rows));
         targets.CopyTo(new Span<int>(_targets, rows));
         var L = Layout;
@@ -307,9 +311,21 @@ public sealed unsafe class TrainingModel : IDisposable
             var (outDim, inDim) = WeightNames.Shape(Config, t);
             MatOps.Forward(x, p + DenseOffset(l, t), _rows, inDim, outDim, y, _pool);
         }
-        else if (Layout.Lora.TryGetValue((l, t), out var ab)) LoraLinear.Forward(Frozen(l, t), x, _rows, p + ab.A, p + ab.B, _rank, _loraScale, _u![l, (int)t], y, _pool);
+        else if (Layout.Lora.TryGetValue((l, t), out var ab)) LoraLinear.Forward(Frozen(l, t), x, _rows, p + ab.A, p + ab.B, _rank, _loraScale, _u![l, (int)t], y, _pool, Dropout(l, t), _xd);
         else LoraLinear.BaseForward(Frozen(l, t), x, _rows, y, _pool);
     }
+
+    /// <summary>
+    /// LoRA dropout while training: set per step (as <see cref="Noise"/>), the mask of each projection in each forward a
+    /// hash of (seed, the forward's number since set, layer, projection, row, element); null (validation): none.
+    /// </summary>
+    public ulong? LoraDropoutSeed { get => _dropoutSeed; set { _dropoutSeed = value; _dropoutForwards = 0; } }
+    private ulong? _dropoutSeed;
+    private ulong _dropoutForwards, _dropoutForward; // forwards since set; the number of the last one (its backward redraws its masks)
+
+    private (float, ulong) Dropout(int l, LayerTensor t) => _dropout > 0 && _dropoutSeed is ulong seed
+        ? (_dropout, NormalRng.Mix(seed + 0x9E3779B97F4A7C15UL * _dropoutForward) ^ ((ulong)l << 8 | (uint)t))
+        : default;
 
     /// <summary>dx += dy W (dx null: not needed) and the trained weights' gradients of projection t of layer l.</summary>
     private void LinearBackward(int l, LayerTensor t, float* dy, float* x, float* dx, float* p, float* g)
@@ -322,7 +338,7 @@ public sealed unsafe class TrainingModel : IDisposable
             MatOps.BackwardWeight(dy, x, _rows, inDim, outDim, g + off, _pool);
         }
         else if (Layout.Lora.TryGetValue((l, t), out var ab))
-            LoraLinear.Backward(Frozen(l, t), x, _u![l, (int)t], dy, _rows, p + ab.A, p + ab.B, _rank, _loraScale, dx, g + ab.A, g + ab.B, _du, _wRows, _pool);
+            LoraLinear.Backward(Frozen(l, t), x, _u![l, (int)t], dy, _rows, p + ab.A, p + ab.B, _rank, _loraScale, dx, g + ab.A, g + ab.B, _du, _wRows, _pool, Dropout(l, t), _xd);
         else if (dx != null) LoraLinear.BaseBackwardInput(Frozen(l, t), dy, _rows, dx, _wRows, _pool);
     }
 

@@ -28,7 +28,8 @@ public sealed class FineTuneInputTests : IDisposable
     [InlineData("r=0", "rank 0 must be positive")]
     [InlineData("r=eight", "rank \"eight\" is not a whole number")]
     [InlineData("alpha=-1", "alpha -1 must be positive")]
-    [InlineData("dropout=0.1", "unknown key \"dropout\"")]
+    [InlineData("dropout=1", "dropout 1 must be in [0, 1)")]
+    [InlineData("bias=all", "unknown key \"bias\"")]
     [InlineData("q,k", "\"q\" is not KEY=VALUE")]
     public void LoraSpec_Bad_SaysWhat(string spec, string message)
     {

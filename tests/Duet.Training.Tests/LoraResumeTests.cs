@@ -38,7 +38,7 @@ public sealed class LoraResumeTests : IDisposable
         var basePath = Path.Combine(_dir, "base-q4_0.gguf");
         ModelPackage.WriteGguf(CanonicalModel.Random(config, 1, tok, std: 0.05f), basePath, GgmlType.Q4_0);
 
-        string[] Args(string run) => ["finetune", "--base", basePath, "--data", data, "--out", run, "--lora", "r=8,alpha=16,targets=q,k,v,o,gate,up,down",
+        string[] Args(string run) => ["finetune", "--base", basePath, "--data", data, "--out", run, "--lora", "r=8,alpha=16,dropout=0.1,targets=q,k,v,o,gate,up,down",
             "--steps", "60", "--batch", "4", "--seq-len", "128", "--checkpoint-every", "5", "--eval-every", "20", "--lr", "1e-3", "--warmup", "3", "--neftune", "5", "--threads", "2"];
         string a = Path.Combine(_dir, "run-a"), b = Path.Combine(_dir, "run-b");
         RunToEnd(Args(a));

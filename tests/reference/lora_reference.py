@@ -11,6 +11,8 @@ ggml_quants.py (numpy, checked bit for bit against ggml), as QLoRA computes with
 DIR/spec.json: {"rows": N, "in": I, "out": O, "rank": r, "alpha": a, "rslora": bool, "type": "F32"|"Q8_0"|...}
 DIR/x.f32 [N, I], a.f32 [r, I], b.f32 [O, r], g.f32 [N, O] (the upstream gradient dL/dy), w.bin (the base's rows
 in the type's bytes) -> DIR/y.f64, dx.f64, da.f64, db.f64 (little-endian float64, row-major), for L = sum(y * g).
+LoRA dropout (spec "dropout_mask": true): DIR/mask.f32 [N, I] holds the multipliers dropout drew (0 or 1/(1-p));
+PEFT's lora_B(lora_A(dropout(x))) is then computed on x * mask (the mask's randomness is not what is checked here).
 """
 import argparse, json, math, os, sys
 
@@ -42,7 +44,8 @@ def main(argv=None):
     lora_b = f32("b.f32", (o, r)).requires_grad_(True)
     g = f32("g.f32", (n, o))
     scaling = spec["alpha"] / (math.sqrt(r) if spec["rslora"] else r)
-    y = torch.nn.functional.linear(x, w) + torch.nn.functional.linear(torch.nn.functional.linear(x, lora_a), lora_b) * scaling
+    xd = x * f32("mask.f32", (n, i)) if spec.get("dropout_mask") else x
+    y = torch.nn.functional.linear(x, w) + torch.nn.functional.linear(torch.nn.functional.linear(xd, lora_a), lora_b) * scaling
     (y * g).sum().backward()
     for name, t in (("y", y), ("dx", x.grad), ("da", lora_a.grad), ("db", lora_b.grad)):
         t.detach().numpy().astype("<f8").tofile(os.path.join(a.dir, name + ".f64"))

@@ -250,8 +250,10 @@ public sealed class FineTuner : IDisposable
             var sw = Stopwatch.StartNew();
             Next(inputs, targets, starts);
             if (Config.NeftuneAlpha > 0) Model.Noise = (Config.NeftuneAlpha, Config.Seed * 0x100000001B3UL + (ulong)step);
+            if (Config.Lora is { Dropout: > 0 }) Model.LoraDropoutSeed = NormalRng.Mix(Config.Seed ^ 0xD50u) + (ulong)step;
             var r = Runner.Step(inputs, targets, starts);
             Model.Noise = null; // validation and anything after see the embeddings as they are
+            Model.LoraDropoutSeed = null;
             double tps = inputs.Length / sw.Elapsed.TotalSeconds;
             done++;
             var elapsed = total.Elapsed;
