@@ -28,6 +28,8 @@ public sealed class LoraAdapter
     public float Scale => RsLora ? Alpha / MathF.Sqrt(Rank) : Alpha / Rank;
     /// <summary>Per (layer, projection): A [r, in] and B [out, r], row-major.</summary>
     public required Dictionary<(int Layer, LayerTensor Target), (float[] A, float[] B)> Weights { get; init; }
+    /// <summary>What made the adapter (base and data hashes, config, steps; as a model's provenance), kept in both files.</summary>
+    public IReadOnlyDictionary<string, string> Provenance { get; init; } = new Dictionary<string, string>();
 
     /// <summary>The projections an adapter may target, by PEFT's module names.</summary>
     public static readonly IReadOnlyDictionary<string, LayerTensor> Modules = new Dictionary<string, LayerTensor>
@@ -75,7 +77,7 @@ public sealed class LoraAdapter
         var weights = new Dictionary<(int, LayerTensor), (float[], float[])>();
         foreach (var ((layer, t), (a, b)) in Weights)
             weights[(layer, t)] = (a, t is LayerTensor.Q or LayerTensor.K ? GgufRows(b, c, toGguf) : b);
-        return new LoraAdapter { Rank = Rank, Alpha = Alpha, RsLora = RsLora, Weights = weights };
+        return new LoraAdapter { Rank = Rank, Alpha = Alpha, RsLora = RsLora, Weights = weights, Provenance = Provenance };
     }
 
     private float[] GgufRows(float[] b, LlamaConfig c, bool toGguf = true)
@@ -143,6 +145,7 @@ public sealed class LoraAdapter
         };
         var w = new SafeTensorsWriter();
         w.AddMetadata("format", "pt");
+        foreach (var (key, value) in Provenance) w.AddMetadata(ModelPackage.ProvenancePrefix + key, value); // PEFT reads only the tensors
         foreach (var ((layer, t), (a, b)) in Weights.OrderBy(p => p.Key.Layer).ThenBy(p => p.Key.Target))
         {
             w.Add(PeftName(layer, t, "A"), SafeTensorsDType.F32, [Rank, a.Length / Rank], Bytes(a));
@@ -176,7 +179,9 @@ public sealed class LoraAdapter
         }
         foreach (var ((layer, t), (a, b)) in weights)
             if (a is null || b is null) throw new InvalidDataException($"{weightsPath}: layer {layer} {ModuleName(t)} has lora_{(a is null ? "A" : "B")} missing");
-        var adapter = new LoraAdapter { Rank = rank, Alpha = alpha, RsLora = rs, Weights = weights };
+        var provenance = file.Metadata.Where(p => p.Key.StartsWith(ModelPackage.ProvenancePrefix, StringComparison.Ordinal))
+            .ToDictionary(p => p.Key[ModelPackage.ProvenancePrefix.Length..], p => p.Value, StringComparer.Ordinal);
+        var adapter = new LoraAdapter { Rank = rank, Alpha = alpha, RsLora = rs, Weights = weights, Provenance = provenance };
         adapter.Check(c, weightsPath);
         return adapter;
     }
@@ -230,6 +235,7 @@ public sealed class LoraAdapter
         w.Add("general.type", GgufValue.Of("adapter"));
         w.Add("adapter.type", GgufValue.Of("lora"));
         w.Add("adapter.lora.alpha", GgufValue.Of(RsLora ? Alpha * MathF.Sqrt(Rank) : Alpha)); // llama.cpp scales by alpha / r
+        foreach (var (key, value) in Provenance.OrderBy(p => p.Key, StringComparer.Ordinal)) w.Add(ModelPackage.ProvenancePrefix + key, GgufValue.Of(value));
         foreach (var ((layer, t), (a, b)) in Weights.OrderBy(p => p.Key.Layer).ThenBy(p => p.Key.Target))
         {
             var (rows, cols) = WeightNames.Shape(c, t);
@@ -279,7 +285,7 @@ public sealed class LoraAdapter
         foreach (var ((layer, t), (a, b)) in weights)
             if (a is null || b is null) throw new InvalidDataException($"{path}: layer {layer} {ModuleName(t)} has lora_{(a is null ? "a" : "b")} missing");
         // llama.cpp's alpha scales by alpha / r: read back as a plain LoRA with that scale.
-        var adapter = new LoraAdapter { Rank = rank, Alpha = alpha, Weights = weights };
+        var adapter = new LoraAdapter { Rank = rank, Alpha = alpha, Weights = weights, Provenance = ModelPackage.GgufProvenance(md) };
         adapter.Check(c, path);
         return adapter;
     }

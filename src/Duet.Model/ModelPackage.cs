@@ -84,7 +84,7 @@ public sealed class ModelPackage : IDisposable
         catch { model.Dispose(); throw; } // the weights own the file now
     }
 
-    private static Dictionary<string, string> GgufProvenance(GgufMetadata metadata)
+    internal static Dictionary<string, string> GgufProvenance(GgufMetadata metadata)
     {
         var d = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var key in metadata.Keys)

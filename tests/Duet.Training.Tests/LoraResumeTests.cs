@@ -40,7 +40,8 @@ public sealed class LoraResumeTests : IDisposable
 
         string[] Args(string run) => ["finetune", "--base", basePath, "--data", data, "--out", run, "--lora", "r=8,alpha=16,dropout=0.1,targets=q,k,v,o,gate,up,down",
             "--steps", "60", "--batch", "4", "--seq-len", "128", "--checkpoint-every", "5", "--eval-every", "20", "--lr", "1e-3", "--warmup", "3", "--neftune", "5", "--threads", "2"];
-        string a = Path.Combine(_dir, "run-a"), b = Path.Combine(_dir, "run-b");
+        // The same run name in two folders: the name is in the adapters' provenance, which must match too.
+        string a = Path.Combine(_dir, "a", "run"), b = Path.Combine(_dir, "b", "run");
         RunToEnd(Args(a));
 
         var kills = new[] { rng.Next(7, 19), rng.Next(23, 36), rng.Next(41, 54) };
@@ -58,5 +59,12 @@ public sealed class LoraResumeTests : IDisposable
         Assert.Equal(TrainLosses(a), TrainLosses(b));
         Assert.Equal(File.ReadAllBytes(Path.Combine(a, "adapter.gguf")), File.ReadAllBytes(Path.Combine(b, "adapter.gguf")));
         Assert.Equal(File.ReadAllBytes(Path.Combine(a, "adapter", "adapter_model.safetensors")), File.ReadAllBytes(Path.Combine(b, "adapter", "adapter_model.safetensors")));
+        // The adapter says what made it, in both files.
+        foreach (var adapter in new[] { LoraAdapter.ReadGguf(Path.Combine(b, "adapter.gguf"), config), LoraAdapter.ReadPeft(Path.Combine(b, "adapter"), config) })
+        {
+            Assert.Equal("60", adapter.Provenance["finetune_steps"]);
+            Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(basePath))), adapter.Provenance["finetune_base_sha256"]);
+            Assert.Contains("\"rank\": 8", adapter.Provenance["finetune_config"]);
+        }
     }
 }

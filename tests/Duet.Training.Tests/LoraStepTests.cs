@@ -39,27 +39,7 @@ public sealed class LoraStepTests : IDisposable
         start.WritePeft(peft);
 
         const int B = 4, T = 16;
-        int vocab = config.Vocab;
-        int[][] rows = [[6, 10], [16], [3, 5, 8], [9, 4, 3]];
-        var rng = new Random(7);
-        var tokens = new int[B * (T + 1)];
-        var inputs = new int[B * T]; var targetIds = new int[B * T]; var starts = new int[B * T];
-        for (int b = 0; b < B; b++)
-        {
-            for (int t = 0; t <= T; t++) tokens[b * (T + 1) + t] = rng.Next(vocab);
-            int pos = 0;
-            foreach (int len in rows[b])
-            {
-                for (int t = pos; t < pos + len; t++)
-                {
-                    inputs[b * T + t] = tokens[b * (T + 1) + t];
-                    bool prompt = t - pos < len / 3, last = t == pos + len - 1 && pos + len < T;
-                    targetIds[b * T + t] = prompt || last ? -1 : tokens[b * (T + 1) + t + 1];
-                    starts[b * T + t] = pos;
-                }
-                pos += len;
-            }
-        }
+        var (tokens, inputs, targetIds, starts) = PackedStepTests.PackedBatch(config.Vocab, seed: 7, B, T);
         PackedStepTests.WriteInt32Npy(Path.Combine(_dir, "tokens.npy"), tokens, B, T + 1);
         PackedStepTests.WriteInt32Npy(Path.Combine(_dir, "targets.npy"), targetIds, B, T);
         PackedStepTests.WriteInt32Npy(Path.Combine(_dir, "starts.npy"), starts, B, T);

@@ -33,28 +33,7 @@ public sealed class PackedStepTests : IDisposable
         Repo.Python(Repo.Reference("make_random_llama.py"), "--preset", "tiny", "--seed", "8", "--std", "0.3", "--out", model);
         int vocab = JsonDocument.Parse(File.ReadAllText(Path.Combine(model, "config.json"))).RootElement.GetProperty("vocab_size").GetInt32();
         const int B = 4, T = 16;
-        // Conversations per row (their lengths in positions); the target of a conversation's last position (the next
-        // conversation's first token) and the first third of each (the "prompt") are masked.
-        int[][] rows = [[6, 10], [16], [3, 5, 8], [9, 4, 3]];
-        var rng = new Random(3);
-        var tokens = new int[B * (T + 1)];
-        var inputs = new int[B * T]; var targets = new int[B * T]; var starts = new int[B * T];
-        for (int b = 0; b < B; b++)
-        {
-            for (int t = 0; t <= T; t++) tokens[b * (T + 1) + t] = rng.Next(vocab);
-            int pos = 0;
-            foreach (int len in rows[b])
-            {
-                for (int t = pos; t < pos + len; t++)
-                {
-                    inputs[b * T + t] = tokens[b * (T + 1) + t];
-                    bool prompt = t - pos < len / 3, last = t == pos + len - 1 && pos + len < T;
-                    targets[b * T + t] = prompt || last ? -1 : tokens[b * (T + 1) + t + 1];
-                    starts[b * T + t] = pos;
-                }
-                pos += len;
-            }
-        }
+        var (tokens, inputs, targets, starts) = PackedBatch(vocab, seed: 3, B, T);
         WriteInt32Npy(Path.Combine(_dir, "tokens.npy"), tokens, B, T + 1);
         WriteInt32Npy(Path.Combine(_dir, "targets.npy"), targets, B, T);
         WriteInt32Npy(Path.Combine(_dir, "starts.npy"), starts, B, T);
@@ -84,6 +63,37 @@ public sealed class PackedStepTests : IDisposable
             if (s == 0) AllNear("gradient", tm, tm.Gradients, Path.Combine(outDir, "grads_step0.safetensors"));
             AllNear($"parameters after step {s}", tm, tm.Parameters, Path.Combine(outDir, $"params_step{s}.safetensors"));
         }
+    }
+
+    /// <summary>
+    /// B rows of T positions holding several conversations each (fixed lengths), random tokens: the target of a
+    /// conversation's last position (the next one's first token) and the first third of each (its "prompt") masked;
+    /// tokens [B, T+1], inputs, targets and per-position starts [B, T].
+    /// </summary>
+    internal static (int[] Tokens, int[] Inputs, int[] Targets, int[] Starts) PackedBatch(int vocab, int seed, int B, int T)
+    {
+        int[][] rows = [[6, 10], [16], [3, 5, 8], [9, 4, 3]];
+        if (B != rows.Length || rows.Any(r => r.Sum() != T)) throw new ArgumentException("the layout is for 4 rows of 16");
+        var rng = new Random(seed);
+        var tokens = new int[B * (T + 1)];
+        var inputs = new int[B * T]; var targets = new int[B * T]; var starts = new int[B * T];
+        for (int b = 0; b < B; b++)
+        {
+            for (int t = 0; t <= T; t++) tokens[b * (T + 1) + t] = rng.Next(vocab);
+            int pos = 0;
+            foreach (int len in rows[b])
+            {
+                for (int t = pos; t < pos + len; t++)
+                {
+                    inputs[b * T + t] = tokens[b * (T + 1) + t];
+                    bool prompt = t - pos < len / 3, last = t == pos + len - 1 && pos + len < T;
+                    targets[b * T + t] = prompt || last ? -1 : tokens[b * (T + 1) + t + 1];
+                    starts[b * T + t] = pos;
+                }
+                pos += len;
+            }
+        }
+        return (tokens, inputs, targets, starts);
     }
 
     private static void AllNear(string what, TrainingModel tm, float[] actual, string file)

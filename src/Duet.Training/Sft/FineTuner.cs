@@ -286,6 +286,11 @@ public sealed class FineTuner : IDisposable
     {
         if (Config.Lora is not null) throw new InvalidOperationException("a LoRA run's result is its adapter (ToAdapter), or the adapter merged into the base (duet lora merge)");
         var m = Model.Layout.ToModel(Model.Parameters, _tokenizer);
+        return new CanonicalModel { Config = m.Config, Tensors = m.Tensors, Tokenizer = m.Tokenizer, Provenance = Lineage() };
+    }
+
+    private Dictionary<string, string> Lineage()
+    {
         var inv = System.Globalization.CultureInfo.InvariantCulture;
         var p = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var (key, value) in _baseProvenance) p["base." + key] = value;
@@ -295,7 +300,7 @@ public sealed class FineTuner : IDisposable
         p["finetune_steps"] = Runner.Optimizer.Steps.ToString(inv);
         if (LastValidationLoss is double v && double.IsFinite(v)) p["finetune_validation_loss"] = v.ToString("R", inv);
         p["source"] = TrainedModel.SourceVersion;
-        return new CanonicalModel { Config = m.Config, Tensors = m.Tensors, Tokenizer = m.Tokenizer, Provenance = p };
+        return p;
     }
 
     /// <summary>A LoRA run's adapter, in HF row order (the base's Q/K order undone for a GGUF base).</summary>
@@ -303,6 +308,7 @@ public sealed class FineTuner : IDisposable
     {
         var lora = Config.Lora ?? throw new InvalidOperationException("not a LoRA run");
         var a = Model.Layout.ToAdapter(Model.Parameters, lora.Alpha, lora.RsLora);
+        a = new LoraAdapter { Rank = a.Rank, Alpha = a.Alpha, RsLora = a.RsLora, Weights = a.Weights, Provenance = Lineage() };
         return Model.Config.RopeStyle == Duet.Tensors.Kernels.RopeStyle.Normal && Model.Base is not null ? a.WithHfRowOrder(Model.Config) : a;
     }
 
