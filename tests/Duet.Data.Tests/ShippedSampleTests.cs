@@ -79,11 +79,12 @@ public class ShippedSampleTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     /// <summary>
-    /// The cleaner leaves no box-drawing character in the shipped texts (which were cleaned before it learned to drop
-    /// the ones in table rows): before and after counted over the whole sample, for docs/data.md.
+    /// The shipped texts hold no box-drawing character: the sample was rebuilt with the cleaner that drops man pages'
+    /// table borders (the build before it held 7,858 of 7,578,502 characters, 0.104%; docs/data.md), and cleaning
+    /// them again changes nothing.
     /// </summary>
     [Fact]
-    public void Sample_CleanedAgain_HasNoBoxDrawingCharacters()
+    public void Sample_HasNoBoxDrawingCharacters()
     {
         var dir = SampleDir();
         long before = 0, after = 0, chars = 0;
@@ -99,8 +100,9 @@ public class ShippedSampleTests(Xunit.Abstractions.ITestOutputHelper output)
                 after += Normalize.TextCleaner.Clean(text).Count(c => c is >= '\u2500' and <= '\u257F');
             }
         }
-        output.WriteLine($"box-drawing characters: {before} of {chars} ({100.0 * before / chars:F3}%) before, {after} after");
-        Assert.True(before > 0, "the shipped sample was expected to hold table rows drawn with box characters");
+        output.WriteLine($"box-drawing characters: {before} of {chars} ({100.0 * before / chars:F3}%) shipped, {after} cleaned again");
+        Assert.True(chars > 7_000_000, $"{chars} characters: not the whole sample");
+        Assert.Equal(0, before);
         Assert.Equal(0, after);
     }
 }
