@@ -95,6 +95,18 @@ public class ChatTemplateTests
 
     private static string Json(string s) => JsonSerializer.Serialize(s);
 
+    /// <summary>A fixture message: role and content, and its other keys (tool_calls, tool_call_id, name; content null) as Fields.</summary>
+    private static ChatTemplateMessage Message(JsonElement m)
+    {
+        var content = m.GetProperty("content");
+        var fields = m.EnumerateObject().Where(p => p.Name is not "role" and not "content").ToDictionary(p => p.Name, p => (object?)p.Value);
+        if (content.ValueKind == JsonValueKind.Null) fields["content"] = null;
+        return new ChatTemplateMessage(m.GetProperty("role").GetString()!, content.ValueKind == JsonValueKind.String ? content.GetString()! : "")
+        {
+            Fields = fields.Count > 0 ? fields : null,
+        };
+    }
+
     private static Dictionary<string, object?> ToVariables(JsonElement obj)
     {
         var d = new Dictionary<string, object?>(StringComparer.Ordinal);
@@ -108,7 +120,7 @@ public class ChatTemplateTests
         var c = CaseById(Expected, id);
         var template = ChatTemplate.Parse(ReadTemplate(c.GetProperty("template").GetString()!)).WithTimeProvider(FixtureClock(Expected.Value));
         var messages = Expected.Value.GetProperty("conversations").GetProperty(c.GetProperty("conversation").GetString()!).EnumerateArray()
-            .Select(m => new ChatTemplateMessage(m.GetProperty("role").GetString()!, m.GetProperty("content").GetString()!)).ToList();
+            .Select(Message).ToList();
         var extra = c.TryGetProperty("extra", out var e) ? ToVariables(e) : null;
         AssertOutcome(c, () => template.Render(messages, c.GetProperty("add_generation_prompt").GetBoolean(),
             c.GetProperty("bos_token").GetString()!, c.GetProperty("eos_token").GetString()!, extra));
@@ -144,7 +156,11 @@ public class ChatTemplateTests
     {
         var cases = Expected.Value.GetProperty("cases").EnumerateArray().ToList();
         var files = Directory.GetFiles(Dir, "*.jinja").Select(Path.GetFileName).Order(StringComparer.Ordinal).ToList();
-        Assert.Equal(13, files.Count);
+        Assert.Equal(15, files.Count);
+        // Tool calling (issue 19): each family's template renders the tools and a history with tool_calls and tool results.
+        foreach (var t in new[] { "qwen2.5-7b-instruct.jinja", "llama-3.1-8b-instruct.jinja", "mistral-7b-instruct-v0.3.jinja", "mistral-nemo-instruct-2407.jinja", "hermes-2-pro-llama-3-8b-tool_use.jinja", "hermes-3-llama-3.1-8b-tool_use.jinja" })
+            Assert.Contains(cases, c => c.GetProperty("template").GetString() == t && c.GetProperty("conversation").GetString()!.StartsWith("tool_call", StringComparison.Ordinal)
+                && c.TryGetProperty("extra", out var e) && e.TryGetProperty("tools", out _) && c.TryGetProperty("output", out var o) && o.GetString()!.Contains("get_weather", StringComparison.Ordinal));
         Assert.Equal(files, cases.Select(c => c.GetProperty("template").GetString()).Distinct().Order(StringComparer.Ordinal).ToList());
         Assert.Contains(cases, c => c.TryGetProperty("raise_exception", out _));
         Assert.Contains(cases, c => c.TryGetProperty("error", out _));

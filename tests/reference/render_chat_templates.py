@@ -115,6 +115,8 @@ TEMPLATE_TOKENS = {
     "mistral-v1-system.jinja": ("<s>", "</s>"),
     "mistral-7b-instruct-v0.3.jinja": ("<s>", "</s>"),
     "mistral-nemo-instruct-2407.jinja": ("<s>", "</s>"),
+    "hermes-2-pro-llama-3-8b-tool_use.jinja": ("<|begin_of_text|>", "<|im_end|>"),
+    "hermes-3-llama-3.1-8b-tool_use.jinja": ("<|begin_of_text|>", "<|im_end|>"),
 }
 
 
@@ -148,6 +150,28 @@ CONVERSATIONS = {
     "tool_role": [msg("user", "Weather in Paris?"), msg("assistant", "Checking."), msg("tool", "22 C, sunny")],
     "system_only": [msg("system", "Only a system prompt.")],
     "empty": [],
+    # Tool calling as transformers documents it (and OpenAI clients send it, with the arguments parsed from their JSON
+    # string): an assistant turn with tool_calls and no content, the tools' results as role "tool" with the call's id
+    # and the function's name, then the answer. Ids of 9 alphanumerics, as Mistral's templates require.
+    "tool_calls": [
+        msg("system", "You are a helpful assistant."),
+        msg("user", "Weather in Paris and 北京?"),
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call0Abc9", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+            {"id": "call1Xyz2", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "北京", "days": 2}}},
+        ]},
+        {"role": "tool", "tool_call_id": "call0Abc9", "name": "get_weather", "content": "22 C, sunny"},
+        {"role": "tool", "tool_call_id": "call1Xyz2", "name": "get_weather", "content": "{\"temp\": 18, \"sky\": \"多云\"}"},
+        msg("assistant", "Paris: 22 C and sunny; 北京: 18 C, cloudy."),
+        msg("user", "Thanks!"),
+    ],
+    "tool_call_last": [
+        msg("user", "Weather in Paris?"),
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call0Abc9", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+        ]},
+        {"role": "tool", "tool_call_id": "call0Abc9", "name": "get_weather", "content": "22 C, sunny"},
+    ],
 }
 
 WEATHER_TOOL = {
@@ -163,6 +187,16 @@ WEATHER_TOOL = {
     },
 }
 
+TIME_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "The time now in a time zone",
+        "parameters": {"type": "object", "properties": {"zone": {"type": "string", "enum": ["UTC", "Asia/Shanghai"]},
+                                                         "hours": {"type": "array", "items": {"type": "number"}}}},
+    },
+}
+
 # (template, conversation, add_generation_prompt, extra) beyond the full grid below
 EXTRA_CASES = [
     ("llama-3.1-8b-instruct.jinja", "multi_turn", True, {"date_string": "01 Jan 2025"}),
@@ -174,7 +208,16 @@ EXTRA_CASES = [
     ("qwen3.jinja", "unicode", True, {"tools": [WEATHER_TOOL]}),
     ("mistral-7b-instruct-v0.3.jinja", "no_system", True, {"tools": [WEATHER_TOOL]}),
     ("mistral-nemo-instruct-2407.jinja", "multi_turn", True, {"tools": [WEATHER_TOOL]}),
+    ("hermes-2-pro-llama-3-8b-tool_use.jinja", "system_user", True, {"tools": [WEATHER_TOOL, TIME_TOOL]}),
+    ("hermes-3-llama-3.1-8b-tool_use.jinja", "system_user", True, {"tools": [WEATHER_TOOL, TIME_TOOL]}),
 ]
+
+# Every template with tools, on the conversations that call them.
+for _t in ("qwen2.5-7b-instruct.jinja", "qwen3.jinja", "llama-3.1-8b-instruct.jinja", "llama-3.2-3b-instruct.jinja",
+           "mistral-7b-instruct-v0.3.jinja", "mistral-nemo-instruct-2407.jinja", "hermes-2-pro-llama-3-8b-tool_use.jinja",
+           "hermes-3-llama-3.1-8b-tool_use.jinja", "duet-bpetrainer-chatml.jinja", "yi-chat.jinja"):
+    for _conv in ("tool_calls", "tool_call_last"):
+        EXTRA_CASES.append((_t, _conv, True, {"tools": [WEATHER_TOOL, TIME_TOOL]}))
 
 
 def expected_cases():

@@ -15,8 +15,16 @@ using Duet.Tokenizers.Trainer;
 
 namespace Duet.Tokenizers.ChatTemplates;
 
-/// <summary>One chat message: role ("system", "user", "assistant", "tool", ...) and its text.</summary>
-public sealed record ChatTemplateMessage(string Role, string Content);
+/// <summary>
+/// One chat message: role ("system", "user", "assistant", "tool", ...) and its text; <see cref="Fields"/> adds the
+/// other keys a template may read, as transformers passes them: an assistant's "tool_calls" ([{"id", "type",
+/// "function": {"name", "arguments": {...}}}]), a tool result's "tool_call_id" and "name", or "content": null.
+/// </summary>
+public sealed record ChatTemplateMessage(string Role, string Content)
+{
+    /// <summary>More keys of the message (values as Render's extra takes them); they may replace "content", not "role".</summary>
+    public IReadOnlyDictionary<string, object?>? Fields { get; init; }
+}
 
 /// <summary>Bounds on one Render call. A step is a loop iteration, a macro call, an element of a built list or 256 characters of built text.</summary>
 public sealed record ChatTemplateLimits

@@ -170,6 +170,12 @@ internal static class PyValues
         var d = new PyDict();
         d.Set("role", m.Role);
         d.Set("content", m.Content);
+        if (m.Fields is not null)
+            foreach (var (key, value) in m.Fields)
+            {
+                if (key == "role") throw new ArgumentException("a message's Fields cannot replace its role");
+                d.Set(key, FromDotNet(value, "message." + key, 1));
+            }
         return d;
     }
 
