@@ -12,8 +12,8 @@ namespace Duet.Inference.Tests;
 
 public class ConstrainedTests
 {
-    private static readonly Lazy<Tokenizer> s_spm = new(() => Tokenizer.Load(Path.Combine(Repo.Root, "tests", "TestData", "spm-bpe.model")));
-    private static readonly Lazy<Tokenizer> s_bpe = new(() =>
+    internal static readonly Lazy<Tokenizer> s_spm = new(() => Tokenizer.Load(Path.Combine(Repo.Root, "tests", "TestData", "spm-bpe.model")));
+    internal static readonly Lazy<Tokenizer> s_bpe = new(() =>
     {
         var trainer = new BpeTrainer(new BpeTrainerOptions { VocabSize = 800 });
         foreach (var line in File.ReadLines(Path.Combine(Repo.Root, "tests", "TestData", "bilingual-test.txt")).Take(800)) trainer.AddText(line);
@@ -77,10 +77,10 @@ public class ConstrainedTests
         Assert.False(string.IsNullOrWhiteSpace(e.Message));
     }
 
-    private enum Logits { Random, FavourClose, FavourStrings, FavourStop, FavourDigits }
+    internal enum Logits { Random, FavourClose, FavourStrings, FavourStop, FavourDigits }
 
     // Samples under the constraint with hostile logits: returns the text and whether it stopped by itself.
-    private static (string Text, bool Complete) Generate(Tokenizer tok, JsonConstraint c, int seed, Logits mode, int maxTokens)
+    internal static (string Text, bool Complete) Generate(Tokenizer tok, JsonConstraint c, int seed, Logits mode, int maxTokens)
     {
         var rng = new Random(seed);
         var logits = new float[tok.VocabSize];

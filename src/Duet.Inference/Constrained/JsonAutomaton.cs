@@ -451,3 +451,40 @@ internal sealed class ArrayFrame(SchemaNode node, ArrayFrame.Stage stage, int co
         }
     }
 }
+
+/// <summary>
+/// Literal text around one value (a tool call's frame: "&lt;tool_call&gt;\n" before the call's JSON, "\n&lt;/tool_call&gt;"
+/// after): the prefix's bytes, then a value of <paramref name="node"/>, then the suffix's bytes, then the document ends.
+/// </summary>
+internal sealed class FramedFrame(byte[] prefix, byte[] suffix, SchemaNode node, bool inSuffix, int pos) : Frame
+{
+    public override void Feed(JStack? rest, byte b, List<JStack> output)
+    {
+        var text = inSuffix ? suffix : prefix;
+        if (pos < text.Length)
+        {
+            if (text[pos] != b) return;
+            var next = new FramedFrame(prefix, suffix, node, inSuffix, pos + 1);
+            if (inSuffix && pos + 1 == suffix.Length) Done(rest, null, output);    // the frame is closed: the document is
+            else if (!inSuffix && pos + 1 == prefix.Length) output.Add(new JStack(new ValueFrame(node), new JStack(next, rest)));
+            else output.Add(new JStack(next, rest));
+            return;
+        }
+        if (!inSuffix) Push(rest, this, new ValueFrame(node), b, output);          // an empty prefix: the value starts here
+    }
+
+    public override string Close() => Encoding.UTF8.GetString(inSuffix ? suffix[pos..] : [.. prefix[pos..], .. Encoding.UTF8.GetBytes(node.MinText ?? ""), .. suffix]);
+    public override byte[] CloseBytes() => inSuffix ? suffix[pos..] : [.. prefix[pos..], .. Encoding.UTF8.GetBytes(node.MinText ?? ""), .. suffix];
+    public override Frame ChildDone() => new FramedFrame(prefix, suffix, node, inSuffix: true, 0);
+    public override string CloseAfterChild() => Encoding.UTF8.GetString(suffix);
+
+    /// <summary>The value and the whole suffix are written (only an empty suffix leaves the frame on the stack then).</summary>
+    public bool Finished => inSuffix && pos == suffix.Length;
+
+    /// <summary>The first stack: the frame expecting its prefix (or, with none, the value itself).</summary>
+    public static JStack Start(byte[] prefix, byte[] suffix, SchemaNode node, JStack bottom)
+    {
+        var frame = new FramedFrame(prefix, suffix, node, inSuffix: false, 0);
+        return prefix.Length == 0 ? new JStack(new ValueFrame(node), new JStack(frame, bottom)) : new JStack(frame, bottom);
+    }
+}

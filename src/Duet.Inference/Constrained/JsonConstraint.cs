@@ -147,11 +147,13 @@ public sealed class JsonConstraint : ITokenConstraint
     private List<JStack> _state = [];
     private readonly bool[] _allowed;
     private readonly List<List<JStack>> _scratch = [];
+    private readonly byte[]? _prefix, _suffix; // literal text around the document (a tool call's frame), or none
 
-    private JsonConstraint(TokenTrie trie, SchemaNode root, IReadOnlyCollection<int> stopTokens, int vocab)
+    private JsonConstraint(TokenTrie trie, SchemaNode root, IReadOnlyCollection<int> stopTokens, int vocab, string? prefix = null, string? suffix = null)
     {
         _table = trie;
         _root = root;
+        if (prefix is not null || suffix is not null) { _prefix = Encoding.UTF8.GetBytes(prefix ?? ""); _suffix = Encoding.UTF8.GetBytes(suffix ?? ""); }
         _stops = stopTokens.ToArray();
         _allowed = new bool[vocab];
         Reset();
@@ -167,18 +169,29 @@ public sealed class JsonConstraint : ITokenConstraint
         return new JsonConstraint(TokenTrie.For(tokenizer), root, stopTokens, Math.Max(vocab, tokenizer.VocabSize));
     }
 
+    /// <summary>
+    /// As <see cref="Create"/>, with the document between literal texts: <paramref name="prefix"/>, then the JSON value,
+    /// then <paramref name="suffix"/> (a tool call in a model's format: "&lt;tool_call&gt;\n" {...} "\n&lt;/tool_call&gt;").
+    /// </summary>
+    public static JsonConstraint CreateFramed(Tokenizer tokenizer, JsonElement schema, string prefix, string suffix, IReadOnlyCollection<int> stopTokens, int vocab = 0)
+    {
+        var root = SchemaCompiler.Compile(schema);
+        return new JsonConstraint(TokenTrie.For(tokenizer), root, stopTokens, Math.Max(vocab, tokenizer.VocabSize), prefix, suffix);
+    }
+
     /// <summary>Bytes in the shortest valid document: a reply needs at least this many tokens (fewer if tokens are longer).</summary>
-    public int MinimumLength => Encoding.UTF8.GetByteCount(_root.MinText!);
+    public int MinimumLength => Encoding.UTF8.GetByteCount(_root.MinText!) + (_prefix?.Length ?? 0) + (_suffix?.Length ?? 0);
 
     public void Reset()
     {
-        _state = [new JStack(new ValueFrame(_root), new JStack(new RootFrame(false), null))];
+        var bottom = new JStack(new RootFrame(false), null);
+        _state = [_prefix is null ? new JStack(new ValueFrame(_root), bottom) : FramedFrame.Start(_prefix, _suffix!, _root, bottom)];
     }
 
     public bool IsComplete => _state.Any(Completed);
 
     private static bool Completed(JStack s) => s.Top is RootFrame { IsDone: true }
-        || (s.Rest is { Top: RootFrame } && (s.Top is NumberFrame { Terminal: true } || s.Top is LiteralFrame { Complete: true }));
+        || (s.Rest is { Top: RootFrame } && (s.Top is NumberFrame { Terminal: true } || s.Top is LiteralFrame { Complete: true } || s.Top is FramedFrame { Finished: true }));
 
     private int _closeBudget = int.MaxValue;
 
