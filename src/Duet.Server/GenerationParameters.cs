@@ -19,6 +19,14 @@ internal sealed class GenerationParameters
     public bool Stream, IncludeUsage, IgnoreEos;
     public JsonElement? Schema;
     public bool Json;
+    /// <summary>Tool calling (chat): the request's tools, and tool_choice as "auto", "required", "none" or a function's name.</summary>
+    public JsonElement? Tools;
+    public List<(string Name, JsonElement Parameters)>? ToolList;
+    public string ToolChoice = "auto";
+    public string? ToolName;
+    public bool ParallelToolCalls = true;
+    /// <summary>Tools are offered and the reply is read for calls (tools given and tool_choice not "none").</summary>
+    public bool UsesTools => ToolList is not null && ToolChoice != "none";
 
     public static GenerationParameters Read(JsonRequest r, ServerOptions o, InferenceEngine engine, bool chat)
     {
@@ -118,9 +126,38 @@ internal sealed class GenerationParameters
                 default: throw ApiException.Invalid($"'response_format.type' must be text, json_object or json_schema, not '{Clip(t.GetString()!)}'", "response_format");
             }
         }
-        foreach (var unsupported in new[] { "tools", "functions", "audio", "prediction" })
-            if (r.Has(unsupported)) throw ApiException.Invalid($"'{unsupported}' is not supported by this server", unsupported);
+        if (chat) ReadTools(r, p);
+        foreach (var unsupported in chat ? new[] { "functions", "function_call", "audio", "prediction" } : ["tools", "tool_choice", "functions", "audio", "prediction"])
+            if (r.Has(unsupported)) throw ApiException.Invalid($"'{unsupported}' is not supported by this server{(unsupported == "functions" ? "; use 'tools'" : "")}", unsupported);
         return p;
+    }
+
+    private static void ReadTools(JsonRequest r, GenerationParameters p)
+    {
+        if (r.Get("tools") is { } tools && tools.ValueKind != JsonValueKind.Null)
+        {
+            try { p.ToolList = Duet.Inference.Tools.ToolCallConstraint.ReadTools(tools); }
+            catch (ArgumentException e) { throw ApiException.Invalid(e.Message, "tools"); }
+            p.Tools = tools.Clone();
+        }
+        if (r.Get("tool_choice") is { } choice && choice.ValueKind != JsonValueKind.Null)
+        {
+            if (p.ToolList is null) throw ApiException.Invalid("'tool_choice' is only allowed when 'tools' are specified", "tool_choice");
+            if (choice.ValueKind == JsonValueKind.String)
+                p.ToolChoice = choice.GetString() is "none" or "auto" or "required" ? choice.GetString()!
+                    : throw ApiException.Invalid($"'tool_choice' must be none, auto, required or {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}, not '{Clip(choice.GetString()!)}'", "tool_choice");
+            else if (choice.ValueKind == JsonValueKind.Object && choice.TryGetProperty("function", out var f) && f.ValueKind == JsonValueKind.Object
+                && f.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String)
+            {
+                if (!p.ToolList.Any(t => t.Name == n.GetString())) throw ApiException.Invalid($"'tool_choice' names the function '{Clip(n.GetString()!)}', which is not among the tools", "tool_choice");
+                p.ToolChoice = "named";
+                p.ToolName = n.GetString();
+            }
+            else throw ApiException.Invalid("'tool_choice' must be none, auto, required or {\"type\": \"function\", \"function\": {\"name\": ...}}", "tool_choice");
+        }
+        if (r.Bool("parallel_tool_calls") is bool parallel) p.ParallelToolCalls = parallel;
+        if (p.UsesTools && p.Json && p.ToolChoice != "auto")
+            throw ApiException.Invalid("'response_format' json and a required tool call cannot both shape the reply", "response_format");
     }
 
     public GenerationRequest ToRequest(int[] prompt, InferenceEngine engine, Func<JsonElement?, ITokenConstraint>? constraints)

@@ -98,6 +98,16 @@ public static class TestModels
         return (path, Tokenizer.Load(path));
     }
 
+    private static readonly Lazy<string> s_long = new(() =>
+    {
+        var path = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(Path)!, "tiny-chat-2k.gguf");
+        ModelPackage.WriteGguf(CanonicalModel.Random(Config(Tokenizer.VocabSize) with { ContextLength = 2048 }, 11, Tokenizer, std: 0.25f), path, Duet.Tensors.GgmlType.Q8_0);
+        return path;
+    });
+
+    /// <summary>The same kind of model with a context of 2,048 tokens (prompts that describe tools).</summary>
+    public static string LongContextPath => s_long.Value;
+
     /// <summary>logit_bias entries that ban every end-of-turn token, so a reply runs to max_tokens.</summary>
     public static Dictionary<int, int> NoStop()
     {

@@ -172,3 +172,54 @@ public static class ToolCallFormat
         return sb.ToString();
     }
 }
+
+/// <summary>
+/// A streamed reply that may hold tool calls: text is passed on as it comes unless it could be (the start of) a
+/// call in the style, which is held back; at the end the held text is parsed, giving calls, or released as text
+/// if it was none (a malformed call is text).
+/// </summary>
+public sealed class ToolCallStream(ToolCallStyle style)
+{
+    private readonly StringBuilder _text = new();
+    private int _emitted;
+
+    public ToolCallStyle Style => style;
+    private bool _plain; // Llama 3: the reply is not a call (it does not start like one)
+
+    /// <summary>Adds generated text; returns the part that can be sent as content now.</summary>
+    public string Push(string text)
+    {
+        _text.Append(text);
+        var s = _text.ToString();
+        int safe = Math.Max(_emitted, SafeLength(s));
+        var output = s[_emitted..safe];
+        _emitted = safe;
+        return output;
+    }
+
+    /// <summary>The reply is complete: its calls, and the text not sent yet that is content (all of it when there are no calls).</summary>
+    public (string Unsent, IReadOnlyList<ToolCall> Calls) Finish(Func<string> newId)
+    {
+        var s = _text.ToString();
+        var (_, calls) = ToolCallFormat.Parse(style, s, newId);
+        return calls.Count > 0 ? ("", calls) : (s[_emitted..], calls);
+    }
+
+    private int SafeLength(string s)
+    {
+        if (style == ToolCallStyle.Llama3)
+        {
+            if (_plain) return s.Length;
+            var t = s.TrimStart();
+            if (t.Length == 0 || t.StartsWith('{') || t.StartsWith(ToolCallFormat.PythonTag, StringComparison.Ordinal) || ToolCallFormat.PythonTag.StartsWith(t, StringComparison.Ordinal)) return _emitted;
+            _plain = true;
+            return s.Length;
+        }
+        string marker = style == ToolCallStyle.Hermes ? ToolCallFormat.HermesOpen : ToolCallFormat.MistralMarker;
+        int at = s.IndexOf(marker, StringComparison.Ordinal);
+        if (at >= 0) return at;
+        for (int k = Math.Min(marker.Length - 1, s.Length); k > 0; k--)
+            if (s.AsSpan(s.Length - k).SequenceEqual(marker.AsSpan(0, k))) return s.Length - k;
+        return s.Length;
+    }
+}

@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using Duet.Inference;
 using Duet.Inference.Serving;
+using Duet.Inference.Tools;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
@@ -84,6 +85,7 @@ internal static class OpenAi
         if (n == 0) throw ApiException.Invalid("'messages' is empty", "messages");
         if (n > o.MaxMessages) throw ApiException.Invalid($"'messages' has {n} messages; at most {o.MaxMessages} are accepted", "messages");
         var list = new List<ChatTurn>(n);
+        var callNames = new Dictionary<string, string>(StringComparer.Ordinal); // tool_call_id -> function, from the assistants' calls
         int i = 0;
         foreach (var m in ms.EnumerateArray())
         {
@@ -95,9 +97,52 @@ internal static class OpenAi
             if (name is not ("system" or "developer" or "user" or "assistant" or "tool"))
                 throw ApiException.Invalid($"'{at}.role' is '{GenerationParameters.Clip(name)}'; it must be system, developer, user, assistant or tool", at + ".role");
             if (name == "developer") name = "system";
-            list.Add(new ChatTurn(name, ContentText(m, at)));
+            var turn = new ChatTurn(name, ContentText(m, at));
+            if (name == "assistant" && m.TryGetProperty("tool_calls", out var tc) && tc.ValueKind != JsonValueKind.Null)
+            {
+                var calls = ReadToolCalls(tc, at + ".tool_calls");
+                foreach (var c in calls) callNames[c.Id] = c.Name;
+                turn = turn with { ToolCalls = calls };
+            }
+            if (name == "tool")
+            {
+                if (!m.TryGetProperty("tool_call_id", out var id) || id.ValueKind != JsonValueKind.String)
+                    throw ApiException.Invalid($"'{at}.tool_call_id' must be the id of the call this is the result of", at + ".tool_call_id");
+                string? fn = m.TryGetProperty("name", out var nm) && nm.ValueKind == JsonValueKind.String ? nm.GetString() : callNames.GetValueOrDefault(id.GetString()!);
+                turn = turn with { ToolCallId = id.GetString(), Name = fn };
+            }
+            list.Add(turn);
         }
         return list;
+    }
+
+    // An assistant's tool_calls: [{"id", "type": "function", "function": {"name", "arguments": "{...}"}}]; arguments a JSON object's text (or the object).
+    private static List<ToolCall> ReadToolCalls(JsonElement tc, string at)
+    {
+        if (tc.ValueKind != JsonValueKind.Array) throw ApiException.Invalid($"'{at}' must be an array", at);
+        var calls = new List<ToolCall>();
+        int k = 0;
+        foreach (var c in tc.EnumerateArray())
+        {
+            string where = $"{at}[{k++}]";
+            if (c.ValueKind != JsonValueKind.Object || !c.TryGetProperty("function", out var f) || f.ValueKind != JsonValueKind.Object
+                || !f.TryGetProperty("name", out var fname) || fname.ValueKind != JsonValueKind.String)
+                throw ApiException.Invalid($"'{where}' must be {{\"id\", \"type\": \"function\", \"function\": {{\"name\", \"arguments\"}}}}", where);
+            string id = c.TryGetProperty("id", out var idv) && idv.ValueKind == JsonValueKind.String ? idv.GetString()! : $"call_{k}";
+            string args = "{}";
+            if (f.TryGetProperty("arguments", out var a) && a.ValueKind != JsonValueKind.Null)
+            {
+                try
+                {
+                    using var doc = a.ValueKind == JsonValueKind.String ? JsonDocument.Parse(a.GetString()!) : JsonDocument.Parse(a.GetRawText());
+                    if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new JsonException("not an object");
+                    args = JsonSerializer.Serialize(doc.RootElement);
+                }
+                catch (JsonException) { throw ApiException.Invalid($"'{where}.function.arguments' must be a JSON object (as a string)", where + ".function.arguments"); }
+            }
+            calls.Add(new ToolCall(id, fname.GetString()!, args));
+        }
+        return calls;
     }
 
     // content: a string, null (an assistant turn with tool calls), or an array of parts of which only text is understood.
@@ -156,12 +201,26 @@ internal static class OpenAi
         if (chat)
         {
             var messages = ReadMessages(body, o);
-            try { prompt = host.Prompts!.Encode(messages); }
+            try { prompt = host.Prompts!.Encode(messages, p.UsesTools ? p.Tools : null); }
             catch (Duet.Tokenizers.ChatTemplates.ChatTemplateException e) { throw ApiException.Invalid($"the model's chat template refused the messages: {e.Message}", "messages"); }
             if (prompt.Length == 0) throw ApiException.Invalid("the messages make an empty prompt", "messages");
         }
         else prompt = ReadPrompt(body, engine);
         var request = p.ToRequest(prompt, engine, host.Constraints);
+        var style = ToolCallFormat.Detect(engine.Tokenizer.ChatTemplate);
+        if (p.UsesTools && p.ToolChoice is "required" or "named")
+        {
+            // The reply is one call, in the model's own format, with arguments valid against the tool's schema.
+            Duet.Inference.Constrained.JsonConstraint constraint;
+            try { constraint = ToolCallConstraint.Create(engine.Tokenizer, style, engine.Tokenizer.ChatTemplate, p.ToolList!, p.ToolName, engine.StopTokens, engine.Model.Config.Vocab); }
+            catch (Exception e) when (e is ArgumentException or Duet.Inference.Constrained.SchemaException)
+            {
+                throw ApiException.Invalid($"tools: {e.Message}", "tools", "invalid_schema");
+            }
+            if (request.MaxTokens < constraint.MinimumLength)
+                throw ApiException.Invalid($"max_tokens {request.MaxTokens} cannot hold the shortest call of the tools ({constraint.MinimumLength} bytes)", "max_tokens");
+            request = request with { Constraint = constraint };
+        }
         // The request's slot is given back whenever this handler stops, whatever the reason: the client hung up
         // (RequestAborted), a write to a closed connection failed, or the reply is done.
         using var handler = CancellationTokenSource.CreateLinkedTokenSource(c.RequestAborted);
@@ -173,8 +232,9 @@ internal static class OpenAi
         {
             string id = NewId(chat ? "chatcmpl-" : "cmpl-");
             long created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-            if (p.Stream) await Stream(c, host, engine, stream, p, id, created, chat).ConfigureAwait(false);
-            else await Whole(c, host, engine, stream, p, id, created, chat).ConfigureAwait(false);
+            var tools = chat && p.UsesTools ? new ToolCallStream(style) : null;
+            if (p.Stream) await Stream(c, host, engine, stream, p, id, created, chat, tools).ConfigureAwait(false);
+            else await Whole(c, host, engine, stream, p, id, created, chat, tools).ConfigureAwait(false);
         }
         finally
         {
@@ -182,9 +242,38 @@ internal static class OpenAi
         }
     }
 
-    private static async Task Whole(HttpContext c, ModelHost host, InferenceEngine e, GenerationStream stream, GenerationParameters p, string id, long created, bool chat)
+    private static string NewCallId() => NewId("call_");
+
+    // parallel_tool_calls false: at most one call is returned.
+    private static IReadOnlyList<ToolCall> Allowed(IReadOnlyList<ToolCall> calls, GenerationParameters p) => p.ParallelToolCalls || calls.Count <= 1 ? calls : [calls[0]];
+
+    private static void WriteToolCalls(Utf8JsonWriter w, IReadOnlyList<ToolCall> calls)
+    {
+        w.WriteStartArray("tool_calls");
+        foreach (var call in calls)
+        {
+            w.WriteStartObject();
+            w.WriteString("id", call.Id);
+            w.WriteString("type", "function");
+            w.WriteStartObject("function");
+            w.WriteString("name", call.Name);
+            w.WriteString("arguments", call.Arguments);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+    }
+
+    private static async Task Whole(HttpContext c, ModelHost host, InferenceEngine e, GenerationStream stream, GenerationParameters p, string id, long created, bool chat, ToolCallStream? tools)
     {
         var (text, tokens, result) = await stream.ReadAllAsync(c.RequestAborted).ConfigureAwait(false);
+        IReadOnlyList<ToolCall> calls = [];
+        if (tools is not null)
+        {
+            var parsed = ToolCallFormat.Parse(tools.Style, text, NewCallId);
+            calls = Allowed(parsed.Calls, p);
+            if (calls.Count > 0) text = parsed.Content;
+        }
         await WriteJson(c, w =>
         {
             w.WriteStartObject();
@@ -200,13 +289,14 @@ internal static class OpenAi
             {
                 w.WriteStartObject("message");
                 w.WriteString("role", "assistant");
-                w.WriteString("content", text);
+                if (calls.Count > 0 && text.Length == 0) w.WriteNull("content"); else w.WriteString("content", text);
                 w.WriteNull("refusal");
+                if (calls.Count > 0) WriteToolCalls(w, calls);
                 w.WriteEndObject();
             }
             else w.WriteString("text", text);
             WriteLogprobs(w, e, tokens, p.TopLogprobs, chat);
-            w.WriteString("finish_reason", result.ReasonText);
+            w.WriteString("finish_reason", calls.Count > 0 && result.Reason != FinishReason.Length ? "tool_calls" : result.ReasonText);
             w.WriteEndObject();
             w.WriteEndArray();
             WriteUsage(w, result);
@@ -214,7 +304,7 @@ internal static class OpenAi
         }).ConfigureAwait(false);
     }
 
-    private static async Task Stream(HttpContext c, ModelHost host, InferenceEngine e, GenerationStream stream, GenerationParameters p, string id, long created, bool chat)
+    private static async Task Stream(HttpContext c, ModelHost host, InferenceEngine e, GenerationStream stream, GenerationParameters p, string id, long created, bool chat, ToolCallStream? tools)
     {
         var res = c.Response;
         res.StatusCode = 200;
@@ -263,15 +353,65 @@ internal static class OpenAi
             w.WriteEndObject();
         }
 
+        // One tool call's delta as OpenAI streams them: the call's header (id, type, name, empty arguments), then its arguments.
+        void CallDelta(Utf8JsonWriter w, int index, ToolCall call, bool header)
+        {
+            w.WriteStartObject();
+            Head(w);
+            w.WriteStartArray("choices");
+            w.WriteStartObject();
+            w.WriteNumber("index", 0);
+            w.WriteStartObject("delta");
+            w.WriteStartArray("tool_calls");
+            w.WriteStartObject();
+            w.WriteNumber("index", index);
+            if (header) { w.WriteString("id", call.Id); w.WriteString("type", "function"); }
+            w.WriteStartObject("function");
+            if (header) w.WriteString("name", call.Name);
+            w.WriteString("arguments", header ? "" : call.Arguments);
+            w.WriteEndObject();
+            w.WriteEndObject();
+            w.WriteEndArray();
+            w.WriteEndObject();
+            w.WriteNull("logprobs");
+            w.WriteNull("finish_reason");
+            w.WriteEndObject();
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+
         if (chat) await Send(w => Chunk(w, "", null, null, role: true)).ConfigureAwait(false);
         await foreach (var t in stream.Tokens.ReadAllAsync(ct).ConfigureAwait(false))
         {
+            if (tools is not null)
+            {
+                // Text that may be (the start of) a call is held back until the reply ends.
+                var free = tools.Push(t.Text);
+                if (free.Length > 0) await Send(w => Chunk(w, free, null, null, role: false)).ConfigureAwait(false);
+                continue;
+            }
             if (t.Text.Length == 0 && p.TopLogprobs is null) continue;
             await Send(w => Chunk(w, t.Text, p.TopLogprobs is null ? null : t, null, role: false)).ConfigureAwait(false);
         }
         var result = await stream.Result.ConfigureAwait(false);
         if (result.Reason == FinishReason.Cancelled) return;
-        await Send(w => Chunk(w, result.TrailingText.Length > 0 ? result.TrailingText : chat ? null : "", null, result.ReasonText, role: false)).ConfigureAwait(false);
+        string trailing = result.TrailingText;
+        IReadOnlyList<ToolCall> calls = [];
+        if (tools is not null)
+        {
+            var free = tools.Push(trailing);
+            var (unsent, parsed) = tools.Finish(NewCallId);
+            calls = Allowed(parsed, p);
+            trailing = free + unsent;
+        }
+        for (int k = 0; k < calls.Count; k++)
+        {
+            int index = k;
+            await Send(w => CallDelta(w, index, calls[index], header: true)).ConfigureAwait(false);
+            await Send(w => CallDelta(w, index, calls[index], header: false)).ConfigureAwait(false);
+        }
+        string finish = calls.Count > 0 && result.Reason != FinishReason.Length ? "tool_calls" : result.ReasonText;
+        await Send(w => Chunk(w, trailing.Length > 0 ? trailing : chat ? null : "", null, finish, role: false)).ConfigureAwait(false);
         if (p.IncludeUsage)
             await Send(w =>
             {
