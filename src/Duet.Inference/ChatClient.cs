@@ -1,6 +1,9 @@
 // Duet in-process behind Microsoft.Extensions.AI: an IChatClient and an IEmbeddingGenerator over the
 // InferenceEngine, so a .NET application talks to a local model the way it talks to any hosted one (and
 // middleware such as caching, logging or function invocation composes around it). No HTTP involved.
+// Tools: ChatOptions.Tools (AIFunction declarations) are offered to the model in its own format and its calls come
+// back as FunctionCallContent, so ChatClientBuilder.UseFunctionInvocation() runs the functions and sends their
+// FunctionResultContent back; ToolMode RequireAny / RequireSpecific constrain the reply to a valid call.
 using System.Runtime.CompilerServices;
 using Duet.Inference.Serving;
 using Duet.Model;
@@ -55,20 +58,60 @@ public sealed class DuetChatClient : IChatClient
 
     public Tokenizer Tokenizer => Engine.Tokenizer;
 
+    /// <summary>The request's tools as OpenAI's tools array (null: none, or ToolMode None).</summary>
+    private static System.Text.Json.JsonElement? ToolsJson(ChatOptions? options)
+    {
+        if (options?.Tools is not { Count: > 0 } tools || options.ToolMode is NoneChatToolMode) return null;
+        var array = new System.Text.Json.Nodes.JsonArray();
+        foreach (var t in tools.OfType<AIFunctionDeclaration>())
+            array.Add(new System.Text.Json.Nodes.JsonObject
+            {
+                ["type"] = "function",
+                ["function"] = new System.Text.Json.Nodes.JsonObject
+                {
+                    ["name"] = t.Name, ["description"] = t.Description,
+                    ["parameters"] = System.Text.Json.Nodes.JsonNode.Parse(t.JsonSchema.GetRawText()),
+                },
+            });
+        return array.Count == 0 ? null : System.Text.Json.JsonDocument.Parse(array.ToJsonString()).RootElement.Clone();
+    }
+
+    /// <summary>A message as chat turns: its text, an assistant's FunctionCallContent as calls, each FunctionResultContent as a tool turn.</summary>
+    private static IEnumerable<ChatTurn> Turns(AiChatMessage m)
+    {
+        var calls = m.Contents.OfType<FunctionCallContent>().Select(c => new Tools.ToolCall(c.CallId, c.Name,
+            System.Text.Json.JsonSerializer.Serialize(c.Arguments ?? new Dictionary<string, object?>(), AIJsonUtilities.DefaultOptions))).ToList();
+        var results = m.Contents.OfType<FunctionResultContent>().ToList();
+        if (results.Count > 0)
+        {
+            foreach (var r in results)
+                yield return new ChatTurn("tool", r.Result switch
+                {
+                    null => "",
+                    string text => text,
+                    System.Text.Json.JsonElement e => e.ValueKind == System.Text.Json.JsonValueKind.String ? e.GetString()! : e.GetRawText(),
+                    var other => System.Text.Json.JsonSerializer.Serialize(other, AIJsonUtilities.DefaultOptions),
+                }) { ToolCallId = r.CallId };
+            yield break;
+        }
+        yield return new ChatTurn(m.Role.Value, m.Text) { ToolCalls = calls.Count > 0 ? calls : null };
+    }
+
     /// <summary>The engine request for a conversation: prompt tokens from the chat template, options mapped from ChatOptions.</summary>
     public GenerationRequest CreateRequest(IEnumerable<AiChatMessage> messages, ChatOptions? options)
     {
         var list = new List<ChatTurn>();
         if (options?.Instructions is { Length: > 0 } instructions) list.Add(new ChatTurn("system", instructions));
-        foreach (var m in messages) list.Add(new ChatTurn(m.Role.Value, m.Text));
+        foreach (var m in messages) list.AddRange(Turns(m));
+        var tools = ToolsJson(options);
         // A conversation longer than the context loses its oldest turns (system turns stay), as Ollama does, keeping
         // room for the reply: MaxOutputTokens, or a quarter of the context.
         int want = Math.Min(options?.MaxOutputTokens ?? Engine.Context / 4, Engine.Context / 2);
-        var prompt = _prompts.Encode(list);
+        var prompt = _prompts.Encode(list, tools);
         while (prompt.Length + want > Engine.Context && list.FindIndex(t => t.Role != "system") is int oldest && oldest >= 0 && list.Count(t => t.Role != "system") > 1)
         {
             list.RemoveAt(oldest);
-            prompt = _prompts.Encode(list);
+            prompt = _prompts.Encode(list, tools);
         }
         int room = Engine.Context - prompt.Length;
         if (room < 1) throw new ArgumentException($"the conversation has {prompt.Length} tokens; the context holds {Engine.Context}");
@@ -85,6 +128,13 @@ public sealed class DuetChatClient : IChatClient
         Constrained.ITokenConstraint? constraint = options?.ResponseFormat is ChatResponseFormatJson json
             ? Constrained.JsonConstraints.Create(Engine, json.Schema)
             : null;
+        if (tools is { } t && options!.ToolMode is RequiredChatToolMode required)
+        {
+            var call = Tools.ToolCallConstraint.Create(Engine.Tokenizer, Tools.ToolCallFormat.Detect(Engine.Tokenizer.ChatTemplate), Engine.Tokenizer.ChatTemplate,
+                Tools.ToolCallConstraint.ReadTools(t), required.RequiredFunctionName, [.. Engine.StopTokens], Engine.Model.Config.Vocab);
+            if (max < call.MinimumLength) throw new ArgumentException($"{max} output tokens cannot hold the shortest call of the tools ({call.MinimumLength} bytes): raise MaxOutputTokens");
+            constraint = call;
+        }
         return new GenerationRequest
         {
             Prompt = prompt, MaxTokens = max, Sampling = sampling, Stop = options?.StopSequences?.ToArray() ?? [], Constraint = constraint,
@@ -96,14 +146,31 @@ public sealed class DuetChatClient : IChatClient
         var request = CreateRequest(messages, options);
         var (text, _, result) = await Engine.Submit(request, cancellationToken).ReadAllAsync(cancellationToken).ConfigureAwait(false);
         cancellationToken.ThrowIfCancellationRequested();
-        return new ChatResponse(new AiChatMessage(ChatRole.Assistant, text))
+        var message = new AiChatMessage(ChatRole.Assistant, text);
+        bool called = false;
+        if (ToolsJson(options) is not null)
+        {
+            var (content, calls) = Tools.ToolCallFormat.Parse(Tools.ToolCallFormat.Detect(Engine.Tokenizer.ChatTemplate), text, NewCallId);
+            if (calls.Count > 0)
+            {
+                message = new AiChatMessage(ChatRole.Assistant, content.Length > 0 ? [new TextContent(content)] : []);
+                foreach (var c in calls) message.Contents.Add(CallContent(c));
+                called = true;
+            }
+        }
+        return new ChatResponse(message)
         {
             ModelId = ModelId,
             CreatedAt = DateTimeOffset.UtcNow,
-            FinishReason = Finish(result.Reason),
+            FinishReason = called ? ChatFinishReason.ToolCalls : Finish(result.Reason),
             Usage = Usage(result),
         };
     }
+
+    private static string NewCallId() => "call_" + Guid.NewGuid().ToString("N")[..24];
+
+    private static FunctionCallContent CallContent(Tools.ToolCall c) =>
+        new(c.Id, c.Name, System.Text.Json.JsonSerializer.Deserialize<Dictionary<string, object?>>(c.Arguments, AIJsonUtilities.DefaultOptions));
 
     public async IAsyncEnumerable<ChatResponseUpdate> GetStreamingResponseAsync(IEnumerable<AiChatMessage> messages, ChatOptions? options = null,
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
@@ -112,17 +179,31 @@ public sealed class DuetChatClient : IChatClient
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var stream = Engine.Submit(request, stop.Token);
         string id = Guid.NewGuid().ToString("N");
+        // With tools, text that may be the start of a call is held back until the reply ends (ToolCallStream).
+        var tools = ToolsJson(options) is null ? null : new Tools.ToolCallStream(Tools.ToolCallFormat.Detect(Engine.Tokenizer.ChatTemplate));
         try
         {
             await foreach (var t in stream.Tokens.ReadAllAsync(cancellationToken).ConfigureAwait(false))
-                if (t.Text.Length > 0)
-                    yield return new ChatResponseUpdate(ChatRole.Assistant, t.Text) { ModelId = ModelId, ResponseId = id };
+            {
+                var text = tools is null ? t.Text : tools.Push(t.Text);
+                if (text.Length > 0)
+                    yield return new ChatResponseUpdate(ChatRole.Assistant, text) { ModelId = ModelId, ResponseId = id };
+            }
             var result = await stream.Result.ConfigureAwait(false);
             cancellationToken.ThrowIfCancellationRequested();
-            var last = new ChatResponseUpdate(ChatRole.Assistant, result.TrailingText)
+            string trailing = result.TrailingText;
+            IReadOnlyList<Tools.ToolCall> calls = [];
+            if (tools is not null)
             {
-                ModelId = ModelId, ResponseId = id, FinishReason = Finish(result.Reason),
+                var free = tools.Push(trailing);
+                var (unsent, parsed) = tools.Finish(NewCallId);
+                (trailing, calls) = (free + unsent, parsed);
+            }
+            var last = new ChatResponseUpdate(ChatRole.Assistant, trailing)
+            {
+                ModelId = ModelId, ResponseId = id, FinishReason = calls.Count > 0 ? ChatFinishReason.ToolCalls : Finish(result.Reason),
             };
+            foreach (var c in calls) last.Contents.Add(CallContent(c));
             last.Contents.Add(new UsageContent(Usage(result)));
             yield return last;
         }

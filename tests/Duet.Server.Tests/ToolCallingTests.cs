@@ -126,6 +126,36 @@ public sealed class ToolCallingTests(ToolServerFixture fx) : IClassFixture<ToolS
         Assert.Empty(none.ToolCalls);
     }
 
+    /// <summary>
+    /// Issue 19, acceptance 2 (over HTTP): Microsoft.Extensions.AI's OpenAI client pointed at the server, under
+    /// UseFunctionInvocation(), calls the C# function the model asks for and sends its result back in the next request.
+    /// </summary>
+    [Fact]
+    public async Task MicrosoftExtensionsAi_OpenAiClient_UseFunctionInvocation_RunsTheLoop()
+    {
+        var calls = new List<string>();
+        var weather = Microsoft.Extensions.AI.AIFunctionFactory.Create((string city, string unit) =>
+        {
+            calls.Add(city + "|" + unit);
+            return $"22 {unit} in {city}";
+        }, "get_weather", "Weather in a city");
+        var inner = Microsoft.Extensions.AI.OpenAIClientExtensions.AsIChatClient(Chat());
+        using var client = Microsoft.Extensions.AI.FunctionInvokingChatClientBuilderExtensions.UseFunctionInvocation(new Microsoft.Extensions.AI.ChatClientBuilder(inner)).Build();
+        var options = new Microsoft.Extensions.AI.ChatOptions
+        {
+            Tools = [weather], ToolMode = Microsoft.Extensions.AI.ChatToolMode.RequireSpecific("get_weather"), MaxOutputTokens = 120, Temperature = 1, Seed = 9,
+        };
+        var response = await client.GetResponseAsync([new Microsoft.Extensions.AI.ChatMessage(Microsoft.Extensions.AI.ChatRole.User, "Weather in Paris?")], options);
+        var args = Assert.Single(calls);
+        var contents = response.Messages.SelectMany(m => m.Contents).ToList();
+        var call = contents.OfType<Microsoft.Extensions.AI.FunctionCallContent>().First();
+        var result = contents.OfType<Microsoft.Extensions.AI.FunctionResultContent>().Single();
+        Assert.Equal(call.CallId, result.CallId);
+        Assert.Equal($"22 {args.Split('|')[1]} in {args.Split('|')[0]}", result.Result?.ToString());
+        Assert.Equal(Microsoft.Extensions.AI.ChatRole.Assistant, response.Messages[^1].Role);
+        Assert.DoesNotContain(response.Messages[^1].Contents, c => c is Microsoft.Extensions.AI.FunctionCallContent); // it answered after the result
+    }
+
     [Fact]
     public async Task BadToolRequests_Are400WithTheParameter()
     {
