@@ -2,6 +2,8 @@
 // tool loop: the random-weight model, required to call (ToolMode.RequireSpecific, constrained to the schema), calls
 // the C# function with arguments of the right types; the function runs; its result goes back to the model in the
 // next request (seen there by a middleware under the function-invocation layer), which then answers.
+using System.Diagnostics;
+using Duet.Tests;
 using Duet.Tokenizers.Trainer;
 using Microsoft.Extensions.AI;
 
@@ -74,5 +76,27 @@ public sealed class FunctionInvocationTests
         // A token limit that cannot hold the shortest call is refused, not cut into a broken call.
         var e = await Assert.ThrowsAsync<ArgumentException>(() => duet.GetResponseAsync(chat, new ChatOptions { Tools = [weather], ToolMode = ChatToolMode.RequireAny, MaxOutputTokens = 20 }));
         Assert.Contains("shortest call", e.Message);
+    }
+
+    [Fact]
+    public async Task Sample_ToolCalling_RunsTheFunctionTheModelCalls()
+    {
+        var trainer = new BpeTrainer(new BpeTrainerOptions { VocabSize = 400 });
+        trainer.AddText("The weather in Paris. {\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}} <tool_call></tool_call>");
+        using var files = new TinyModelFile();
+        var tok = trainer.Train();
+        var path = files.Write(Tensors.GgmlType.Q8_0, TinyModelFile.Config(vocab: tok.VocabSize) with { ContextLength = 2048 }, tok);
+        string dll = new[] { "Release", "Debug" }.Select(c => Path.Combine(Repo.Root, "samples", "ToolCalling", "bin", c, "net10.0", "ToolCalling.dll")).First(File.Exists);
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { dll, path, "Weather in Paris?", "--require" }) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        var output = await p.StandardOutput.ReadToEndAsync();
+        Assert.True(p.WaitForExit(60_000));
+        Assert.True(p.ExitCode == 0, await err);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("[call] get_weather(city: ", lines[0], StringComparison.Ordinal);
+        Assert.StartsWith("[result] 22 °C and sunny in ", lines[1], StringComparison.Ordinal);
+        Assert.StartsWith("[assistant] ", lines[^1], StringComparison.Ordinal);
     }
 }
