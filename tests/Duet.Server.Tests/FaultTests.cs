@@ -37,6 +37,15 @@ public sealed class FaultTests(ServerFixture fx) : IClassFixture<ServerFixture>
         ("logprobs", "1"), ("top_logprobs", "50"), ("logit_bias", "[]"), ("logit_bias", "{\"abc\":1}"), ("logit_bias", "{\"5\":500}"),
         ("logit_bias", "{\"99999999\":1}"), ("response_format", "\"json\""), ("response_format", "{\"type\":\"xml\"}"),
         ("response_format", "{\"type\":\"json_schema\"}"), ("tools", "[{\"type\":\"function\"}]"), ("model", "7"),
+        // tool calling (issue 19)
+        ("tools", "{}"), ("tools", "[]"), ("tools", "[{\"type\":\"function\",\"function\":{\"name\":\"\"}}]"),
+        ("tools", "[{\"type\":\"function\",\"function\":{\"name\":\"a\",\"parameters\":\"x\"}}]"),
+        ("tools", "[{\"type\":\"function\",\"function\":{\"name\":\"a\"}},{\"type\":\"function\",\"function\":{\"name\":\"a\"}}]"),
+        ("tool_choice", "\"required\""), ("tool_choice", "\"always\""), ("tool_choice", "7"), ("functions", "[]"), ("function_call", "\"auto\""),
+        ("messages", "[{\"role\":\"tool\",\"content\":\"x\"}]"),
+        ("messages", "[{\"role\":\"assistant\",\"tool_calls\":{}}]"),
+        ("messages", "[{\"role\":\"assistant\",\"tool_calls\":[{\"function\":{}}]}]"),
+        ("messages", "[{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"c\",\"function\":{\"name\":\"a\",\"arguments\":\"[1]\"}}]}]"),
     ];
 
     private static List<Case> Cases(int seed)
