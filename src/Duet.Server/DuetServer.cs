@@ -53,6 +53,7 @@ public static class DuetServer
         // Routing after the static files: otherwise the fallback route would claim "/" before index.html is found.
         app.UseRouting();
         Endpoints.OpenAi.Map(app);
+        Endpoints.Ollama.Map(app);
         Endpoints.Utility.Map(app);
         app.MapFallback((HttpContext c) =>
         {
@@ -146,12 +147,19 @@ public static class DuetServer
 
     internal static async Task WriteError(HttpContext context, ApiException e)
     {
+        // The Ollama routes answer as Ollama does: {"error": "message"}.
+        bool ollama = context.Request.Path.StartsWithSegments("/api", StringComparison.Ordinal);
+        void Ollama(Utf8JsonWriter w) { w.WriteStartObject(); w.WriteString("error", e.Message); w.WriteEndObject(); }
         if (context.Response.HasStarted)
         {
-            // Mid-stream: an SSE error event is all that can still be said.
+            // Mid-stream: an SSE error event, or an NDJSON error line, is all that can still be said.
             if (context.Response.ContentType?.StartsWith("text/event-stream", StringComparison.Ordinal) == true)
             {
                 await context.Response.WriteAsync("data: " + Json(e.WriteJson) + "\n\n", context.RequestAborted).ConfigureAwait(false);
+            }
+            else if (context.Response.ContentType?.StartsWith("application/x-ndjson", StringComparison.Ordinal) == true)
+            {
+                await context.Response.WriteAsync(Json(Ollama) + "\n", context.RequestAborted).ConfigureAwait(false);
             }
             return;
         }
@@ -160,7 +168,7 @@ public static class DuetServer
         if (e.Status == 401) context.Response.Headers.WWWAuthenticate = "Bearer";
         if (e.Status == 503) context.Response.Headers.RetryAfter = "1";
         context.Response.ContentType = "application/json";
-        await context.Response.WriteAsync(Json(e.WriteJson), context.RequestAborted).ConfigureAwait(false);
+        await context.Response.WriteAsync(ollama ? Json(Ollama) : Json(e.WriteJson), context.RequestAborted).ConfigureAwait(false);
     }
 
     internal static string Json(Action<Utf8JsonWriter> write)

@@ -19,6 +19,8 @@ internal sealed class GenerationParameters
     public bool Stream, IncludeUsage, IgnoreEos;
     public JsonElement? Schema;
     public bool Json;
+    /// <summary>A smaller context than the engine's for this request (Ollama's num_ctx).</summary>
+    public int? NumCtx;
     /// <summary>Tool calling (chat): the request's tools, and tool_choice as "auto", "required", "none" or a function's name.</summary>
     public JsonElement? Tools;
     public List<(string Name, JsonElement Parameters)>? ToolList;
@@ -162,7 +164,7 @@ internal sealed class GenerationParameters
 
     public GenerationRequest ToRequest(int[] prompt, InferenceEngine engine, Func<JsonElement?, ITokenConstraint>? constraints)
     {
-        int ctx = engine.Context;
+        int ctx = NumCtx is int n && n < engine.Context ? n : engine.Context;
         if (prompt.Length >= ctx)
             throw ApiException.Invalid($"This model's maximum context length is {ctx} tokens. However, your prompt has {prompt.Length} tokens; at most {ctx - 1} leave room for a reply.", "messages", "context_length_exceeded");
         int max = MaxTokens ?? ctx - prompt.Length;
