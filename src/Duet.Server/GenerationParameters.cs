@@ -134,7 +134,30 @@ internal sealed class GenerationParameters
         return p;
     }
 
-    private static void ReadTools(JsonRequest r, GenerationParameters p)
+    /// <summary>
+    /// Under tool_choice "required" or a named function: the request with the constraint that makes its reply one call,
+    /// in the model's own format, with arguments valid against the tool's schema (a 400 when the schema is outside the
+    /// decoder's subset or the token limit cannot hold the shortest call). Otherwise the request as it is.
+    /// </summary>
+    public GenerationRequest WithToolConstraint(GenerationRequest request, InferenceEngine engine)
+    {
+        if (!UsesTools || ToolChoice is not ("required" or "named")) return request;
+        JsonConstraint constraint;
+        try
+        {
+            constraint = Duet.Inference.Tools.ToolCallConstraint.Create(engine.Tokenizer, Duet.Inference.Tools.ToolCallFormat.Detect(engine.Tokenizer.ChatTemplate),
+                engine.Tokenizer.ChatTemplate, ToolList!, ToolName, engine.StopTokens, engine.Model.Config.Vocab);
+        }
+        catch (Exception e) when (e is ArgumentException or SchemaException)
+        {
+            throw ApiException.Invalid($"tools: {e.Message}", "tools", "invalid_schema");
+        }
+        if (request.MaxTokens < constraint.MinimumLength)
+            throw ApiException.Invalid($"max_tokens {request.MaxTokens} cannot hold the shortest call of the tools ({constraint.MinimumLength} bytes)", "max_tokens");
+        return request with { Constraint = constraint };
+    }
+
+    internal static void ReadTools(JsonRequest r, GenerationParameters p)
     {
         if (r.Get("tools") is { } tools && tools.ValueKind != JsonValueKind.Null)
         {

@@ -1,6 +1,7 @@
 // Issue 19, acceptance 4: the Ollama API of a real `duet serve` process through OllamaSharp, the .NET client Ollama
 // users use: chat (whole and streamed, the pieces adding up to the whole), generate, tags, show,
-// embed, ps, options (seed, temperature, num_predict, stop), format as a JSON schema, tools with a call history, and
+// embed, ps, options (seed, temperature, num_predict, stop), format as a JSON schema, tools with a call history, a
+// tool call read by OllamaSharp (forced with Duet's "tool_choice" extension, since the model has random weights), and
 // Ollama's own error shape.
 using System.Text.Json;
 using OllamaSharp;
@@ -123,6 +124,53 @@ public sealed class OllamaTests(ToolServerFixture fx) : IClassFixture<ToolServer
         Assert.NotNull(done);
         var (_, plain) = await Chat(new ChatRequest { Model = Model, Messages = [history[0]], Stream = true, Options = Greedy(10) });
         Assert.True(done!.PromptEvalCount > plain!.PromptEvalCount + 20, "the tools, the call and its result are in the prompt");
+    }
+
+    /// <summary>Adds "tool_choice": "required" to the JSON bodies OllamaSharp sends (Duet's extension of Ollama's API).</summary>
+    private sealed class RequireTools() : DelegatingHandler(new HttpClientHandler())
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.Content is not null && request.RequestUri!.AbsolutePath == "/api/chat")
+            {
+                var body = System.Text.Json.Nodes.JsonNode.Parse(await request.Content.ReadAsStringAsync(cancellationToken))!.AsObject();
+                body["tool_choice"] = "required";
+                request.Content = new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/json");
+            }
+            return await base.SendAsync(request, cancellationToken);
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task ToolCall_ReadByOllamaSharp_WithObjectArguments(bool stream)
+    {
+        var ollama = new OllamaApiClient(new HttpClient(new RequireTools()) { BaseAddress = fx.Server.BaseUri, Timeout = TimeSpan.FromSeconds(60) }, Model);
+        var tool = new Tool
+        {
+            Function = new Function
+            {
+                Name = "get_weather", Description = "Weather in a city",
+                Parameters = new Parameters { Properties = new Dictionary<string, Property> { ["city"] = new() { Type = "string" }, ["days"] = new() { Type = "integer" } }, Required = ["city", "days"] },
+            },
+        };
+        var calls = new List<Message.ToolCall>();
+        ChatDoneResponseStream? done = null;
+        await foreach (var r in ollama.ChatAsync(new ChatRequest
+        {
+            Model = Model, Messages = [new(ChatRole.User, "Weather in Paris for 2 days?")], Tools = [tool], Stream = stream,
+            Options = new RequestOptions { Temperature = 1, Seed = 4, NumPredict = 150 },
+        }))
+        {
+            if (r?.Message?.ToolCalls is { } tc) calls.AddRange(tc);
+            if (r is ChatDoneResponseStream d) done = d;
+        }
+        var call = Assert.Single(calls);
+        Assert.Equal("get_weather", call.Function!.Name);
+        Assert.IsType<string>(call.Function.Arguments!["city"]?.ToString());
+        Assert.True(long.TryParse(call.Function.Arguments["days"]?.ToString(), out _), $"days: {call.Function.Arguments["days"]}");
+        Assert.Equal("stop", done!.DoneReason);
     }
 
     [Fact]

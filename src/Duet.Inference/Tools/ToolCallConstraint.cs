@@ -34,9 +34,29 @@ public static class ToolCallConstraint
             if (!f.TryGetProperty("parameters", out parameters) || parameters.ValueKind == JsonValueKind.Null)
                 parameters = JsonDocument.Parse("""{"type":"object","properties":{}}""").RootElement.Clone();
             else if (parameters.ValueKind != JsonValueKind.Object) throw new ArgumentException($"'{at}.function.parameters' must be a JSON schema object");
-            list.Add((name.GetString()!, parameters.Clone()));
+            list.Add((name.GetString()!, Tidy(parameters)));
         }
         return list;
+    }
+
+    /// <summary>
+    /// The schema as clients send it, tidied as servers that accept them do: keywords whose value is null, and an empty
+    /// "enum" (OllamaSharp serializes every property's unset fields so), mean nothing and are dropped ("const": null stays).
+    /// </summary>
+    private static JsonElement Tidy(JsonElement schema)
+    {
+        static void Walk(JsonNode? node)
+        {
+            if (node is JsonObject o)
+            {
+                foreach (var key in o.Where(p => (p.Value is null && p.Key != "const") || (p.Key == "enum" && p.Value is JsonArray { Count: 0 })).Select(p => p.Key).ToList()) o.Remove(key);
+                foreach (var (_, v) in o) Walk(v);
+            }
+            else if (node is JsonArray a) foreach (var v in a) Walk(v);
+        }
+        var root = JsonNode.Parse(schema.GetRawText());
+        Walk(root);
+        return JsonDocument.Parse(root!.ToJsonString()).RootElement.Clone();
     }
 
     /// <summary>The schema of one call: an object with the tool's name and its arguments (anyOf over the tools allowed).</summary>

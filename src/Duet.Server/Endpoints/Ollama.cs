@@ -152,16 +152,12 @@ internal static class Ollama
         ToolCallStream? tools = null;
         if (chat)
         {
-            if (body.Get("tools") is { } t)
-            {
-                try { p.ToolList = ToolCallConstraint.ReadTools(t); }
-                catch (ArgumentException e) { throw ApiException.Invalid(e.Message, "tools"); }
-                p.Tools = t.Clone();
-                tools = new ToolCallStream(ToolCallFormat.Detect(engine.Tokenizer.ChatTemplate));
-            }
+            // Ollama's tools; "tool_choice" (OpenAI's, which Ollama lacks) is honoured too, as a Duet extension.
+            GenerationParameters.ReadTools(body, p);
+            if (p.UsesTools) tools = new ToolCallStream(ToolCallFormat.Detect(engine.Tokenizer.ChatTemplate));
             if (body.Get("messages") is { ValueKind: JsonValueKind.Array } ms0 && ms0.GetArrayLength() == 0) { await Loaded(c, host, chat: true).ConfigureAwait(false); return; }
             var messages = Messages(body, o);
-            try { prompt = host.Prompts!.Encode(messages, p.Tools); }
+            try { prompt = host.Prompts!.Encode(messages, p.UsesTools ? p.Tools : null); }
             catch (Duet.Tokenizers.ChatTemplates.ChatTemplateException e) { throw ApiException.Invalid($"the model's chat template refused the messages: {e.Message}", "messages"); }
         }
         else
@@ -181,7 +177,7 @@ internal static class Ollama
             }
         }
         if (chat && prompt.Length == 0) throw ApiException.Invalid("the messages make an empty prompt", "messages");
-        var request = p.ToRequest(prompt, engine, host.Constraints);
+        var request = p.WithToolConstraint(p.ToRequest(prompt, engine, host.Constraints), engine);
         var clock = Stopwatch.StartNew();
         using var handler = CancellationTokenSource.CreateLinkedTokenSource(c.RequestAborted);
         GenerationStream stream;

@@ -206,21 +206,8 @@ internal static class OpenAi
             if (prompt.Length == 0) throw ApiException.Invalid("the messages make an empty prompt", "messages");
         }
         else prompt = ReadPrompt(body, engine);
-        var request = p.ToRequest(prompt, engine, host.Constraints);
+        var request = p.WithToolConstraint(p.ToRequest(prompt, engine, host.Constraints), engine);
         var style = ToolCallFormat.Detect(engine.Tokenizer.ChatTemplate);
-        if (p.UsesTools && p.ToolChoice is "required" or "named")
-        {
-            // The reply is one call, in the model's own format, with arguments valid against the tool's schema.
-            Duet.Inference.Constrained.JsonConstraint constraint;
-            try { constraint = ToolCallConstraint.Create(engine.Tokenizer, style, engine.Tokenizer.ChatTemplate, p.ToolList!, p.ToolName, engine.StopTokens, engine.Model.Config.Vocab); }
-            catch (Exception e) when (e is ArgumentException or Duet.Inference.Constrained.SchemaException)
-            {
-                throw ApiException.Invalid($"tools: {e.Message}", "tools", "invalid_schema");
-            }
-            if (request.MaxTokens < constraint.MinimumLength)
-                throw ApiException.Invalid($"max_tokens {request.MaxTokens} cannot hold the shortest call of the tools ({constraint.MinimumLength} bytes)", "max_tokens");
-            request = request with { Constraint = constraint };
-        }
         // The request's slot is given back whenever this handler stops, whatever the reason: the client hung up
         // (RequestAborted), a write to a closed connection failed, or the reply is done.
         using var handler = CancellationTokenSource.CreateLinkedTokenSource(c.RequestAborted);
