@@ -173,6 +173,22 @@ public sealed class OllamaTests(ToolServerFixture fx) : IClassFixture<ToolServer
         Assert.Equal("stop", done!.DoneReason);
     }
 
+    /// <summary>The official `ollama` npm client (tests/reference/ollama_client.mjs): chat streamed and whole, generate, list, embed.</summary>
+    [Fact]
+    public void OllamaNpmClient_ChatsGeneratesListsEmbeds()
+    {
+        var output = Duet.Tests.Repo.Run("node", Duet.Tests.Repo.Reference("ollama_client.mjs"), fx.Server.BaseUri.ToString().TrimEnd('/'), Model);
+        using var doc = JsonDocument.Parse(output);
+        var r = doc.RootElement;
+        Assert.False(string.IsNullOrEmpty(r.GetProperty("streamed").GetString()));
+        Assert.Equal(r.GetProperty("whole").GetString(), r.GetProperty("streamed").GetString());
+        Assert.Contains(r.GetProperty("done_reason").GetString(), new[] { "stop", "length" });
+        Assert.InRange(r.GetProperty("eval_count").GetInt32(), 1, 8);
+        Assert.False(string.IsNullOrEmpty(r.GetProperty("generated").GetString()));
+        Assert.Equal([Model], r.GetProperty("models").EnumerateArray().Select(m => m.GetString()));
+        Assert.Equal([128, 128], r.GetProperty("embeddings").EnumerateArray().Select(e => e.GetInt32()));
+    }
+
     [Fact]
     public async Task Errors_AreOllamaShaped()
     {
