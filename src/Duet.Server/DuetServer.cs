@@ -54,6 +54,7 @@ public static class DuetServer
         app.UseRouting();
         Endpoints.OpenAi.Map(app);
         Endpoints.Ollama.Map(app);
+        Endpoints.Responses.Map(app);
         Endpoints.Utility.Map(app);
         app.MapFallback((HttpContext c) =>
         {

@@ -22,6 +22,9 @@ public sealed record ServerOptions
 
     public long MaxBodyBytes { get; init; } = 4 << 20;
     public int MaxMessages { get; init; } = 512;
+
+    /// <summary>Responses kept for previous_response_id and GET /v1/responses/{id} (the oldest dropped beyond it).</summary>
+    public int MaxStoredResponses { get; init; } = 1000;
     public int MaxStopStrings { get; init; } = 4;
     public int MaxLogitBias { get; init; } = 1024;
     public int MaxEmbeddingInputs { get; init; } = 256;

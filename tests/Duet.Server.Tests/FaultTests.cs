@@ -93,6 +93,17 @@ public sealed class FaultTests(ServerFixture fx) : IClassFixture<ServerFixture>
             for (int i = 0; i < 5; i++) cases.Add(new("completions", "/v1/completions", U(body), 400));
         foreach (var body in new[] { "{}", "{\"input\":5}", "{\"input\":[]}", "{\"input\":[{}]}", "{\"input\":\"x\",\"encoding_format\":\"hex\"}", "{\"input\":\"x\",\"dimensions\":3}", "{\"input\":[99999999]}" })
             for (int i = 0; i < 5; i++) cases.Add(new("embeddings", "/v1/embeddings", U(body), 400));
+        // The Responses and Ollama routes (issue 19).
+        foreach (var (path, body, status) in new[]
+        {
+            ("/v1/responses", "{}", 400), ("/v1/responses", "{\"input\":5}", 400), ("/v1/responses", "{\"input\":[{\"type\":\"image\"}]}", 400),
+            ("/v1/responses", "{\"input\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", 400), ("/v1/responses", "{\"input\":\"x\",\"tools\":[{\"type\":\"web_search\"}]}", 400),
+            ("/v1/responses", "{\"input\":\"x\",\"previous_response_id\":\"resp_nope\"}", 404), ("/v1/responses", "{\"input\":\"x\",\"text\":{\"format\":{\"type\":\"xml\"}}}", 400),
+            ("/v1/responses", "{\"input\":[{\"type\":\"function_call_output\"}]}", 400), ("/v1/responses", "{\"input\":\"x\",\"reasoning\":{}}", 400),
+            ("/api/chat", "{}", 400), ("/api/chat", "{\"model\":\"nope\",\"messages\":[]}", 404), ("/api/generate", "{\"model\":5}", 400),
+            ("/api/embed", "{\"model\":\"nope\",\"input\":\"x\"}", 404), ("/api/show", "{}", 400),
+        })
+            for (int i = 0; i < 3; i++) cases.Add(new("issue 19 routes", path, U(body), status));
         foreach (var (path, body) in new[] { ("/tokenize", "{}"), ("/tokenize", "{\"content\":1}"), ("/detokenize", "{\"tokens\":\"x\"}"), ("/detokenize", "{\"tokens\":[-5]}") })
             for (int i = 0; i < 5; i++) cases.Add(new("utility", path, U(body), 400));
         // Keys: missing, wrong, wrong scheme, on every protected route.
@@ -136,7 +147,9 @@ public sealed class FaultTests(ServerFixture fx) : IClassFixture<ServerFixture>
             var c = cases[i];
             var (status, body) = await Send(http, c);
             Assert.True(c.Status == status, $"{c.Name} ({Encoding.UTF8.GetString(c.Body.AsSpan(0, Math.Min(120, c.Body.Length)))}) -> {status}, expected {c.Status}: {body}");
-            if (status != 405) AssertOpenAiError(body, c.Name);
+            if (status != 405 && c.Path.StartsWith("/api/", StringComparison.Ordinal))
+                Assert.False(string.IsNullOrWhiteSpace(JsonDocument.Parse(body).RootElement.GetProperty("error").GetString()), c.Name); // Ollama's {"error": "..."}
+            else if (status != 405) AssertOpenAiError(body, c.Name);
             if (i % 50 == 0)
             {
                 var (ok, okBody) = await Send(http, new Case("valid", "/v1/chat/completions", U(Valid), 200));
