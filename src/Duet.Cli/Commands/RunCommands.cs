@@ -125,8 +125,14 @@ internal static class RunCommands
         var timings = new Option<bool>("--timings") { Description = "after each reply, print on stderr the prompt tokens computed and cached and the speeds" };
         var sampling = new SamplingOptionsSet();
         var lora = ModelCommands.LoraOption();
+        var mcp = new Option<string[]>("--mcp")
+        {
+            Description = "start a Model Context Protocol server over stdio (\"COMMAND ARGS\", repeatable) and offer its tools to the model; the calls it makes are run and their results given back",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var toolChoice = new Option<string>("--tool-choice") { Description = "with --mcp: auto (the model decides), required (a call), none, or a tool's name (that call)", DefaultValueFactory = _ => "auto" };
         var cmd = new Command("chat", "Chat with a model in the terminal, using its chat template (ChatML by default). A turn computes only what it adds to the conversation (the keys and values of the earlier turns stay cached). Empty line or Ctrl-D ends.")
-            { model, system, n, ctx, threads, math, stop, timings, lora };
+            { model, system, n, ctx, threads, math, stop, timings, lora, mcp, toolChoice };
         foreach (var o in sampling.All) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
@@ -139,6 +145,8 @@ internal static class RunCommands
                 int context = r.GetValue(ctx) is > 0 and var c ? c : Math.Min(m.Config.ContextLength, 4096);
                 if (context > m.Config.ContextLength) throw new ArgumentException($"--ctx-size {context} is larger than the model's context ({m.Config.ContextLength})");
                 using var engine = Engine(m, tok, context);
+                if (r.GetValue(mcp) is { Length: > 0 } servers)
+                    return McpChat.Run(engine, servers, r.GetValue(toolChoice)!, r.GetValue(system), r.GetValue(n), sampling.Read(r), r.GetValue(stop) ?? []).GetAwaiter().GetResult();
                 var session = new ChatSession(engine, r.GetValue(system));
                 var options = new ChatReplyOptions { MaxTokens = r.GetValue(n), Sampling = sampling.Read(r), Stop = r.GetValue(stop) ?? [] };
                 Console.Error.WriteLine($"chat template: {session.TemplateName}; an empty line ends the chat");
