@@ -180,10 +180,7 @@ internal static class Ollama
         var request = p.WithToolConstraint(p.ToRequest(prompt, engine, host.Constraints), engine);
         var clock = Stopwatch.StartNew();
         using var handler = CancellationTokenSource.CreateLinkedTokenSource(c.RequestAborted);
-        GenerationStream stream;
-        try { stream = engine.Submit(request, handler.Token); }
-        catch (EngineBusyException e) { throw new ApiException(503, e.Message, code: "server_busy"); }
-        catch (ArgumentException e) { throw ApiException.Invalid(e.Message); }
+        var stream = OpenAi.Submit(engine, request, handler.Token);
         try
         {
             var res = c.Response;

@@ -189,6 +189,14 @@ internal static class OpenAi
         throw ApiException.Invalid("'prompt' must be a string, an array of one string, or an array of token ids (one prompt per request)", "prompt");
     }
 
+    /// <summary>Queues a request on the engine: 503 when its queue is full, 400 for a request it refuses.</summary>
+    internal static GenerationStream Submit(InferenceEngine engine, GenerationRequest request, CancellationToken cancel)
+    {
+        try { return engine.Submit(request, cancel); }
+        catch (EngineBusyException e) { throw new ApiException(503, e.Message, code: "server_busy"); }
+        catch (ArgumentException e) { throw ApiException.Invalid(e.Message); }
+    }
+
     private static async Task Generate(HttpContext c, bool chat)
     {
         var (o, host) = Services(c);
@@ -211,10 +219,7 @@ internal static class OpenAi
         // The request's slot is given back whenever this handler stops, whatever the reason: the client hung up
         // (RequestAborted), a write to a closed connection failed, or the reply is done.
         using var handler = CancellationTokenSource.CreateLinkedTokenSource(c.RequestAborted);
-        GenerationStream stream;
-        try { stream = engine.Submit(request, handler.Token); }
-        catch (EngineBusyException e) { throw new ApiException(503, e.Message, code: "server_busy"); }
-        catch (ArgumentException e) { throw ApiException.Invalid(e.Message); }
+        var stream = OpenAi.Submit(engine, request, handler.Token);
         try
         {
             string id = NewId(chat ? "chatcmpl-" : "cmpl-");

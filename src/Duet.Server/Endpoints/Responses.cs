@@ -180,10 +180,7 @@ internal static class Responses
         catch (Duet.Tokenizers.ChatTemplates.ChatTemplateException e) { throw ApiException.Invalid($"the model's chat template refused the input: {e.Message}", "input"); }
         var request = p.WithToolConstraint(p.ToRequest(prompt, engine, host.Constraints), engine);
         using var handler = CancellationTokenSource.CreateLinkedTokenSource(c.RequestAborted);
-        GenerationStream stream;
-        try { stream = engine.Submit(request, handler.Token); }
-        catch (EngineBusyException e) { throw new ApiException(503, e.Message, code: "server_busy"); }
-        catch (ArgumentException e) { throw ApiException.Invalid(e.Message); }
+        var stream = OpenAi.Submit(engine, request, handler.Token);
         try
         {
             var reply = new Reply(NewId("resp_"), DateTimeOffset.UtcNow.ToUnixTimeSeconds(), host.Name, r, p.Stream ? c : null, p.UsesTools ? new ToolCallStream(ToolCallFormat.Detect(engine.Tokenizer.ChatTemplate)) : null);
