@@ -36,11 +36,13 @@ public static class DuetServer
             else k.Listen(System.Net.IPAddress.Parse(options.Host), options.Port);
         });
         host ??= new ModelHost(options);
+        var registry = new ModelRegistry(options, host);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton(host);
+        builder.Services.AddSingleton(registry);
         builder.Services.AddSingleton(new ServerMetrics());
         var app = builder.Build();
-        app.Lifetime.ApplicationStopping.Register(host.Dispose);
+        app.Lifetime.ApplicationStopping.Register(registry.Dispose);
 
         app.Use(ErrorsAndAuth);
         var web = Path.Combine(AppContext.BaseDirectory, "wwwroot");
@@ -74,7 +76,8 @@ public static class DuetServer
         var host = new ModelHost(options);
         var app = Build(options, host);
         await app.StartAsync().ConfigureAwait(false);
-        log?.Invoke($"listening on http://{(options.Host.Contains(':', StringComparison.Ordinal) ? $"[{options.Host}]" : options.Host)}:{options.Port} (loading {options.ModelPath})");
+        log?.Invoke($"listening on http://{(options.Host.Contains(':', StringComparison.Ordinal) ? $"[{options.Host}]" : options.Host)}:{options.Port} (loading {options.ModelPath}"
+            + (options.ExtraModels.Count > 0 ? $"; {options.ExtraModels.Count} more models load on first use: {string.Join(", ", options.ExtraModels.Select(m => m.Name))}" : "") + ")");
         host.StartLoading();
         _ = host.Loading.ContinueWith(_ =>
             log?.Invoke(host.Ready

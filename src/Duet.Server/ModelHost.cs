@@ -1,5 +1,7 @@
-// The model behind the server: loaded in the background after Kestrel starts (so /health can say 503
-// "loading" instead of the port being closed), then an InferenceEngine for generation and embeddings.
+// A model behind the server: loaded in the background (the first one right after Kestrel starts, so /health can say
+// 503 "loading" instead of the port being closed; the others on their first request), then an InferenceEngine for
+// generation and embeddings. Requests hold a lease while they use it; an idle model can be unloaded (ModelRegistry:
+// after keep_alive, or to make room for another) and loads again on its next request.
 using Duet.Inference;
 using Duet.Inference.Serving;
 using Duet.Model;
@@ -13,15 +15,31 @@ public sealed class ModelHost : IDisposable
     private volatile InferenceEngine? _engine;
     private volatile string? _error;
     private LlamaModel? _model;
+    private readonly object _gate = new();
+    private bool _started;
+    private int _active;
+    private long _lastUsed = DateTime.UtcNow.Ticks;
 
-    public ModelHost(ServerOptions options)
+    /// <summary>The first model of the options (--model PATH, named by --name or its file).</summary>
+    public ModelHost(ServerOptions options) : this(options, options.ModelName ?? ModelNameOf(options.ModelPath), options.ModelPath) { }
+
+    public ModelHost(ServerOptions options, string name, string path)
     {
         _options = options;
-        Name = options.ModelName ?? ModelNameOf(options.ModelPath);
+        Name = name;
+        Path = path;
+        KeepAlive = options.KeepAlive;
         Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     }
 
     public string Name { get; }
+    public string Path { get; }
+    /// <summary>How long the model stays loaded after its last request (null: for ever).</summary>
+    public TimeSpan? KeepAlive { get; set; }
+    public DateTime LastUsed => new(Interlocked.Read(ref _lastUsed), DateTimeKind.Utc);
+    public int ActiveRequests => Volatile.Read(ref _active);
+    /// <summary>Loaded once and unloaded since (idle), as opposed to loading or failed.</summary>
+    public bool Unloaded { get; private set; }
     public long Created { get; }
     public string? Error => _error;
     public bool Ready => _engine is not null;
@@ -36,18 +54,76 @@ public sealed class ModelHost : IDisposable
 
     public static string ModelNameOf(string path)
     {
-        var full = Path.GetFullPath(path).TrimEnd(Path.DirectorySeparatorChar);
-        var name = Directory.Exists(full) ? Path.GetFileName(full) : Path.GetFileNameWithoutExtension(full);
+        var full = System.IO.Path.GetFullPath(path).TrimEnd(System.IO.Path.DirectorySeparatorChar);
+        var name = Directory.Exists(full) ? System.IO.Path.GetFileName(full) : System.IO.Path.GetFileNameWithoutExtension(full);
         return string.IsNullOrEmpty(name) ? "duet" : name;
     }
 
-    public void StartLoading() => Loading = Task.Run(Load);
+    public void StartLoading()
+    {
+        lock (_gate)
+        {
+            if (_started) return;
+            _started = true;
+            _error = null;
+            Loading = Task.Run(Load);
+        }
+    }
+
+    /// <summary>Loads the model if it is not (waiting for a load under way); a model that failed to load is a 503 with the reason.</summary>
+    public async Task EnsureLoadedAsync(CancellationToken cancel)
+    {
+        if (_engine is not null) return;
+        StartLoading();
+        await Loading.WaitAsync(cancel).ConfigureAwait(false);
+        if (_engine is null) throw new ApiException(503, $"the model {Name} failed to load: {_error}", "model", "model_failed");
+    }
+
+    /// <summary>Counts a request as using the model (it is not unloaded under it) until the lease is disposed.</summary>
+    public IDisposable Acquire()
+    {
+        Interlocked.Increment(ref _active);
+        Interlocked.Exchange(ref _lastUsed, DateTime.UtcNow.Ticks);
+        return new Lease(this);
+    }
+
+    private sealed class Lease(ModelHost host) : IDisposable
+    {
+        private int _done;
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) != 0) return;
+            Interlocked.Exchange(ref host._lastUsed, DateTime.UtcNow.Ticks);
+            Interlocked.Decrement(ref host._active);
+        }
+    }
+
+    /// <summary>Unloads the model if it is loaded and no request uses it; true if it did.</summary>
+    public bool TryUnload()
+    {
+        lock (_gate)
+        {
+            if (_engine is null || Volatile.Read(ref _active) > 0 || !Loading.IsCompleted) return false;
+            var engine = _engine;
+            _engine = null;
+            engine.Dispose();
+            _model?.Dispose();
+            _model = null;
+            Prompts = null;
+            Constraints = null;
+            _started = false;
+            Unloaded = true;
+        }
+        // The weights were unmapped above; the caches were managed arrays, collected now (an unload is rare).
+        GC.Collect();
+        return true;
+    }
 
     private void Load()
     {
         try
         {
-            var (model, tokenizer) = ModelLoader.Load(_options.ModelPath);
+            var (model, tokenizer) = ModelLoader.Load(Path);
             _model = model;
             model.QuantizedMath = _options.QuantizedMath;
             foreach (var (path, scale) in _options.Adapters) model.AddAdapter(Duet.Model.LoraAdapter.Read(path, model.Config), scale);
@@ -58,6 +134,7 @@ public sealed class ModelHost : IDisposable
             var engine = new InferenceEngine(model, tokenizer, new EngineOptions { Slots = _options.Parallel, Context = ctx, MaxQueue = _options.MaxQueue });
             Constraints = schema => Duet.Inference.Constrained.JsonConstraints.Create(engine, schema);
             _engine = engine;
+            Unloaded = false;
         }
         catch (Exception e)
         {

@@ -20,6 +20,13 @@ public sealed record ServerOptions
     /// <summary>LoRA adapters applied at run time, unmerged: (GGUF adapter or PEFT folder, scale).</summary>
     public IReadOnlyList<(string Path, float Scale)> Adapters { get; init; } = [];
 
+    /// <summary>More models served beside the first (name, path): a request's "model" chooses; each loads on first use.</summary>
+    public IReadOnlyList<(string Name, string Path)> ExtraModels { get; init; } = [];
+    /// <summary>How long a model stays loaded after its last request (null: for ever). Ollama's keep_alive overrides it per request.</summary>
+    public TimeSpan? KeepAlive { get; init; }
+    /// <summary>Models loaded at once; loading another unloads the one idle the longest (all busy: 503).</summary>
+    public int MaxLoadedModels { get; init; } = 2;
+
     public long MaxBodyBytes { get; init; } = 4 << 20;
     public int MaxMessages { get; init; } = 512;
 
@@ -29,4 +36,16 @@ public sealed record ServerOptions
     public int MaxLogitBias { get; init; } = 1024;
     public int MaxEmbeddingInputs { get; init; } = 256;
     public int MaxQueue { get; init; } = 256;
+
+    /// <summary>A keep-alive as Ollama writes it: "5m", "1h30m", "45s", a number of seconds, or negative ("-1": for ever). FormatException otherwise.</summary>
+    public static TimeSpan ParseDuration(string text)
+    {
+        var t = text.Trim();
+        if (double.TryParse(t, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double seconds)) return TimeSpan.FromSeconds(seconds);
+        var m = System.Text.RegularExpressions.Regex.Match(t, @"^(-)?(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$");
+        if (!m.Success || t.TrimStart('-').Length == 0) throw new FormatException($"\"{GenerationParameters.Clip(t)}\" is not a duration (5m, 30s, 1h, -1)");
+        double Part(int g) => m.Groups[g].Success ? double.Parse(m.Groups[g].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
+        var span = TimeSpan.FromHours(Part(2)) + TimeSpan.FromMinutes(Part(3)) + TimeSpan.FromSeconds(Part(4));
+        return m.Groups[1].Success ? -span - TimeSpan.FromTicks(1) : span;
+    }
 }

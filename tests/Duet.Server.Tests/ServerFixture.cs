@@ -20,6 +20,7 @@ public sealed class ServerProcess : IDisposable
     public Uri BaseUri => new($"http://127.0.0.1:{Port}");
     public string Log { get { lock (_log) return _log.ToString(); } }
     public bool Exited => _process.HasExited;
+    public int Pid => _process.Id;
 
     public ServerProcess(string model, params string[] extra)
     {
@@ -104,6 +105,17 @@ public static class TestModels
         ModelPackage.WriteGguf(CanonicalModel.Random(Config(Tokenizer.VocabSize) with { ContextLength = 2048 }, 11, Tokenizer, std: 0.25f), path, Duet.Tensors.GgmlType.Q8_0);
         return path;
     });
+
+    private static readonly Lazy<string> s_big = new(() =>
+    {
+        var path = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(Path)!, "big-2k.gguf");
+        var config = Config(Tokenizer.VocabSize) with { Dim = 512, Layers = 8, Heads = 8, KvHeads = 8, HeadDim = 64, RopeDim = 64, FfnDim = 1536, ContextLength = 2048 };
+        ModelPackage.WriteGguf(CanonicalModel.Random(config, 12, Tokenizer, std: 0.05f), path, Duet.Tensors.GgmlType.Q8_0);
+        return path;
+    });
+
+    /// <summary>A larger model (26 M parameters, 2,048 tokens of context): loading and unloading it shows in the server's memory.</summary>
+    public static string BigPath => s_big.Value;
 
     /// <summary>The same kind of model with a context of 2,048 tokens (prompts that describe tools).</summary>
     public static string LongContextPath => s_long.Value;

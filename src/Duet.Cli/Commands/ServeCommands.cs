@@ -1,4 +1,5 @@
-// duet serve: the OpenAI-compatible HTTP server (Duet.Server) with the web chat page at /.
+// duet serve: the OpenAI-compatible HTTP server (Duet.Server), with the Ollama API and the web chat page at /;
+// one model or several (--model NAME=PATH repeated, --models DIR), loaded on first use and unloaded when idle.
 using System.CommandLine;
 using Duet.Server;
 
@@ -8,7 +9,14 @@ internal static class ServeCommands
 {
     public static Command Serve()
     {
-        var model = new Option<string>("--model", "-m") { Description = "a .gguf file or an HF folder (config.json + safetensors + tokenizer)", Required = true };
+        var model = new Option<string[]>("--model", "-m")
+        {
+            Description = "a .gguf file or an HF folder (config.json + safetensors + tokenizer), or NAME=PATH; repeat to serve several (the first is the default)",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var models = new Option<string?>("--models") { Description = "also serve every .gguf file and HF folder in this folder, named by their file names" };
+        var keepAlive = new Option<string?>("--keep-alive") { Description = "unload a model idle this long (\"5m\", \"30s\", \"-1\": never); default: never with one model, 5m with several" };
+        var maxModels = new Option<int>("--max-models") { Description = "models loaded at once (loading another unloads the one idle the longest)", DefaultValueFactory = _ => 2 };
         var host = new Option<string>("--host") { Description = "address to listen on (loopback by default; 0.0.0.0 exposes the server to the network)", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port", DefaultValueFactory = _ => 8080 };
         var apiKey = new Option<string?>("--api-key") { Description = "require 'Authorization: Bearer KEY' on /v1, /tokenize and /detokenize (also read from DUET_API_KEY)" };
@@ -20,7 +28,7 @@ internal static class ServeCommands
         var math = ModelCommands.MathOption();
         var lora = ModelCommands.LoraOption();
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API, with a web chat page at /.")
-            { model, host, port, apiKey, parallel, ctx, name, threads, maxBody, math, lora };
+            { model, models, keepAlive, maxModels, host, port, apiKey, parallel, ctx, name, threads, maxBody, math, lora };
         cmd.SetAction(async (r, cancel) =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -31,13 +39,36 @@ internal static class ServeCommands
             int np = r.GetValue(parallel);
             if (np is < 1 or > 32) throw new ArgumentException($"--parallel {np}: must be 1..32");
             if (r.GetValue(ctx) is int c && c < 2) throw new ArgumentException($"--ctx {c}: must be at least 2");
-            string path = r.GetRequiredValue(model);
-            if (!File.Exists(path) && !Directory.Exists(path)) throw new FileNotFoundException($"{path}: no such file or folder");
+            var specs = new List<(string? Name, string Path)>();
+            foreach (var spec in r.GetValue(model) ?? [])
+            {
+                int eq = spec.IndexOf('=');
+                specs.Add(eq > 0 && !File.Exists(spec) && !Directory.Exists(spec) ? (spec[..eq], spec[(eq + 1)..]) : (null, spec));
+            }
+            if (r.GetValue(models) is string dir)
+            {
+                if (!Directory.Exists(dir)) throw new DirectoryNotFoundException($"--models {dir}: no such folder");
+                foreach (var entry in Directory.EnumerateFileSystemEntries(dir).Order(StringComparer.Ordinal))
+                    if (entry.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) || File.Exists(Path.Combine(entry, "config.json"))) specs.Add((null, entry));
+            }
+            if (specs.Count == 0) throw new ArgumentException("give --model PATH (or NAME=PATH, repeated) or --models DIR");
+            foreach (var (_, pth) in specs)
+                if (!File.Exists(pth) && !Directory.Exists(pth)) throw new FileNotFoundException($"{pth}: no such file or folder");
+            var named = specs.Select((s, i) => (Name: s.Name ?? (i == 0 && r.GetValue(name) is string alias ? alias : ModelHost.ModelNameOf(s.Path)), s.Path)).ToList();
+            if (named.Select(m => m.Name).Distinct().Count() != named.Count) throw new ArgumentException($"two models have the same name ({string.Join(", ", named.Select(m => m.Name))}): name them with NAME=PATH");
+            TimeSpan? keep = specs.Count > 1 ? TimeSpan.FromMinutes(5) : null;
+            if (r.GetValue(keepAlive) is string ka)
+            {
+                try { keep = ServerOptions.ParseDuration(ka); }
+                catch (FormatException e) { throw new ArgumentException($"--keep-alive {e.Message}"); }
+                if (keep < TimeSpan.Zero) keep = null;
+            }
+            if (r.GetValue(maxModels) < 1) throw new ArgumentException("--max-models must be at least 1");
             var key = r.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("DUET_API_KEY");
             var options = new ServerOptions
             {
-                ModelPath = path, Host = h, Port = p, ApiKey = string.IsNullOrEmpty(key) ? null : key, Parallel = np, Context = r.GetValue(ctx),
-                ModelName = r.GetValue(name), MaxBodyBytes = r.GetValue(maxBody), QuantizedMath = r.GetValue(math),
+                ModelPath = named[0].Path, ExtraModels = named.Skip(1).ToList(), KeepAlive = keep, MaxLoadedModels = r.GetValue(maxModels), Host = h, Port = p, ApiKey = string.IsNullOrEmpty(key) ? null : key, Parallel = np, Context = r.GetValue(ctx),
+                ModelName = named[0].Name, MaxBodyBytes = r.GetValue(maxBody), QuantizedMath = r.GetValue(math),
                 Adapters = (r.GetValue(lora) ?? []).Select(ModelCommands.ParseLora).ToList(),
             };
             await DuetServer.RunAsync(options, Console.Error.WriteLine);

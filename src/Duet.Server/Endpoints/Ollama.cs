@@ -37,14 +37,31 @@ internal static class Ollama
         app.MapGet("/api/version", (HttpContext c) => OpenAi.WriteJson(c, w => { w.WriteStartObject(); w.WriteString("version", ApiVersion); w.WriteEndObject(); }));
     }
 
-    private static (ServerOptions, ModelHost) Services(HttpContext c) =>
-        (c.RequestServices.GetRequiredService<ServerOptions>(), c.RequestServices.GetRequiredService<ModelHost>());
+    private static ModelRegistry Registry(HttpContext c) => c.RequestServices.GetRequiredService<ModelRegistry>();
 
-    /// <summary>The request's model, which must be the served one ("name" or "name:latest"); Ollama's 404 otherwise.</summary>
-    private static void CheckModel(JsonRequest r, ModelHost host)
+    /// <summary>
+    /// The request's model ("name" or "name:latest"; Ollama requires one), loaded and leased for the request; its
+    /// keep_alive ("5m", "30s", seconds, 0: unload when done, negative: for ever) applies after this request.
+    /// </summary>
+    private static async Task<(ModelHost Host, IDisposable Lease)> Use(HttpContext c, JsonRequest r)
     {
         string name = r.String("model") ?? r.String("name") ?? throw ApiException.Invalid("model is required", "model");
-        if (name != host.Name && name != host.Name + ":latest") throw new ApiException(404, $"model '{GenerationParameters.Clip(name)}' not found; this server has '{host.Name}'", "model", "model_not_found");
+        var registry = Registry(c);
+        ModelHost host;
+        try { host = registry.Get(name); }
+        catch (ApiException e) when (e.Status == 404) { throw new ApiException(404, $"model '{GenerationParameters.Clip(name)}' not found; {e.Message[(e.Message.IndexOf("this server", StringComparison.Ordinal) is int i and >= 0 ? i : 0)..]}", "model", "model_not_found"); }
+        if (KeepAlive(r) is { } keep) host.KeepAlive = keep < TimeSpan.Zero ? null : keep;
+        return await registry.UseAsync(host.Name, c.RequestAborted).ConfigureAwait(false);
+    }
+
+    /// <summary>Ollama's keep_alive: a duration string ("5m", "1h30m", "45s", "-1") or a number of seconds.</summary>
+    internal static TimeSpan? KeepAlive(JsonRequest r)
+    {
+        if (r.Get("keep_alive") is not { } ka) return null;
+        if (ka.ValueKind == JsonValueKind.Number && ka.TryGetDouble(out double seconds)) return TimeSpan.FromSeconds(seconds);
+        if (ka.ValueKind != JsonValueKind.String) throw ApiException.Invalid("'keep_alive' must be a duration (\"5m\", \"1h\", \"-1\") or a number of seconds", "keep_alive");
+        try { return ServerOptions.ParseDuration(ka.GetString()!); }
+        catch (FormatException e) { throw ApiException.Invalid($"'keep_alive' {e.Message}", "keep_alive"); }
     }
 
     private static string Now() => DateTimeOffset.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", System.Globalization.CultureInfo.InvariantCulture);
@@ -143,9 +160,10 @@ internal static class Ollama
 
     private static async Task Generate(HttpContext c, bool chat)
     {
-        var (o, host) = Services(c);
+        var o = c.RequestServices.GetRequiredService<ServerOptions>();
         var body = await DuetServer.ReadJson(c).ConfigureAwait(false);
-        CheckModel(body, host);
+        var (host, lease) = await Use(c, body).ConfigureAwait(false);
+        using var _ = lease;
         var engine = host.Engine;
         var p = Parameters(body, o, engine);
         int[] prompt;
@@ -299,9 +317,10 @@ internal static class Ollama
 
     private static async Task Embed(HttpContext c)
     {
-        var (o, host) = Services(c);
+        var o = c.RequestServices.GetRequiredService<ServerOptions>();
         var body = await DuetServer.ReadJson(c).ConfigureAwait(false);
-        CheckModel(body, host);
+        var (host, lease) = await Use(c, body).ConfigureAwait(false);
+        using var _ = lease;
         var engine = host.Engine;
         bool truncate = body.Bool("truncate") ?? true;
         var texts = body.Get("input") is { } input
@@ -363,61 +382,54 @@ internal static class Ollama
         w.WriteEndObject();
     }
 
-    private static void ModelEntry(Utf8JsonWriter w, ModelHost host, ServerOptions o, bool running)
+    private static void ModelEntry(Utf8JsonWriter w, ModelHost host, bool running)
     {
         w.WriteStartObject();
         w.WriteString("name", host.Name);
         w.WriteString("model", host.Name);
-        long size = File.Exists(o.ModelPath) ? new FileInfo(o.ModelPath).Length : 0;
-        if (!running) w.WriteString("modified_at", (File.Exists(o.ModelPath) ? File.GetLastWriteTimeUtc(o.ModelPath) : DateTime.UtcNow).ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", System.Globalization.CultureInfo.InvariantCulture));
+        long size = File.Exists(host.Path) ? new FileInfo(host.Path).Length : 0;
+        if (!running) w.WriteString("modified_at", (File.Exists(host.Path) ? File.GetLastWriteTimeUtc(host.Path) : DateTime.UtcNow).ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", System.Globalization.CultureInfo.InvariantCulture));
         w.WriteNumber("size", size);
         w.WriteString("digest", Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(host.Name + ":" + size))));
         Details(w, host);
         if (running)
         {
-            w.WriteString("expires_at", DateTimeOffset.UtcNow.AddYears(100).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture)); // one model, never unloaded
+            var expires = host.KeepAlive is { } keep ? host.LastUsed + keep : DateTime.UtcNow.AddYears(100); // for ever: far ahead, as Ollama says it
+            w.WriteString("expires_at", expires.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture));
             w.WriteNumber("size_vram", 0);
         }
         w.WriteEndObject();
     }
 
-    private static Task Tags(HttpContext c)
+    private static Task Tags(HttpContext c) => OpenAi.WriteJson(c, w =>
     {
-        var (o, host) = Services(c);
-        return OpenAi.WriteJson(c, w =>
-        {
-            w.WriteStartObject();
-            w.WriteStartArray("models");
-            ModelEntry(w, host, o, running: false);
-            w.WriteEndArray();
-            w.WriteEndObject();
-        });
-    }
+        w.WriteStartObject();
+        w.WriteStartArray("models");
+        foreach (var host in Registry(c).Hosts) ModelEntry(w, host, running: false);
+        w.WriteEndArray();
+        w.WriteEndObject();
+    });
 
-    private static Task Ps(HttpContext c)
+    private static Task Ps(HttpContext c) => OpenAi.WriteJson(c, w =>
     {
-        var (o, host) = Services(c);
-        return OpenAi.WriteJson(c, w =>
-        {
-            w.WriteStartObject();
-            w.WriteStartArray("models");
-            if (host.Ready) ModelEntry(w, host, o, running: true);
-            w.WriteEndArray();
-            w.WriteEndObject();
-        });
-    }
+        w.WriteStartObject();
+        w.WriteStartArray("models");
+        foreach (var host in Registry(c).Hosts.Where(h => h.Ready)) ModelEntry(w, host, running: true);
+        w.WriteEndArray();
+        w.WriteEndObject();
+    });
 
     private static async Task Show(HttpContext c)
     {
-        var (o, host) = Services(c);
         var body = await DuetServer.ReadJson(c).ConfigureAwait(false);
-        CheckModel(body, host);
+        var (host, lease) = await Use(c, body).ConfigureAwait(false);
+        using var _ = lease;
         var engine = host.Engine;
         var cfg = engine.Model.Config;
         await OpenAi.WriteJson(c, w =>
         {
             w.WriteStartObject();
-            w.WriteString("modelfile", $"FROM {o.ModelPath}\n");
+            w.WriteString("modelfile", $"FROM {host.Path}\n");
             w.WriteString("parameters", "");
             w.WriteString("template", engine.Tokenizer.ChatTemplate ?? Duet.Tokenizers.ChatTemplates.ChatTemplate.ChatMl.Source);
             Details(w, host);

@@ -23,29 +23,30 @@ internal static class OpenAi
         app.MapGet("/v1/models/{id}", (HttpContext c, string id) => Model(c, id));
     }
 
-    private static (ServerOptions, ModelHost) Services(HttpContext c) =>
-        (c.RequestServices.GetRequiredService<ServerOptions>(), c.RequestServices.GetRequiredService<ModelHost>());
+    private static ModelRegistry Registry(HttpContext c) => c.RequestServices.GetRequiredService<ModelRegistry>();
+
+    /// <summary>The model a request names in "model" (none: the first one served), loaded and leased for the request's life.</summary>
+    internal static async Task<(ModelHost Host, IDisposable Lease)> Use(HttpContext c, JsonRequest body)
+    {
+        if (body.Get("model") is { } model && model.ValueKind != JsonValueKind.String) throw ApiException.Invalid("'model' must be a string", "model");
+        return await Registry(c).UseAsync(body.String("model"), c.RequestAborted).ConfigureAwait(false);
+    }
 
     private static string NewId(string prefix) => prefix + Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(12));
 
-    private static Task Models(HttpContext c)
+    private static Task Models(HttpContext c) => WriteJson(c, w =>
     {
-        var (_, host) = Services(c);
-        return WriteJson(c, w =>
-        {
-            w.WriteStartObject();
-            w.WriteString("object", "list");
-            w.WriteStartArray("data");
-            WriteModel(w, host);
-            w.WriteEndArray();
-            w.WriteEndObject();
-        });
-    }
+        w.WriteStartObject();
+        w.WriteString("object", "list");
+        w.WriteStartArray("data");
+        foreach (var host in Registry(c).Hosts) WriteModel(w, host);
+        w.WriteEndArray();
+        w.WriteEndObject();
+    });
 
     private static Task Model(HttpContext c, string id)
     {
-        var (_, host) = Services(c);
-        if (id != host.Name) throw new ApiException(404, $"the model '{GenerationParameters.Clip(id)}' does not exist; this server has '{host.Name}'", "model", "model_not_found");
+        var host = Registry(c).Get(id);
         return WriteJson(c, w => WriteModel(w, host));
     }
 
@@ -199,11 +200,11 @@ internal static class OpenAi
 
     private static async Task Generate(HttpContext c, bool chat)
     {
-        var (o, host) = Services(c);
+        var o = c.RequestServices.GetRequiredService<ServerOptions>();
         var body = await DuetServer.ReadJson(c).ConfigureAwait(false);
+        var (host, lease) = await Use(c, body).ConfigureAwait(false);
+        using var _ = lease;
         var engine = host.Engine;
-        if (body.Get("model") is { } model && model.ValueKind != JsonValueKind.String)
-            throw ApiException.Invalid("'model' must be a string", "model");
         var p = GenerationParameters.Read(body, o, engine, chat);
         int[] prompt;
         if (chat)
@@ -488,8 +489,10 @@ internal static class OpenAi
 
     private static async Task Embeddings(HttpContext c)
     {
-        var (o, host) = Services(c);
+        var o = c.RequestServices.GetRequiredService<ServerOptions>();
         var body = await DuetServer.ReadJson(c).ConfigureAwait(false);
+        var (host, lease) = await Use(c, body).ConfigureAwait(false);
+        using var _ = lease;
         var engine = host.Engine;
         var metrics = c.RequestServices.GetRequiredService<ServerMetrics>();
         string format = body.String("encoding_format") ?? "float";

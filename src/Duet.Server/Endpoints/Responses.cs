@@ -133,8 +133,9 @@ internal static class Responses
     private static async Task Create(HttpContext c)
     {
         var o = c.RequestServices.GetRequiredService<ServerOptions>();
-        var host = c.RequestServices.GetRequiredService<ModelHost>();
         var body = await DuetServer.ReadJson(c).ConfigureAwait(false);
+        var (host, lease) = await OpenAi.Use(c, body).ConfigureAwait(false);
+        using var leased = lease;
         var engine = host.Engine;
         var r = body.Root;
         // The request in the chat API's terms, so the same checks and defaults apply.

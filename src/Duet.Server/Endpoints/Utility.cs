@@ -24,7 +24,8 @@ internal static class Utility
     private static Task Health(HttpContext c)
     {
         var host = c.RequestServices.GetRequiredService<ModelHost>();
-        if (host.Ready) return OpenAi.WriteJson(c, w => { w.WriteStartObject(); w.WriteString("status", "ok"); w.WriteEndObject(); });
+        // An idle model unloaded after its keep-alive loads again on the next request: the server is ok.
+        if (host.Ready || (host.Unloaded && host.Error is null)) return OpenAi.WriteJson(c, w => { w.WriteStartObject(); w.WriteString("status", "ok"); w.WriteEndObject(); });
         c.Response.Headers.RetryAfter = "1";
         return OpenAi.WriteJson(c, w =>
         {
@@ -37,8 +38,9 @@ internal static class Utility
 
     private static async Task Tokenize(HttpContext c)
     {
-        var host = c.RequestServices.GetRequiredService<ModelHost>();
         var body = await DuetServer.ReadJson(c).ConfigureAwait(false);
+        var (host, lease) = await OpenAi.Use(c, body).ConfigureAwait(false);
+        using var _ = lease;
         var tok = host.Engine.Tokenizer;
         string content = body.String("content") ?? throw ApiException.Invalid("'content' (a string) is required", "content");
         bool addSpecial = body.Bool("add_special") ?? false;
@@ -64,8 +66,9 @@ internal static class Utility
 
     private static async Task Detokenize(HttpContext c)
     {
-        var host = c.RequestServices.GetRequiredService<ModelHost>();
         var body = await DuetServer.ReadJson(c).ConfigureAwait(false);
+        var (host, lease) = await OpenAi.Use(c, body).ConfigureAwait(false);
+        using var _ = lease;
         var e = host.Engine;
         if (body.Get("tokens") is not { } arr || arr.ValueKind != JsonValueKind.Array)
             throw ApiException.Invalid("'tokens' (an array of token ids) is required", "tokens");
