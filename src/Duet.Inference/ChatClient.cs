@@ -131,7 +131,8 @@ public sealed class DuetChatClient : IChatClient
         if (tools is { } t && options!.ToolMode is RequiredChatToolMode required)
         {
             var call = Tools.ToolCallConstraint.Create(Engine.Tokenizer, Tools.ToolCallFormat.Detect(Engine.Tokenizer.ChatTemplate), Engine.Tokenizer.ChatTemplate,
-                Tools.ToolCallConstraint.ReadTools(t), required.RequiredFunctionName, [.. Engine.StopTokens], Engine.Model.Config.Vocab);
+                Tools.ToolCallConstraint.ReadTools(t), required.RequiredFunctionName, [.. Engine.StopTokens], Engine.Model.Config.Vocab,
+                parallel: options.AllowMultipleToolCalls == true && required.RequiredFunctionName is null);
             if (max < call.MinimumLength) throw new ArgumentException($"{max} output tokens cannot hold the shortest call of the tools ({call.MinimumLength} bytes): raise MaxOutputTokens");
             constraint = call;
         }

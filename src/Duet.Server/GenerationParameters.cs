@@ -146,7 +146,7 @@ internal sealed class GenerationParameters
         try
         {
             constraint = Duet.Inference.Tools.ToolCallConstraint.Create(engine.Tokenizer, Duet.Inference.Tools.ToolCallFormat.Detect(engine.Tokenizer.ChatTemplate),
-                engine.Tokenizer.ChatTemplate, ToolList!, ToolName, engine.StopTokens, engine.Model.Config.Vocab);
+                engine.Tokenizer.ChatTemplate, ToolList!, ToolName, engine.StopTokens, engine.Model.Config.Vocab, parallel: ParallelToolCalls && ToolChoice == "required");
         }
         catch (Exception e) when (e is ArgumentException or SchemaException)
         {

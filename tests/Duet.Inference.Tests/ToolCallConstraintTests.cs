@@ -71,6 +71,24 @@ public sealed class ToolCallConstraintTests
         Assert.True(l.TryFeed("{\"name\":\"get_time\",\"parameters\":{\"zones\":[\"UTC\"]}}") && l.IsComplete);
     }
 
+    [Fact]
+    public void Parallel_CallsRepeatInTheFrame_CompleteAfterEach()
+    {
+        var tools = ToolCallConstraint.ReadTools(JsonDocument.Parse(Tools).RootElement);
+        var h = ToolCallConstraint.Create(s_bpe.Value, ToolCallStyle.Hermes, null, tools, null, [2], parallel: true);
+        Assert.True(h.ContinuesAfterComplete);
+        Assert.True(h.TryFeed("<tool_call>\n{\"name\":\"now\",\"arguments\":{}}\n</tool_call>") && h.IsComplete);   // one call is a whole reply
+        Assert.True(h.TryFeed("\n<tool_call>\n{\"name\":\"get_time\",\"arguments\":{}}\n</tool_call>") && h.IsComplete); // and so are two
+        var (_, calls) = ToolCallFormat.Parse(ToolCallStyle.Hermes, "<tool_call>\n{\"name\":\"now\",\"arguments\":{}}\n</tool_call>\n<tool_call>\n{\"name\":\"get_time\",\"arguments\":{}}\n</tool_call>", () => "id");
+        Assert.Equal(["now", "get_time"], calls.Select(c => c.Name));
+        var m = ToolCallConstraint.Create(s_bpe.Value, ToolCallStyle.Mistral, null, tools, null, [2], parallel: true);
+        Assert.True(m.TryFeed("[TOOL_CALLS] [{\"name\":\"now\",\"arguments\":{}},{\"name\":\"now\",\"arguments\":{}}]") && m.IsComplete);
+        var single = ToolCallConstraint.Create(s_bpe.Value, ToolCallStyle.Hermes, null, tools, null, [2]);
+        Assert.False(single.ContinuesAfterComplete);
+        Assert.True(single.TryFeed("<tool_call>\n{\"name\":\"now\",\"arguments\":{}}\n</tool_call>"));
+        Assert.False(single.TryFeed("\n<tool_call>"));                                                                // not without parallel
+    }
+
     [Theory]
     [InlineData("""[]""", "non-empty array")]
     [InlineData("""[{"type": "code_interpreter"}]""", "\"type\": \"function\"")]

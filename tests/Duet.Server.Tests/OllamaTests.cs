@@ -160,15 +160,16 @@ public sealed class OllamaTests(ToolServerFixture fx) : IClassFixture<ToolServer
         await foreach (var r in ollama.ChatAsync(new ChatRequest
         {
             Model = Model, Messages = [new(ChatRole.User, "Weather in Paris for 2 days?")], Tools = [tool], Stream = stream,
-            Options = new RequestOptions { Temperature = 1, Seed = 4, NumPredict = 150 },
+            Options = new RequestOptions { Temperature = 1, Seed = 4, NumPredict = 400 },
         }))
         {
             if (r?.Message?.ToolCalls is { } tc) calls.AddRange(tc);
             if (r is ChatDoneResponseStream d) done = d;
         }
-        var call = Assert.Single(calls);
-        Assert.Equal("get_weather", call.Function!.Name);
-        Assert.IsType<string>(call.Function.Arguments!["city"]?.ToString());
+        Assert.NotEmpty(calls);                                            // parallel calls may follow the first
+        var call = calls[0];
+        Assert.All(calls, c => Assert.Equal("get_weather", c.Function!.Name));
+        Assert.IsType<string>(call.Function!.Arguments!["city"]?.ToString());
         Assert.True(long.TryParse(call.Function.Arguments["days"]?.ToString(), out _), $"days: {call.Function.Arguments["days"]}");
         Assert.Equal("stop", done!.DoneReason);
     }

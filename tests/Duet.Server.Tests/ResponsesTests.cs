@@ -59,6 +59,7 @@ public sealed class ResponsesTests(ToolServerFixture fx) : IClassFixture<ToolSer
         options.Temperature = 1;
         options.Tools.Add(ResponseTool.CreateFunctionTool("get_weather", BinaryData.FromString("""{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}"""), false, "Weather in a city"));
         options.ToolChoice = ResponseToolChoice.CreateRequiredChoice();
+        options.ParallelToolCallsEnabled = false;
         ResponseResult first = await Client().CreateResponseAsync(options);
         var call = Assert.Single(first.OutputItems.OfType<FunctionCallResponseItem>());
         Assert.Equal("get_weather", call.FunctionName);

@@ -43,7 +43,7 @@ public sealed class ToolCallingTests(ToolServerFixture fx) : IClassFixture<ToolS
 
     private static ChatCompletionOptions Options(ChatToolChoice choice, int seed = 1, float temperature = 1f)
     {
-        var o = new ChatCompletionOptions { MaxOutputTokenCount = 120, Temperature = temperature, Seed = seed, ToolChoice = choice };
+        var o = new ChatCompletionOptions { MaxOutputTokenCount = 400, Temperature = temperature, Seed = seed, ToolChoice = choice };
         o.Tools.Add(ChatTool.CreateFunctionTool("get_weather", "Weather in a city", BinaryData.FromString(WeatherSchema)));
         o.Tools.Add(ChatTool.CreateFunctionTool("get_time", "The time in a zone", BinaryData.FromString(TimeSchema)));
         return o;
@@ -60,13 +60,20 @@ public sealed class ToolCallingTests(ToolServerFixture fx) : IClassFixture<ToolS
             ChatCompletion c = await Chat().CompleteChatAsync(s_question, Options(ChatToolChoice.CreateRequiredChoice(), seed));
             return c;
         }).ToList();
+        int parallel = 0;
         foreach (var c in await Task.WhenAll(tasks))
         {
             Assert.Equal(ChatFinishReason.ToolCalls, c.FinishReason);
-            var call = Assert.Single(c.ToolCalls);
-            Assert.StartsWith("call_", call.Id, StringComparison.Ordinal);
-            args[call.FunctionName].Add(call.FunctionArguments.ToString());
+            Assert.NotEmpty(c.ToolCalls);
+            Assert.Equal(c.ToolCalls.Count, c.ToolCalls.Select(x => x.Id).Distinct().Count());
+            if (c.ToolCalls.Count > 1) parallel++;                                       // parallel_tool_calls defaults to true
+            foreach (var call in c.ToolCalls)
+            {
+                Assert.StartsWith("call_", call.Id, StringComparison.Ordinal);
+                args[call.FunctionName].Add(call.FunctionArguments.ToString());
+            }
         }
+        Assert.True(parallel > 0, "no reply made parallel calls");
         var file = Path.Combine(Path.GetTempPath(), $"duet-sdk-toolcalls-{Environment.ProcessId}.json");
         File.WriteAllText(file, JsonSerializer.Serialize(new[]
         {
@@ -76,11 +83,40 @@ public sealed class ToolCallingTests(ToolServerFixture fx) : IClassFixture<ToolS
         try
         {
             var results = JsonSerializer.Deserialize<string[][]>(Repo.Run("/usr/bin/python3", Repo.Reference("validate_json_schema.py"), file))!;
-            Assert.Equal(100, results.Sum(r => r.Length));
+            Assert.Equal(args.Values.Sum(l => l.Count), results.Sum(r => r.Length));
             Assert.All(results.SelectMany(r => r), r => Assert.Equal("valid", r));
         }
         finally { File.Delete(file); }
         Assert.True(args.Values.All(l => l.Count > 0), $"both tools chosen at some seed: weather {args["get_weather"].Count}, time {args["get_time"].Count}");
+    }
+
+    [Fact]
+    public async Task ParallelToolCallsFalse_OneCallPerReply_StreamedParallelCallsReassembled()
+    {
+        for (int seed = 0; seed < 12; seed++)
+        {
+            var o = Options(ChatToolChoice.CreateRequiredChoice(), seed);
+            o.AllowParallelToolCalls = false;
+            ChatCompletion c = await Chat().CompleteChatAsync(s_question, o);
+            Assert.Single(c.ToolCalls);
+        }
+        // Streamed, several calls come as deltas with their own index, which the SDK reassembles.
+        for (int seed = 0; seed < 40; seed++)
+        {
+            var byIndex = new SortedDictionary<int, (string? Id, string? Name, System.Text.StringBuilder Args)>();
+            await foreach (var u in Chat().CompleteChatStreamingAsync(s_question, Options(ChatToolChoice.CreateRequiredChoice(), seed)))
+                foreach (var tc in u.ToolCallUpdates)
+                {
+                    if (!byIndex.TryGetValue(tc.Index, out var entry)) byIndex[tc.Index] = entry = (null, null, new System.Text.StringBuilder());
+                    byIndex[tc.Index] = (entry.Id ?? tc.ToolCallId, entry.Name ?? tc.FunctionName, entry.Args.Append(tc.FunctionArgumentsUpdate?.ToString()));
+                }
+            if (byIndex.Count < 2) continue;
+            ChatCompletion whole = await Chat().CompleteChatAsync(s_question, Options(ChatToolChoice.CreateRequiredChoice(), seed));
+            Assert.Equal(whole.ToolCalls.Select(x => (x.FunctionName, x.FunctionArguments.ToString())), byIndex.Values.Select(v => (v.Name ?? "", v.Args.ToString())));
+            Assert.Equal(byIndex.Count, byIndex.Values.Select(v => v.Id).Distinct().Count());
+            return;
+        }
+        Assert.Fail("no seed of 40 gave parallel calls");
     }
 
     [Fact]
@@ -115,7 +151,9 @@ public sealed class ToolCallingTests(ToolServerFixture fx) : IClassFixture<ToolS
     [Fact]
     public async Task SecondTurn_WithTheCallAndItsResult_IsAccepted()
     {
-        ChatCompletion first = await Chat().CompleteChatAsync(s_question, Options(ChatToolChoice.CreateFunctionChoice("get_weather"), seed: 3));
+        var firstOptions = Options(ChatToolChoice.CreateFunctionChoice("get_weather"), seed: 3);
+        firstOptions.MaxOutputTokenCount = 120; // a short call, so the history fits the context
+        ChatCompletion first = await Chat().CompleteChatAsync(s_question, firstOptions);
         var call = Assert.Single(first.ToolCalls);
         ChatMessage[] history = [.. s_question, new AssistantChatMessage(first.ToolCalls), new ToolChatMessage(call.Id, "22 C, sunny")];
         ChatCompletion second = await Chat().CompleteChatAsync(history, Options(ChatToolChoice.CreateAutoChoice(), seed: 3));

@@ -12,5 +12,7 @@ public interface ITokenConstraint
     void Accept(int token);
     /// <summary>A whole valid value has been produced.</summary>
     bool IsComplete { get; }
+    /// <summary>The output may go on after it is complete (repeated values: parallel tool calls); the engine then ends the reply at an end-of-turn token, not at completion.</summary>
+    bool ContinuesAfterComplete => false;
     void Reset();
 }

@@ -453,38 +453,67 @@ internal sealed class ArrayFrame(SchemaNode node, ArrayFrame.Stage stage, int co
 }
 
 /// <summary>
-/// Literal text around one value (a tool call's frame: "&lt;tool_call&gt;\n" before the call's JSON, "\n&lt;/tool_call&gt;"
+/// Literal text around a value (a tool call's frame: "&lt;tool_call&gt;\n" before the call's JSON, "\n&lt;/tool_call&gt;"
 /// after): the prefix's bytes, then a value of <paramref name="node"/>, then the suffix's bytes, then the document ends.
+/// With <paramref name="between"/>, the value may repeat: after one, either the suffix ends the document or
+/// <paramref name="between"/> leads to another value (parallel calls: "\n&lt;/tool_call&gt;\n&lt;tool_call&gt;\n", or "," inside
+/// Mistral's array); alternatives that share bytes stay alive together until a byte decides.
 /// </summary>
-internal sealed class FramedFrame(byte[] prefix, byte[] suffix, SchemaNode node, bool inSuffix, int pos) : Frame
+internal sealed class FramedFrame(byte[] prefix, byte[] suffix, byte[]? between, SchemaNode node, FramedFrame.Stage stage, int pos) : Frame
 {
+    public enum Stage { Prefix, After, Suffix, Between }
+
     public override void Feed(JStack? rest, byte b, List<JStack> output)
     {
-        var text = inSuffix ? suffix : prefix;
-        if (pos < text.Length)
+        switch (stage)
         {
-            if (text[pos] != b) return;
-            var next = new FramedFrame(prefix, suffix, node, inSuffix, pos + 1);
-            if (inSuffix && pos + 1 == suffix.Length) Done(rest, null, output);    // the frame is closed: the document is
-            else if (!inSuffix && pos + 1 == prefix.Length) output.Add(new JStack(new ValueFrame(node), new JStack(next, rest)));
-            else output.Add(new JStack(next, rest));
-            return;
+            case Stage.Prefix:
+                if (pos >= prefix.Length) { Push(rest, this, new ValueFrame(node), b, output); return; } // an empty prefix: the value starts here
+                if (prefix[pos] != b) return;
+                var next = new FramedFrame(prefix, suffix, between, node, Stage.Prefix, pos + 1);
+                output.Add(pos + 1 == prefix.Length ? new JStack(new ValueFrame(node), new JStack(next, rest)) : new JStack(next, rest));
+                return;
+            case Stage.After:
+                // right after a value: the suffix or, if values repeat, the text between two values
+                Step(rest, b, output, Stage.Suffix, suffix, 0);
+                if (between is not null) Step(rest, b, output, Stage.Between, between, 0);
+                return;
+            case Stage.Suffix:
+                Step(rest, b, output, Stage.Suffix, suffix, pos);
+                return;
+            case Stage.Between:
+                Step(rest, b, output, Stage.Between, between!, pos);
+                return;
         }
-        if (!inSuffix) Push(rest, this, new ValueFrame(node), b, output);          // an empty prefix: the value starts here
     }
 
-    public override string Close() => Encoding.UTF8.GetString(inSuffix ? suffix[pos..] : [.. prefix[pos..], .. Encoding.UTF8.GetBytes(node.MinText ?? ""), .. suffix]);
-    public override byte[] CloseBytes() => inSuffix ? suffix[pos..] : [.. prefix[pos..], .. Encoding.UTF8.GetBytes(node.MinText ?? ""), .. suffix];
-    public override Frame ChildDone() => new FramedFrame(prefix, suffix, node, inSuffix: true, 0);
+    private void Step(JStack? rest, byte b, List<JStack> output, Stage s, byte[] text, int at)
+    {
+        if (at >= text.Length || text[at] != b) return;
+        var next = new FramedFrame(prefix, suffix, between, node, s, at + 1);
+        if (at + 1 < text.Length) output.Add(new JStack(next, rest));
+        else if (s == Stage.Suffix) Done(rest, null, output);                                  // the frame is closed: the document is
+        else output.Add(new JStack(new ValueFrame(node), new JStack(next, rest)));               // another value follows
+    }
+
+    public override string Close() => Encoding.UTF8.GetString(CloseBytes());
+    public override byte[] CloseBytes() => stage switch
+    {
+        Stage.Prefix => [.. prefix[Math.Min(pos, prefix.Length)..], .. Encoding.UTF8.GetBytes(node.MinText ?? ""), .. suffix],
+        Stage.Between => [.. between![pos..], .. Encoding.UTF8.GetBytes(node.MinText ?? ""), .. suffix],
+        Stage.After => suffix,
+        _ => suffix[pos..],
+    };
+    public override Frame ChildDone() => new FramedFrame(prefix, suffix, between, node, Stage.After, 0);
     public override string CloseAfterChild() => Encoding.UTF8.GetString(suffix);
 
     /// <summary>The value and the whole suffix are written (only an empty suffix leaves the frame on the stack then).</summary>
-    public bool Finished => inSuffix && pos == suffix.Length;
+    public bool Finished => (stage == Stage.After && suffix.Length == 0) || (stage == Stage.Suffix && pos == suffix.Length);
 
     /// <summary>The first stack: the frame expecting its prefix (or, with none, the value itself).</summary>
-    public static JStack Start(byte[] prefix, byte[] suffix, SchemaNode node, JStack bottom)
+    public static JStack Start(byte[] prefix, byte[] suffix, byte[]? between, SchemaNode node, JStack bottom)
     {
-        var frame = new FramedFrame(prefix, suffix, node, inSuffix: false, 0);
+        var frame = new FramedFrame(prefix, suffix, between, node, Stage.Prefix, prefix.Length == 0 ? 0 : 0);
         return prefix.Length == 0 ? new JStack(new ValueFrame(node), new JStack(frame, bottom)) : new JStack(frame, bottom);
     }
 }

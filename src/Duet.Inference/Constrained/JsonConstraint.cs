@@ -147,13 +147,14 @@ public sealed class JsonConstraint : ITokenConstraint
     private List<JStack> _state = [];
     private readonly bool[] _allowed;
     private readonly List<List<JStack>> _scratch = [];
-    private readonly byte[]? _prefix, _suffix; // literal text around the document (a tool call's frame), or none
+    private readonly byte[]? _prefix, _suffix, _between; // literal text around the document (a tool call's frame), or none; between repeated values
 
-    private JsonConstraint(TokenTrie trie, SchemaNode root, IReadOnlyCollection<int> stopTokens, int vocab, string? prefix = null, string? suffix = null)
+    private JsonConstraint(TokenTrie trie, SchemaNode root, IReadOnlyCollection<int> stopTokens, int vocab, string? prefix = null, string? suffix = null, string? between = null)
     {
         _table = trie;
         _root = root;
         if (prefix is not null || suffix is not null) { _prefix = Encoding.UTF8.GetBytes(prefix ?? ""); _suffix = Encoding.UTF8.GetBytes(suffix ?? ""); }
+        if (between is not null) _between = Encoding.UTF8.GetBytes(between);
         _stops = stopTokens.ToArray();
         _allowed = new bool[vocab];
         Reset();
@@ -173,10 +174,12 @@ public sealed class JsonConstraint : ITokenConstraint
     /// As <see cref="Create"/>, with the document between literal texts: <paramref name="prefix"/>, then the JSON value,
     /// then <paramref name="suffix"/> (a tool call in a model's format: "&lt;tool_call&gt;\n" {...} "\n&lt;/tool_call&gt;").
     /// </summary>
-    public static JsonConstraint CreateFramed(Tokenizer tokenizer, JsonElement schema, string prefix, string suffix, IReadOnlyCollection<int> stopTokens, int vocab = 0)
+    /// <param name="between">when given, the value may repeat: after one, this text leads to another (the document
+    /// is complete after each suffix, and may go on)</param>
+    public static JsonConstraint CreateFramed(Tokenizer tokenizer, JsonElement schema, string prefix, string suffix, IReadOnlyCollection<int> stopTokens, int vocab = 0, string? between = null)
     {
         var root = SchemaCompiler.Compile(schema);
-        return new JsonConstraint(TokenTrie.For(tokenizer), root, stopTokens, Math.Max(vocab, tokenizer.VocabSize), prefix, suffix);
+        return new JsonConstraint(TokenTrie.For(tokenizer), root, stopTokens, Math.Max(vocab, tokenizer.VocabSize), prefix, suffix, between);
     }
 
     /// <summary>Bytes in the shortest valid document: a reply needs at least this many tokens (fewer if tokens are longer).</summary>
@@ -185,10 +188,12 @@ public sealed class JsonConstraint : ITokenConstraint
     public void Reset()
     {
         var bottom = new JStack(new RootFrame(false), null);
-        _state = [_prefix is null ? new JStack(new ValueFrame(_root), bottom) : FramedFrame.Start(_prefix, _suffix!, _root, bottom)];
+        _state = [_prefix is null ? new JStack(new ValueFrame(_root), bottom) : FramedFrame.Start(_prefix, _suffix!, _between, _root, bottom)];
     }
 
     public bool IsComplete => _state.Any(Completed);
+
+    public bool ContinuesAfterComplete => _between is not null;
 
     private static bool Completed(JStack s) => s.Top is RootFrame { IsDone: true }
         || (s.Rest is { Top: RootFrame } && (s.Top is NumberFrame { Terminal: true } || s.Top is LiteralFrame { Complete: true } || s.Top is FramedFrame { Finished: true }));
@@ -216,6 +221,14 @@ public sealed class JsonConstraint : ITokenConstraint
         if (IsComplete)
         {
             foreach (int t in _stops) if ((uint)t < (uint)_allowed.Length) _allowed[t] = true;
+            // Repeated values (parallel tool calls): complete after each, and free to go on to another while the
+            // budget holds one more (ShortestClose of the alternatives that go on).
+            if (_between is not null && _state.Where(s => !Completed(s)).ToList() is { Count: > 0 } open
+                && remainingTokens > ShortestClose(open).Length + 1)
+            {
+                _closeBudget = remainingTokens - 1;
+                Visit(_table.All, 0, open, 0);
+            }
         }
         else
         {

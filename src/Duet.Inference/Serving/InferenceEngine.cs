@@ -364,8 +364,13 @@ public sealed class InferenceEngine : IDisposable
         Interlocked.Increment(ref Metrics.CompletionTokens);
         string text = s.Stops!.Push(s.Decoder!.Push(token));
         job.Stream.Write(new GeneratedToken(token, text, logprob, top));
-        if (s.Stops.Stopped || req.Constraint?.IsComplete == true) { Finish(s, FinishReason.Stop); return; }
-        if (s.Generated >= req.MaxTokens || s.State.Length >= s.State.Capacity) { Finish(s, FinishReason.Length); return; }
+        if (s.Stops.Stopped || req.Constraint is { IsComplete: true, ContinuesAfterComplete: false }) { Finish(s, FinishReason.Stop); return; }
+        if (s.Generated >= req.MaxTokens || s.State.Length >= s.State.Capacity)
+        {
+            // A constraint that may go on after completion (parallel tool calls) and is complete ended at a valid point.
+            Finish(s, req.Constraint is { IsComplete: true } ? FinishReason.Stop : FinishReason.Length);
+            return;
+        }
         s.Pending = token;
         s.Phase = Phase.Decode;
     }

@@ -92,10 +92,18 @@ public static class ToolCallConstraint
     /// style's frame. Throws SchemaException for a parameters schema outside the decoder's subset, ArgumentException
     /// for an unknown name.
     /// </summary>
+    /// <param name="parallel">more than one call may follow the first (Hermes' blocks one after another, Mistral's array;
+    /// Llama 3 writes one call)</param>
     public static JsonConstraint Create(Tokenizer tokenizer, ToolCallStyle style, string? templateSource, IReadOnlyList<(string Name, JsonElement Parameters)> tools,
-        string? only, IReadOnlyCollection<int> stopTokens, int vocab = 0)
+        string? only, IReadOnlyCollection<int> stopTokens, int vocab = 0, bool parallel = false)
     {
         var (prefix, suffix) = Frame(style, templateSource);
-        return JsonConstraint.CreateFramed(tokenizer, CallSchema(style, tools, only), prefix, suffix, stopTokens, vocab);
+        string? between = !parallel ? null : style switch
+        {
+            ToolCallStyle.Hermes => suffix + "\n" + prefix,
+            ToolCallStyle.Mistral => ",",
+            _ => null,
+        };
+        return JsonConstraint.CreateFramed(tokenizer, CallSchema(style, tools, only), prefix, suffix, stopTokens, vocab, between);
     }
 }
