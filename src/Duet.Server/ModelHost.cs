@@ -23,17 +23,31 @@ public sealed class ModelHost : IDisposable
     /// <summary>The first model of the options (--model PATH, named by --name or its file).</summary>
     public ModelHost(ServerOptions options) : this(options, options.ModelName ?? ModelNameOf(options.ModelPath), options.ModelPath) { }
 
+    /// <param name="path">the model file or folder; "BASE+ADAPTER[:SCALE]+..." serves the base with LoRA adapters applied
+    /// at run time (a model of its own name beside the plain base: the request's model chooses the adapter)</param>
     public ModelHost(ServerOptions options, string name, string path)
     {
         _options = options;
         Name = name;
-        Path = path;
+        var parts = path.Split('+');
+        Path = parts[0];
+        Adapters = parts.Skip(1).Select(ParseAdapter).ToList();
         KeepAlive = options.KeepAlive;
         Created = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
     }
 
     public string Name { get; }
     public string Path { get; }
+    /// <summary>LoRA adapters applied to this model at run time (beside the server's --lora ones): (file or PEFT folder, scale).</summary>
+    public IReadOnlyList<(string Path, float Scale)> Adapters { get; }
+
+    private static (string, float) ParseAdapter(string spec)
+    {
+        int colon = spec.LastIndexOf(':');
+        if (colon > 0 && float.TryParse(spec[(colon + 1)..], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out float scale))
+            return (spec[..colon], scale);
+        return (spec, 1f);
+    }
     /// <summary>How long the model stays loaded after its last request (null: for ever).</summary>
     public TimeSpan? KeepAlive { get; set; }
     public DateTime LastUsed => new(Interlocked.Read(ref _lastUsed), DateTimeKind.Utc);
@@ -126,7 +140,7 @@ public sealed class ModelHost : IDisposable
             var (model, tokenizer) = ModelLoader.Load(Path);
             _model = model;
             model.QuantizedMath = _options.QuantizedMath;
-            foreach (var (path, scale) in _options.Adapters) model.AddAdapter(Duet.Model.LoraAdapter.Read(path, model.Config), scale);
+            foreach (var (path, scale) in _options.Adapters.Concat(Adapters)) model.AddAdapter(Duet.Model.LoraAdapter.Read(path, model.Config), scale);
             int ctx = _options.Context ?? Math.Min(model.Config.ContextLength, 4096);
             if (ctx > model.Config.ContextLength)
                 throw new ArgumentException($"--ctx {ctx} is longer than the model's context {model.Config.ContextLength}");

@@ -77,4 +77,46 @@ public sealed class MultiModelTests(ITestOutputHelper output)
         Assert.Equal("ok", JsonDocument.Parse(await http.GetStringAsync("/health")).RootElement.GetProperty("status").GetString()); // idle, not failed
         Assert.Equal(first, (await Chat(first)).GetProperty("model").GetString());       // and loads again
     }
+
+    /// <summary>An adapter served as a model of its own ("fr" = the base + a LoRA adapter): the request's model chooses it.</summary>
+    [Fact]
+    public async Task AdapterAsAModel_ChosenByName_SameAsTheEngineWithTheAdapter()
+    {
+        var dir = Directory.CreateTempSubdirectory("duet-adapter-model-").FullName;
+        try
+        {
+            Duet.Model.LlamaConfig config;
+            using (var probe = Duet.Model.LlamaModel.Load(TestModels.Path)) config = probe.Config;
+            var adapter = Path.Combine(dir, "fr.gguf");
+            Duet.Model.LoraAdapter.Random(config, 4, 8, [Duet.Model.LayerTensor.Q, Duet.Model.LayerTensor.V, Duet.Model.LayerTensor.Down], seed: 3, std: 0.3f, bStd: 0.3f).WriteGguf(adapter, config);
+            using var server = new ServerProcess(TestModels.Path, "--model", $"fr={TestModels.Path}+{adapter}:0.5", "--threads", "2");
+            await server.WaitReadyAsync(TimeSpan.FromSeconds(90));
+            using var http = new HttpClient { BaseAddress = server.BaseUri, Timeout = TimeSpan.FromSeconds(60) };
+            async Task<string> Complete(string model)
+            {
+                using var r = await http.PostAsJsonAsync("/v1/completions", new { model, prompt = "Debian is", max_tokens = 8, temperature = 0, logit_bias = TestModels.NoStop() });
+                var text = await r.Content.ReadAsStringAsync();
+                Assert.True(r.IsSuccessStatusCode, text);
+                return JsonDocument.Parse(text).RootElement.GetProperty("choices")[0].GetProperty("text").GetString()!;
+            }
+            string plain = await Complete(ServerFixture.ModelName), fr = await Complete("fr");
+            Assert.NotEqual(plain, fr);
+
+            // The same greedy tokens as the engine in-process with the adapter applied at scale 0.5.
+            var (model, tok) = Duet.Inference.ModelLoader.Load(TestModels.Path);
+            using (model)
+            {
+                model.AddAdapter(Duet.Model.LoraAdapter.Read(adapter, model.Config), 0.5f);
+                using var engine = new Duet.Inference.Serving.InferenceEngine(model, tok, new Duet.Inference.Serving.EngineOptions { Slots = 1, Context = 256 });
+                var bias = TestModels.NoStop().ToDictionary(p => p.Key, _ => float.NegativeInfinity);
+                var (text, _, _) = await engine.Submit(new Duet.Inference.Serving.GenerationRequest
+                {
+                    Prompt = tok.Encode("Debian is", addSpecialTokens: true), MaxTokens = 8, LogitBias = bias,
+                    Sampling = new Duet.Inference.SamplingOptions { Temperature = 0 },
+                }).ReadAllAsync();
+                Assert.Equal(text, fr);
+            }
+        }
+        finally { Directory.Delete(dir, true); }
+    }
 }

@@ -11,7 +11,8 @@ internal static class ServeCommands
     {
         var model = new Option<string[]>("--model", "-m")
         {
-            Description = "a .gguf file or an HF folder (config.json + safetensors + tokenizer), or NAME=PATH; repeat to serve several (the first is the default)",
+            Description = "a .gguf file or an HF folder (config.json + safetensors + tokenizer), or NAME=PATH; repeat to serve several (the first is the default); "
+                + "PATH+ADAPTER[:SCALE] serves the model with LoRA adapters (GGUF or PEFT) applied, under its own name",
             AllowMultipleArgumentsPerToken = false,
         };
         var models = new Option<string?>("--models") { Description = "also serve every .gguf file and HF folder in this folder, named by their file names" };
@@ -52,9 +53,10 @@ internal static class ServeCommands
                     if (entry.EndsWith(".gguf", StringComparison.OrdinalIgnoreCase) || File.Exists(Path.Combine(entry, "config.json"))) specs.Add((null, entry));
             }
             if (specs.Count == 0) throw new ArgumentException("give --model PATH (or NAME=PATH, repeated) or --models DIR");
-            foreach (var (_, pth) in specs)
-                if (!File.Exists(pth) && !Directory.Exists(pth)) throw new FileNotFoundException($"{pth}: no such file or folder");
-            var named = specs.Select((s, i) => (Name: s.Name ?? (i == 0 && r.GetValue(name) is string alias ? alias : ModelHost.ModelNameOf(s.Path)), s.Path)).ToList();
+            foreach (var (_, spec) in specs)
+                foreach (var pth in spec.Split('+').Select((x, i) => i == 0 ? x : x.LastIndexOf(':') is int c and > 0 && float.TryParse(x[(c + 1)..], System.Globalization.CultureInfo.InvariantCulture, out _) ? x[..c] : x))
+                    if (!File.Exists(pth) && !Directory.Exists(pth)) throw new FileNotFoundException($"{pth}: no such file or folder");
+            var named = specs.Select((s, i) => (Name: s.Name ?? (i == 0 && r.GetValue(name) is string alias ? alias : ModelHost.ModelNameOf(s.Path.Split('+')[0])), s.Path)).ToList();
             if (named.Select(m => m.Name).Distinct().Count() != named.Count) throw new ArgumentException($"two models have the same name ({string.Join(", ", named.Select(m => m.Name))}): name them with NAME=PATH");
             TimeSpan? keep = specs.Count > 1 ? TimeSpan.FromMinutes(5) : null;
             if (r.GetValue(keepAlive) is string ka)
