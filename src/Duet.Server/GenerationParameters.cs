@@ -141,7 +141,25 @@ internal sealed class GenerationParameters
     /// </summary>
     public GenerationRequest WithToolConstraint(GenerationRequest request, InferenceEngine engine)
     {
-        if (!UsesTools || ToolChoice is not ("required" or "named")) return request;
+        if (!UsesTools) return request;
+        if (ToolChoice == "auto")
+        {
+            // Free text, until the reply starts a call: from there on it is constrained (unless a JSON response_format shapes it).
+            if (request.Constraint is not null) return request;
+            try
+            {
+                return request with
+                {
+                    Constraint = Duet.Inference.Tools.ToolCallConstraint.CreateLazy(engine.Tokenizer, Duet.Inference.Tools.ToolCallFormat.Detect(engine.Tokenizer.ChatTemplate),
+                        engine.Tokenizer.ChatTemplate, ToolList!, engine.StopTokens, engine.Model.Config.Vocab, ParallelToolCalls),
+                };
+            }
+            catch (Exception e) when (e is ArgumentException or SchemaException)
+            {
+                throw ApiException.Invalid($"tools: {e.Message}", "tools", "invalid_schema");
+            }
+        }
+        if (ToolChoice is not ("required" or "named")) return request;
         JsonConstraint constraint;
         try
         {

@@ -80,7 +80,7 @@ public class ConstrainedTests
     internal enum Logits { Random, FavourClose, FavourStrings, FavourStop, FavourDigits }
 
     // Samples under the constraint with hostile logits: returns the text and whether it stopped by itself.
-    internal static (string Text, bool Complete) Generate(Tokenizer tok, JsonConstraint c, int seed, Logits mode, int maxTokens)
+    internal static (string Text, bool Complete) Generate(Tokenizer tok, ITokenConstraint c, int seed, Logits mode, int maxTokens)
     {
         var rng = new Random(seed);
         var logits = new float[tok.VocabSize];

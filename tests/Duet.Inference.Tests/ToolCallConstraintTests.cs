@@ -71,6 +71,36 @@ public sealed class ToolCallConstraintTests
         Assert.True(l.TryFeed("{\"name\":\"get_time\",\"parameters\":{\"zones\":[\"UTC\"]}}") && l.IsComplete);
     }
 
+    /// <summary>tool_choice auto: text stays free until it starts a call; the rest of the call is constrained and valid.</summary>
+    [Theory]
+    [InlineData(ToolCallStyle.Hermes, "Let me check that. <tool_call>")]
+    [InlineData(ToolCallStyle.Mistral, "[TOOL_CALLS] [")]
+    [InlineData(ToolCallStyle.Llama3, "{\"name\"")]
+    public void Lazy_FreeUntilTheCallStarts_ThenValid(ToolCallStyle style, string start)
+    {
+        var tools = ToolCallConstraint.ReadTools(JsonDocument.Parse(Tools).RootElement);
+        foreach (var tok in new[] { s_spm.Value, s_bpe.Value })
+            for (int seed = 0; seed < 6; seed++)
+            {
+                var lazy = ToolCallConstraint.CreateLazy(tok, style, null, tools, [.. StopTokens.Of(tok)]);
+                var logits = new float[tok.VocabSize];
+                lazy.Apply(logits);
+                Assert.DoesNotContain(float.NegativeInfinity, logits);                              // nothing is constrained yet
+                var ids = tok.Encode(start, addSpecialTokens: false);
+                foreach (int id in ids) lazy.Accept(id);
+                Assert.True(lazy.Active, $"{style}: '{start}' should start a call");
+                var (rest, complete) = Generate(tok, lazy, seed * 13 + (int)style, (Logits)(seed % 5), 200);
+                Assert.True(complete, rest);
+                string reply = System.Text.Encoding.UTF8.GetString(tok.DecodeToBytes(ids)) + rest;
+                var (_, calls) = ToolCallFormat.Parse(style, reply, () => "id");
+                Assert.True(calls.Count >= 1, $"{style}: no call in {reply}");
+            }
+        var free = ToolCallConstraint.CreateLazy(s_bpe.Value, ToolCallStyle.Hermes, null, tools, [2]);
+        foreach (int id in s_bpe.Value.Encode("Just an answer, no call.", addSpecialTokens: false)) free.Accept(id);
+        Assert.False(free.Active);
+        Assert.False(free.IsComplete);
+    }
+
     [Fact]
     public void Parallel_CallsRepeatInTheFrame_CompleteAfterEach()
     {

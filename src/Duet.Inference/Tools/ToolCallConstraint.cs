@@ -92,6 +92,23 @@ public static class ToolCallConstraint
     /// style's frame. Throws SchemaException for a parameters schema outside the decoder's subset, ArgumentException
     /// for an unknown name.
     /// </summary>
+    /// <summary>
+    /// tool_choice "auto": free text until the reply starts a call in the style's frame, then that call constrained
+    /// as <see cref="Create"/> constrains it (LazyToolConstraint).
+    /// </summary>
+    public static LazyToolConstraint CreateLazy(Tokenizer tokenizer, ToolCallStyle style, string? templateSource, IReadOnlyList<(string Name, JsonElement Parameters)> tools,
+        IReadOnlyCollection<int> stopTokens, int vocab = 0, bool parallel = false)
+    {
+        _ = Create(tokenizer, style, templateSource, tools, null, stopTokens, vocab, parallel); // a schema outside the decoder's subset fails here, not mid-reply
+        var (trigger, atStart) = style switch
+        {
+            ToolCallStyle.Hermes => (ToolCallFormat.HermesOpen, false),
+            ToolCallStyle.Mistral => (ToolCallFormat.MistralMarker, false),
+            _ => ("{", true),
+        };
+        return new LazyToolConstraint(tokenizer, trigger, atStart, () => Create(tokenizer, style, templateSource, tools, null, stopTokens, vocab, parallel));
+    }
+
     /// <param name="parallel">more than one call may follow the first (Hermes' blocks one after another, Mistral's array;
     /// Llama 3 writes one call)</param>
     public static JsonConstraint Create(Tokenizer tokenizer, ToolCallStyle style, string? templateSource, IReadOnlyList<(string Name, JsonElement Parameters)> tools,
