@@ -196,9 +196,7 @@ public sealed class DuetChatClient : IChatClient
             IReadOnlyList<Tools.ToolCall> calls = [];
             if (tools is not null)
             {
-                var free = tools.Push(trailing);
-                var (unsent, parsed) = tools.Finish(NewCallId);
-                (trailing, calls) = (free + unsent, parsed);
+                (trailing, calls) = tools.Finish(trailing, NewCallId);
             }
             var last = new ChatResponseUpdate(ChatRole.Assistant, trailing)
             {

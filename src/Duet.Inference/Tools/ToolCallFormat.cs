@@ -197,8 +197,15 @@ public sealed class ToolCallStream(ToolCallStyle style)
         return output;
     }
 
-    /// <summary>The reply is complete: its calls, and the text not sent yet that is content (all of it when there are no calls).</summary>
-    public (string Unsent, IReadOnlyList<ToolCall> Calls) Finish(Func<string> newId)
+    /// <summary>The reply is complete, its last text <paramref name="trailing"/>: its calls, and the text not sent yet that is content (all of it when there are no calls).</summary>
+    public (string Unsent, IReadOnlyList<ToolCall> Calls) Finish(string trailing, Func<string> newId)
+    {
+        var free = Push(trailing);
+        var (unsent, calls) = Finish(newId);
+        return (free + unsent, calls);
+    }
+
+    private (string Unsent, IReadOnlyList<ToolCall> Calls) Finish(Func<string> newId)
     {
         var s = _text.ToString();
         var (_, calls) = ToolCallFormat.Parse(style, s, newId);

@@ -264,9 +264,7 @@ internal static class Ollama
             {
                 if (p.Stream)
                 {
-                    var free = tools.Push(result.TrailingText);
-                    var (unsent, parsed) = tools.Finish(() => ToolCallFormat.MistralId());
-                    (last, calls) = (free + unsent, parsed);
+                    (last, calls) = tools.Finish(result.TrailingText, () => ToolCallFormat.MistralId());
                 }
                 else
                 {

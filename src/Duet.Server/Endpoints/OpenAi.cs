@@ -392,10 +392,8 @@ internal static class OpenAi
         IReadOnlyList<ToolCall> calls = [];
         if (tools is not null)
         {
-            var free = tools.Push(trailing);
-            var (unsent, parsed) = tools.Finish(NewCallId);
+            (trailing, var parsed) = tools.Finish(trailing, NewCallId);
             calls = Allowed(parsed, p);
-            trailing = free + unsent;
         }
         for (int k = 0; k < calls.Count; k++)
         {

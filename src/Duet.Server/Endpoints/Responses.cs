@@ -374,10 +374,8 @@ internal static class Responses
             string rest = result.TrailingText;
             if (tools is not null)
             {
-                var free = tools.Push(result.TrailingText);
-                var (unsent, calls) = tools.Finish(() => NewId("call_"));
+                (rest, var calls) = tools.Finish(result.TrailingText, () => NewId("call_"));
                 Calls = calls;
-                rest = free + unsent;
                 var (content, _) = ToolCallFormat.Parse(tools.Style, _text.ToString(), () => "");
                 Text = calls.Count > 0 ? content : _text.ToString();
             }
