@@ -513,7 +513,7 @@ internal sealed class FramedFrame(byte[] prefix, byte[] suffix, byte[]? between,
     /// <summary>The first stack: the frame expecting its prefix (or, with none, the value itself).</summary>
     public static JStack Start(byte[] prefix, byte[] suffix, byte[]? between, SchemaNode node, JStack bottom)
     {
-        var frame = new FramedFrame(prefix, suffix, between, node, Stage.Prefix, prefix.Length == 0 ? 0 : 0);
+        var frame = new FramedFrame(prefix, suffix, between, node, Stage.Prefix, 0);
         return prefix.Length == 0 ? new JStack(new ValueFrame(node), new JStack(frame, bottom)) : new JStack(frame, bottom);
     }
 }

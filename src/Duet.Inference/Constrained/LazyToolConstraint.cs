@@ -11,7 +11,7 @@ public sealed class LazyToolConstraint : ITokenConstraint
 {
     private readonly TokenTrie _table;
     private readonly Tokenizer _tokenizer;
-    private readonly string _trigger;
+    private readonly byte[] _triggerBytes;
     private readonly bool _atStart;
     private readonly Func<JsonConstraint> _create;
     private readonly List<byte> _text = [];
@@ -24,7 +24,7 @@ public sealed class LazyToolConstraint : ITokenConstraint
     {
         _tokenizer = tokenizer;
         _table = TokenTrie.For(tokenizer);
-        _trigger = trigger;
+        _triggerBytes = Encoding.UTF8.GetBytes(trigger);
         _atStart = atStart;
         _create = create;
     }
@@ -38,17 +38,42 @@ public sealed class LazyToolConstraint : ITokenConstraint
     public void Accept(int token)
     {
         if (_inner is not null) { _inner.Accept(token); return; }
+        if (_atStart && _text.Count > 0 && !IsBlank(_text) && !StartsWithTrigger()) return; // the reply began otherwise: never a call
         var bytes = (uint)token < (uint)_table.Bytes.Length && _table.Bytes[token] is { } b ? b : Encoding.UTF8.GetBytes(_tokenizer.IdToToken(token));
         int before = _text.Count;
         _text.AddRange(bytes);
-        var text = Encoding.UTF8.GetString(_text.ToArray());
-        int at = _atStart ? (text.TrimStart().StartsWith(_trigger, StringComparison.Ordinal) ? text.Length - text.TrimStart().Length : -1) : text.IndexOf(_trigger, StringComparison.Ordinal);
+        // Only where the new bytes could complete the trigger is looked at (no decoding of the whole reply per token).
+        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_text);
+        int at;
+        if (_atStart)
+        {
+            int first = 0;
+            while (first < span.Length && span[first] is (byte)' ' or (byte)'\n' or (byte)'\t' or (byte)'\r') first++;
+            at = span[first..].StartsWith(_triggerBytes) ? first : -1;
+        }
+        else
+        {
+            int from = Math.Max(0, before - _triggerBytes.Length + 1);
+            at = span[from..].IndexOf(_triggerBytes);
+            if (at >= 0) at += from;
+        }
         if (at < 0) return;
         // The call began: a constraint of the whole call, fed what was written from the trigger on. A token that ran
         // past what the frame allows (rare) leaves the reply as text, unconstrained.
         var inner = _create();
-        if (inner.TryFeed(text[at..])) _inner = inner;
+        if (inner.TryFeed(Encoding.UTF8.GetString(span[at..]))) _inner = inner;
         else _text.Clear();
+    }
+
+    private static bool IsBlank(List<byte> text) => text.TrueForAll(c => c is (byte)' ' or (byte)'\n' or (byte)'\t' or (byte)'\r');
+
+    private bool StartsWithTrigger()
+    {
+        var span = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_text);
+        int first = 0;
+        while (first < span.Length && span[first] is (byte)' ' or (byte)'\n' or (byte)'\t' or (byte)'\r') first++;
+        var rest = span[first..];
+        return rest.Length < _triggerBytes.Length ? _triggerBytes.AsSpan().StartsWith(rest) : rest.StartsWith(_triggerBytes);
     }
 
     public bool IsComplete => _inner?.IsComplete ?? false;

@@ -104,8 +104,6 @@ internal static class Ollama
             if (format.ValueKind == JsonValueKind.Object) p.Schema = format.Clone();
             else if (format.ValueKind != JsonValueKind.String || format.GetString() != "json") throw ApiException.Invalid("'format' must be \"json\" or a JSON schema object", "format");
         }
-        if (r.Get("keep_alive") is { } ka && ka.ValueKind is not (JsonValueKind.String or JsonValueKind.Number))
-            throw ApiException.Invalid("'keep_alive' must be a duration (\"5m\", \"1h\", \"-1\") or a number of seconds", "keep_alive");
         if (r.Has("images")) throw ApiException.Invalid("'images': this model reads text only", "images");
         return p;
     }
