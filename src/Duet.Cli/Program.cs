@@ -15,4 +15,5 @@ root.Subcommands.Add(EvalCommands.Create());
 root.Subcommands.Add(LoraCommands.Create());
 root.Subcommands.Add(FinetuneCommands.Create());
 root.Subcommands.Add(InfoCommand.Create());
+root.Subcommands.Add(MpiCommands.Create());
 return CliRunner.Run(root, args);

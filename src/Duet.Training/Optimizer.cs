@@ -51,47 +51,87 @@ public sealed unsafe class AdamW
     private readonly ParameterLayout _layout;
     private readonly OptimizerOptions _o;
     private readonly WorkerPool _pool;
-    /// <summary>First and second moments, in the parameter layout.</summary>
+    private readonly (long Start, long End, bool Decay)[] _segments;
+    /// <summary>First and second moments of parameters [Start, End), in the parameter layout.</summary>
     public float[] M { get; }
     public float[] V { get; }
+    /// <summary>
+    /// The parameters this optimizer updates: all of them, or one rank's shard under ZeRO-1 (data-parallel training),
+    /// where each rank keeps the moments of its shard only.
+    /// </summary>
+    public long Start { get; }
+    public long End { get; }
     /// <summary>Updates done so far (t − 1 of the next update).</summary>
     public int Steps { get; set; }
 
-    public AdamW(ParameterLayout layout, OptimizerOptions options, WorkerPool? pool = null)
+    public AdamW(ParameterLayout layout, OptimizerOptions options, WorkerPool? pool = null) : this(layout, options, 0, layout.Count, pool) { }
+
+    public AdamW(ParameterLayout layout, OptimizerOptions options, long start, long end, WorkerPool? pool = null)
     {
         options.Validate();
+        if (start < 0 || end < start || end > layout.Count) throw new ArgumentOutOfRangeException(nameof(start), $"[{start}, {end}) is not a range of {layout.Count} parameters");
         _layout = layout; _o = options; _pool = pool ?? WorkerPool.Shared;
-        M = new float[layout.Count];
-        V = new float[layout.Count];
+        Start = start; End = end;
+        M = new float[end - start];
+        V = new float[end - start];
+        // Pieces of slots inside [start, end), at most SegmentMax long so that threads share a big tensor. The update
+        // is elementwise, so any split gives the same bits.
+        var segments = new List<(long, long, bool)>();
+        foreach (var slot in layout.Slots)
+        {
+            long a = Math.Max(start, slot.Offset), b = Math.Min(end, slot.Offset + slot.Length);
+            for (long x = a; x < b; x += SegmentMax) segments.Add((x, Math.Min(b, x + SegmentMax), slot.Decay));
+        }
+        _segments = [.. segments];
     }
 
+    private const int SegmentMax = 1 << 16;
+
     /// <summary>Elements per chunk of the norm sum and the update: fixed, so results do not depend on threads.</summary>
-    private const int Chunk = 1 << 14;
+    public const int Chunk = 1 << 14;
 
     /// <summary>√Σg² over all gradients, in double, chunk partials added in order.</summary>
     public double GlobalNorm(float[] gradients)
     {
         int chunks = (int)((gradients.LongLength + Chunk - 1) / Chunk);
         if (_normPartial.Length != chunks) _normPartial = new double[chunks];
-        _pool.For(chunks, new SquareSums { G = gradients, Partial = _normPartial });
+        SquareSums(gradients, 0, gradients.LongLength, _normPartial, _pool);
+        return NormOf(_normPartial);
+    }
+
+    /// <summary>The norm from chunk partials, added in chunk order (as <see cref="GlobalNorm"/> does).</summary>
+    public static double NormOf(ReadOnlySpan<double> partials)
+    {
         double total = 0;
-        foreach (var p in _normPartial) total += p;
+        foreach (var p in partials) total += p;
         return Math.Sqrt(total);
+    }
+
+    /// <summary>
+    /// partial[c] = Σ g² (in double) over g[offset + c·Chunk, offset + min((c+1)·Chunk, length)). With offset a
+    /// multiple of Chunk, a shard's partials are exactly the whole gradient's partials of its chunks.
+    /// </summary>
+    public static void SquareSums(float[] g, long offset, long length, double[] partial, WorkerPool pool)
+    {
+        if (offset % Chunk != 0) throw new ArgumentException($"a shard of the norm starts on a chunk boundary ({Chunk}), not at {offset}");
+        if (partial.Length != (length + Chunk - 1) / Chunk || offset + length > g.LongLength) throw new ArgumentException("one partial per chunk of a range of g");
+        pool.For(partial.Length, new SquareSumsOp { G = g, Offset = offset, Length = length, Partial = partial });
     }
 
     private double[] _normPartial = [];
 
-    /// <summary>Partial[c] = Σ g² over chunk c of <see cref="Chunk"/> elements, in double.</summary>
-    private readonly struct SquareSums : IRangeOp
+    private readonly struct SquareSumsOp : IRangeOp
     {
         public required float[] G { get; init; }
+        public required long Offset { get; init; }
+        public required long Length { get; init; }
         public required double[] Partial { get; init; }
 
         public void Run(int c0, int c1)
         {
             for (int c = c0; c < c1; c++)
             {
-                int start = c * Chunk, end = (int)Math.Min(G.LongLength, (long)start + Chunk);
+                int start = (int)(Offset + (long)c * Chunk), end = (int)(Offset + Math.Min(Length, (long)c * Chunk + Chunk));
                 double sum = 0;
                 for (int i = start; i < end; i++) sum += (double)G[i] * G[i];
                 Partial[c] = sum;
@@ -102,13 +142,16 @@ public sealed unsafe class AdamW
     /// <summary>
     /// One update of <paramref name="parameters"/> from <paramref name="gradients"/> scaled by
     /// <paramref name="gradScale"/> (the clip factor, 1 when not clipped) at learning rate <paramref name="lr"/>.
+    /// Only parameters [Start, End) change; <paramref name="gradients"/> holds the gradient from global index
+    /// <paramref name="gradientsFirst"/> on (0: the whole gradient; Start: just this shard's).
     /// </summary>
-    public void Update(float[] parameters, float[] gradients, double lr, double gradScale)
+    public void Update(float[] parameters, float[] gradients, double lr, double gradScale, long gradientsFirst = 0)
     {
+        if (gradientsFirst > Start || gradientsFirst + gradients.LongLength < End) throw new ArgumentException($"the gradients [{gradientsFirst}, {gradientsFirst + gradients.LongLength}) do not cover the parameters [{Start}, {End})");
         Steps++;
-        _pool.For(_layout.Slots.Count, new UpdateSlots
+        _pool.For(_segments.Length, new UpdateSegments
         {
-            G = gradients, Layout = _layout,
+            G = gradients, GFirst = gradientsFirst, MFirst = Start, Segments = _segments,
             Scale = (float)gradScale, B1 = (float)_o.Beta1, B2 = (float)_o.Beta2, Eps = (float)_o.Epsilon,
             Decay = (float)(1 - lr * _o.WeightDecay),
             StepSize = (float)(lr / (1 - Math.Pow(_o.Beta1, Steps))),
@@ -117,11 +160,13 @@ public sealed unsafe class AdamW
         });
     }
 
-    /// <summary>The AdamW update of whole parameter tensors (slots of the layout); P, M and V are updated in place.</summary>
-    private readonly struct UpdateSlots : IRangeOp
+    /// <summary>The AdamW update of pieces of parameter tensors; P, M and V are updated in place.</summary>
+    private readonly struct UpdateSegments : IRangeOp
     {
         public required float[] G { get; init; }
-        public required ParameterLayout Layout { get; init; }
+        public required long GFirst { get; init; }
+        public required long MFirst { get; init; }
+        public required (long Start, long End, bool Decay)[] Segments { get; init; }
         public required float Scale { get; init; }
         public required float B1 { get; init; }
         public required float B2 { get; init; }
@@ -133,22 +178,21 @@ public sealed unsafe class AdamW
         public required float[] M { get; init; }
         public required float[] V { get; init; }
 
-        // Whole tensors per thread: the update is elementwise, so any split gives the same bits.
         public void Run(int s0, int s1)
         {
             for (int s = s0; s < s1; s++)
             {
-                var slot = Layout.Slots[s];
-                int start = (int)slot.Offset, end = (int)(slot.Offset + slot.Length);
-                float decay = slot.Decay ? Decay : 1f;
-                for (int i = start; i < end; i++)
+                var (start, end, decayed) = Segments[s];
+                float decay = decayed ? Decay : 1f;
+                int go = (int)(start - GFirst), mo = (int)(start - MFirst), n = (int)(end - start), po = (int)start;
+                for (int i = 0; i < n; i++)
                 {
-                    float g = G[i] * Scale;
-                    float m = M[i] + (1 - B1) * (g - M[i]);          // torch: exp_avg.lerp_(grad, 1 - beta1)
-                    float v = V[i] * B2 + (1 - B2) * g * g;          // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
-                    M[i] = m; V[i] = v;
-                    float p = P[i] * decay;                          // param.mul_(1 - lr * weight_decay)
-                    P[i] = p - StepSize * (m / (MathF.Sqrt(v) / Bc2Sqrt + Eps));
+                    float g = G[go + i] * Scale;
+                    float m = M[mo + i] + (1 - B1) * (g - M[mo + i]);          // torch: exp_avg.lerp_(grad, 1 - beta1)
+                    float v = V[mo + i] * B2 + (1 - B2) * g * g;                // exp_avg_sq.mul_(beta2).addcmul_(grad, grad, 1 - beta2)
+                    M[mo + i] = m; V[mo + i] = v;
+                    float p = P[po + i] * decay;                                // param.mul_(1 - lr * weight_decay)
+                    P[po + i] = p - StepSize * (m / (MathF.Sqrt(v) / Bc2Sqrt + Eps));
                 }
             }
         }

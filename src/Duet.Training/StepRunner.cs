@@ -2,6 +2,9 @@
 // Accumulation follows tests/reference/train_step.py: the B rows of a step are split into M consecutive
 // micro-batches; loss = mean of the micro-batch mean losses and gradient = mean of their gradients (the full-batch
 // gradient when every micro-batch has as many unmasked targets; a micro-batch with none adds nothing).
+// The sum is fixed in its rounding, so that data-parallel training (Distributed/DataParallel.cs) gives the same bits
+// on any number of ranks: each micro-batch's gradient g_m = ∂(loss_m / (count_m·M)) is computed on its own (into a
+// zeroed buffer), and G = (((0 + g_0) + g_1) + ...) + g_{M−1} in micro-batch order, skipping those without targets.
 namespace Duet.Training;
 
 public readonly record struct StepResult(int Step, double Loss, double GradNorm, double LearningRate, bool Clipped, int Tokens);
@@ -12,6 +15,7 @@ public sealed class StepRunner
     public AdamW Optimizer { get; }
     public OptimizerOptions Options { get; }
     public int MicroBatches { get; }
+    private float[]? _single; // one micro-batch's gradient, when a step has more than one
 
     public StepRunner(TrainingModel model, OptimizerOptions options, int microBatches)
     {
@@ -33,7 +37,8 @@ public sealed class StepRunner
         int micro = Model.BatchSize * Model.SeqLen;
         if (inputs.Length != micro * MicroBatches || targets.Length != inputs.Length)
             throw new ArgumentException($"a step takes {MicroBatches} × {Model.BatchSize} × {Model.SeqLen} inputs and targets, not {inputs.Length} and {targets.Length}");
-        Array.Clear(Model.Gradients);
+        var total = Model.Gradients;
+        Array.Clear(total);
         double loss = 0;
         int tokens = 0;
         for (int m = 0; m < MicroBatches; m++)
@@ -42,8 +47,19 @@ public sealed class StepRunner
                 starts.IsEmpty ? default : starts.Slice(m * micro, micro));
             if (count == 0) continue;
             loss += sum / count / MicroBatches;
+            // The first micro-batch with targets goes straight into the zeroed total (0 + g = g); later ones into a
+            // zeroed buffer of their own, then added.
+            bool first = tokens == 0;
             tokens += count;
-            Model.Backward(1f / (count * MicroBatches));
+            if (!first)
+            {
+                _single ??= GC.AllocateArray<float>(total.Length, pinned: true);
+                Array.Clear(_single);
+                Model.Gradients = _single;
+            }
+            try { Model.Backward(1f / (count * MicroBatches)); }
+            finally { Model.Gradients = total; }
+            if (!first) System.Numerics.Tensors.TensorPrimitives.Add(total, _single!, total);
         }
         int step = Optimizer.Steps;
         double lr = Options.LearningRateAt(step);

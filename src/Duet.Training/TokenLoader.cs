@@ -47,18 +47,29 @@ public sealed class TokenLoader
     }
 
     /// <summary>Fills <paramref name="inputs"/> and <paramref name="targets"/> ([rows, SeqLen]) with the next rows windows.</summary>
-    public void Next(int rows, Span<int> inputs, Span<int> targets)
+    public void Next(int rows, Span<int> inputs, Span<int> targets) => Next(rows, inputs, targets, 0, rows);
+
+    /// <summary>
+    /// Moves on by <paramref name="rows"/> windows (a global batch) and fills inputs and targets ([count, SeqLen]) with
+    /// rows [first, first + count) of them: a data-parallel rank reads only its own rows, and every rank's position
+    /// stays the same.
+    /// </summary>
+    public void Next(int rows, Span<int> inputs, Span<int> targets, int first, int count)
     {
-        if (inputs.Length != rows * SeqLen || targets.Length != inputs.Length) throw new ArgumentException($"buffers must hold {rows} × {SeqLen} ids");
+        if (first < 0 || count < 0 || first + count > rows) throw new ArgumentOutOfRangeException(nameof(first), $"rows [{first}, {first + count}) are not inside a batch of {rows}");
+        if (inputs.Length != count * SeqLen || targets.Length != inputs.Length) throw new ArgumentException($"buffers must hold {count} × {SeqLen} ids");
         Span<int> window = SeqLen + 1 <= 4096 ? stackalloc int[SeqLen + 1] : new int[SeqLen + 1];
         for (int r = 0; r < rows; r++)
         {
             var (epoch, cursor) = Position;
             if (cursor == Windows) { epoch++; cursor = 0; }
-            long k = Window(epoch, cursor);
-            Read(k * SeqLen, window);
-            window[..SeqLen].CopyTo(inputs.Slice(r * SeqLen, SeqLen));
-            window[1..].CopyTo(targets.Slice(r * SeqLen, SeqLen));
+            if (r >= first && r < first + count)
+            {
+                long k = Window(epoch, cursor);
+                Read(k * SeqLen, window);
+                window[..SeqLen].CopyTo(inputs.Slice((r - first) * SeqLen, SeqLen));
+                window[1..].CopyTo(targets.Slice((r - first) * SeqLen, SeqLen));
+            }
             Position = new LoaderPosition(epoch, cursor + 1);
         }
     }

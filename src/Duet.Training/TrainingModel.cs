@@ -27,7 +27,29 @@ public sealed unsafe class TrainingModel : IDisposable
     public ParameterLayout Layout { get; }
     /// <summary>Parameters and their gradients (same layout), pinned.</summary>
     public float[] Parameters { get; }
-    public float[] Gradients { get; }
+
+    /// <summary>
+    /// Where Backward adds gradients: the model's own pinned array, or another of the same length (data-parallel
+    /// training computes each micro-batch's gradient into a buffer of its own). Must be pinned (GC.AllocateArray pinned).
+    /// </summary>
+    public float[] Gradients
+    {
+        get => _gradients;
+        set
+        {
+            if (value.LongLength != Layout.Count) throw new ArgumentException($"a gradient buffer holds {Layout.Count} values, not {value.LongLength}");
+            _gradients = value;
+        }
+    }
+    private float[] _gradients;
+
+    /// <summary>
+    /// Called during Backward with each range [offset, offset + length) of <see cref="Gradients"/> whose values are
+    /// final for this micro-batch, in the order the backward pass finishes them (the head's norm, each layer from the
+    /// last, then the embedding): data-parallel training starts sending a range while the layers below it compute.
+    /// Only for whole models (a LoRA model's gradient is small and sent at the end).
+    /// </summary>
+    public Action<long, long>? GradientReady { get; set; }
     /// <summary>Sequences and positions per micro-batch the buffers hold.</summary>
     public int BatchSize { get; }
     public int SeqLen { get; }
@@ -110,7 +132,7 @@ public sealed unsafe class TrainingModel : IDisposable
         _n = batchSize * seqLen; _d = config.Dim; _qd = config.QDim; _kd = config.KvDim; _f = config.FfnDim; _vocab = config.Vocab;
         _h = config.Heads; _kvh = config.KvHeads; _hd = config.HeadDim; _layers = config.Layers; _eps = config.NormEps;
         Parameters = GC.AllocateArray<float>((int)Layout.Count, pinned: true);
-        Gradients = GC.AllocateArray<float>((int)Layout.Count, pinned: true);
+        _gradients = GC.AllocateArray<float>((int)Layout.Count, pinned: true);
 
         var (cos, sin) = RopeOp.Tables(seqLen, _hd, config.RopeTheta);
         _cos = Alloc(cos.Length); _sin = Alloc(sin.Length);
@@ -241,8 +263,17 @@ public sealed unsafe class TrainingModel : IDisposable
             else LoraLinear.BaseBackwardInput(_base.Output, _probs, rows, _dXn, _wRows, _pool);
             Clear(_dR, (long)rows * _d);
             RmsBackward(_dXn, _resid[_layers], _base is null ? p + L.OutputNorm : _outNormF, _rstdF, _dR, _base is null ? g + L.OutputNorm : _normSink);
-            for (int l = _layers - 1; l >= 0; l--) BackwardLayer(l, p, g);
+            var ready = _base is null ? GradientReady : null;
+            // The layout is embedding, layers 0..L-1, final norm, untied head: the tail [OutputNorm, end) is done now
+            // (a tied head's gradient is in the embedding's, which the input side adds to last).
+            ready?.Invoke(L.OutputNorm, L.Count - L.OutputNorm);
+            for (int l = _layers - 1; l >= 0; l--)
+            {
+                BackwardLayer(l, p, g);
+                ready?.Invoke(L.AttnNorm[l], (l + 1 < _layers ? L.AttnNorm[l + 1] : L.OutputNorm) - L.AttnNorm[l]);
+            }
             if (_base is null) _pool.For(_d, new EmbedGradColumns { DX = _dR, Ids = _inputs, Dim = _d, Rows = rows, DTable = g + L.Embedding });
+            ready?.Invoke(L.Embedding, L.AttnNorm[0] - L.Embedding);
         }
     }
 

@@ -25,9 +25,12 @@ internal static class TrainCommands
         var output = new Option<string?>("--out", "-o") { Description = "run folder for checkpoints, metrics.jsonl and loss.svg (default: runs/NAME)" };
         var resume = new Option<string?>("--resume") { Description = "continue the run in this folder from its newest valid checkpoint" };
         var restart = new Option<bool>("--restart") { Description = "start over in --out even if it holds a run (its checkpoints and metrics are deleted)" };
-        var cmd = new Command("train", "Pretrain a LLaMA-architecture model on the CPU from a tokenized corpus, with checkpoints, metrics and a loss plot.")
+        var micro = new Option<int?>("--micro-batches") { Description = "override the config's microBatches (under mpirun -np N a multiple of N: each rank runs microBatches / N of every batch)" };
+        var zero = new Option<bool>("--zero") { Description = "under mpirun: ZeRO-1, each rank keeps and updates the optimizer state of its shard of the parameters only (same results, less memory)" };
+        var cmd = new Command("train", "Pretrain a LLaMA-architecture model on the CPU from a tokenized corpus, with checkpoints, metrics and a loss plot. " +
+            "Under mpirun -np N (or srun) the batches are shared by N data-parallel ranks with the same results as one process.")
         {
-            config, output, resume, restart,
+            config, output, resume, restart, micro, zero,
         };
         cmd.SetAction(r =>
         {
@@ -36,25 +39,35 @@ internal static class TrainCommands
             if (resumeDir is null && configPath is null) throw new ArgumentException("give --config FILE (a new run) or --resume RUN (continue one)");
             if (resumeDir is not null && r.GetValue(output) is not null) throw new ArgumentException("--resume RUN continues in RUN; --out is for new runs");
             var c = TrainConfig.Load(configPath ?? Path.Combine(resumeDir!, "config.json"));
+            if (r.GetValue(micro) is int mb) { c = c with { MicroBatches = mb }; c.Validate(); }
+            var world = MpiCommands.Join();
+            if (world is null && r.GetValue(zero)) throw new ArgumentException("--zero shards the optimizer over MPI ranks: run under mpirun -np N");
             var run = resumeDir ?? r.GetValue(output) ?? Path.Combine("runs", c.Name);
-            if (r.GetValue(restart) && Directory.Exists(run))
+            if (r.GetValue(restart) && Directory.Exists(run) && (world is null || world.Rank == 0))
             {
                 if (resumeDir is not null) throw new ArgumentException("--restart starts a new run; --resume continues one");
                 if (Directory.Exists(Path.Combine(run, "checkpoints"))) Directory.Delete(Path.Combine(run, "checkpoints"), recursive: true);
                 foreach (var f in new[] { "metrics.jsonl", "loss.svg", "config.json" }) File.Delete(Path.Combine(run, f));
             }
+            world?.Barrier(); // rank 0 has cleared a restarted run before any rank looks at it
             using var cancel = new CancellationTokenSource();
             Console.CancelKeyPress += (_, e) => { e.Cancel = true; cancel.Cancel(); };
-            using var trainer = new Trainer(c, run, resume: resumeDir is not null);
-            foreach (var w in trainer.Warnings) Console.Error.WriteLine($"warning: {w}");
-            Console.Error.WriteLine($"{c.Name}: {trainer.Model.Layout.Count:N0} parameters (dim {trainer.ModelConfig.Dim}, {trainer.ModelConfig.Layers} layers, " +
+            using var trainer = new Trainer(c, run, resume: resumeDir is not null, world: world, zero: r.GetValue(zero));
+            foreach (var w in trainer.Warnings) MpiCommands.Say($"warning: {w}");
+            MpiCommands.Say($"{c.Name}: {trainer.Model.Layout.Count:N0} parameters (dim {trainer.ModelConfig.Dim}, {trainer.ModelConfig.Layers} layers, " +
                 $"{trainer.ModelConfig.Heads}/{trainer.ModelConfig.KvHeads} heads, ffn {trainer.ModelConfig.FfnDim}, vocab {trainer.ModelConfig.Vocab}), " +
                 $"batch {c.BatchSize} × {c.SeqLen}, steps {trainer.StartStep}..{c.Steps}, peak {trainer.PeakFlopsPerSecond / 1e9:F0} GFLOP/s; run folder {run}");
-            var last = RunWithProgress(trainer.StartStep, c.Steps, p => trainer.Progress = p, () => trainer.Run(cancel.Token));
-            Console.Error.WriteLine(cancel.IsCancellationRequested
+            if (trainer.Parallel is { } dp)
+                MpiCommands.Say($"data-parallel: {world!.Size} ranks ({world.Version}), {dp.LocalMicroBatches} of {dp.MicroBatches} micro-batches each, " +
+                    (dp.Zero ? "ZeRO-1 (optimizer state sharded)" : "optimizer state replicated"));
+            TrainProgress last = default;
+            if (world is { Rank: > 0 }) { trainer.Progress = p => last = p; trainer.Run(cancel.Token); } // rank 0 reports for the job
+            else last = RunWithProgress(trainer.StartStep, c.Steps, p => trainer.Progress = p, () => trainer.Run(cancel.Token));
+            bool stopped = last.Step + 1 < c.Steps;
+            MpiCommands.Say(stopped
                 ? $"stopped after step {last.Step + 1}; checkpoint saved. Continue with: duet train --resume {run}"
                 : $"done: train loss {last.Loss:F4}, validation loss {trainer.LastValidationLoss:F4}; {run}/checkpoints, metrics.jsonl, loss.svg. Export with: duet export {run} --format gguf --out MODEL.gguf");
-            return cancel.IsCancellationRequested ? 130 : 0;
+            return stopped ? 130 : 0;
         });
         return cmd;
     }

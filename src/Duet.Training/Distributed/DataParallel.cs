@@ -1,0 +1,239 @@
+// Data-parallel training steps over MPI: R ranks, each with the whole model, share the M micro-batches of every
+// global batch (rank r runs micro-batches r·k .. r·k + k − 1, k = M / R) and compute the step StepRunner computes on
+// one process, bit for bit:
+//   1. each local micro-batch's gradient g_m goes into a zeroed buffer of its own; while the backward pass goes on
+//      down the layers, every finished range of it (the head's norm, each layer, the embedding) is sent with a
+//      non-blocking all-to-all to the ranks that own its pieces: the parameters are cut into R contiguous shards on
+//      AdamW.Chunk boundaries, and shard r's owner receives every micro-batch's piece of it;
+//   2. the owner adds the M pieces in micro-batch order (G = g_0 + g_1 + ... as StepRunner does), so the sum's
+//      rounding is fixed by the data, not by the number of ranks or the order messages arrive in — MPI's own
+//      all-reduce is not used, since its order of addition is the library's;
+//   3. the gradient norm from per-chunk partial sums gathered in chunk order (AdamW.GlobalNorm's order), the clip
+//      and learning rate as StepRunner;
+//   4. without ZeRO, the reduced shards are all-gathered and every rank applies AdamW to all parameters with the
+//      whole optimizer state; with ZeRO-1 each rank keeps the moments of its shard only, updates its shard and the
+//      parameters are all-gathered. AdamW is elementwise, so both give the same bits.
+// Bytes per step per rank: k·P·(R−1)/R floats sent in step 1 and P·(R−1)/R received in step 4 (P parameters):
+// the volume of a ring all-reduce when k = 1, which is why a data-parallel run should have as many micro-batches as
+// ranks (more micro-batches per rank multiply step 1's volume: each is sent on its own to keep the bits).
+using System.Diagnostics;
+using Duet.Mpi;
+using Duet.Tensors.Parallel;
+
+namespace Duet.Training.Distributed;
+
+/// <summary>What a data-parallel step did: the result, and the seconds spent waiting on communication.</summary>
+public readonly record struct ParallelStepResult(StepResult Result, double CommSeconds, bool StopRequested);
+
+public sealed unsafe class DataParallel
+{
+    public MpiWorld World { get; }
+    public TrainingModel Model { get; }
+    public OptimizerOptions Options { get; }
+    public AdamW Optimizer { get; }
+    /// <summary>Micro-batches of a global batch, and of them this rank's (k = M / R).</summary>
+    public int MicroBatches { get; }
+    public int LocalMicroBatches { get; }
+    public bool Zero { get; }
+    /// <summary>Shard r is parameters [ShardStart[r], ShardStart[r + 1]).</summary>
+    public long[] ShardStart { get; }
+
+    private readonly WorkerPool _pool;
+    private readonly float[][] _grads;        // one gradient buffer per local micro-batch (the first is the model's own)
+    private readonly float[] _recv;           // [M, shard] every micro-batch's piece of this rank's shard
+    private readonly long _shard0, _shardLength;
+    private readonly (long Start, long Length)[] _ranges; // the backward's ranges, in the order it finishes them
+    private readonly int[] _shardCounts, _chunkCounts;
+    private readonly double[] _chunkPartial, _allPartials, _stats, _allStats;
+    private readonly MpiWorld.MpiRequests _requests;
+    private int _local; // the local micro-batch the backward is running
+
+    public DataParallel(MpiWorld world, TrainingModel model, OptimizerOptions options, int microBatches, bool zero, WorkerPool? pool = null)
+    {
+        if (model.Layout.IsLora) throw new ArgumentException("data-parallel training is for whole models (duet train), not LoRA");
+        int r = world.Size;
+        if (microBatches % r != 0)
+            throw new ArgumentException($"{microBatches} micro-batches cannot be shared by {r} ranks: set \"microBatches\" to a multiple of {r} (each rank runs microBatches / {r}; one process with the same microBatches gives the same bits)");
+        World = world; Model = model; Options = options; Zero = zero; MicroBatches = microBatches; LocalMicroBatches = microBatches / r;
+        _pool = pool ?? WorkerPool.Shared;
+        long p = model.Layout.Count;
+
+        // Shards: whole chunks of AdamW.Chunk, split as evenly as chunks allow (the last chunk may be short).
+        long chunks = (p + AdamW.Chunk - 1) / AdamW.Chunk;
+        ShardStart = new long[r + 1];
+        for (int k = 0; k <= r; k++) ShardStart[k] = Math.Min(p, chunks * k / r * AdamW.Chunk);
+        _shard0 = ShardStart[world.Rank];
+        _shardLength = ShardStart[world.Rank + 1] - _shard0;
+        _shardCounts = new int[r];
+        _chunkCounts = new int[r];
+        for (int k = 0; k < r; k++)
+        {
+            _shardCounts[k] = (int)(ShardStart[k + 1] - ShardStart[k]);
+            _chunkCounts[k] = (int)((_shardCounts[k] + AdamW.Chunk - 1) / AdamW.Chunk);
+        }
+        if ((long)microBatches * _shardLength > Array.MaxLength)
+            throw new ArgumentException($"{microBatches} micro-batches × a shard of {_shardLength:N0} parameters do not fit one receive buffer: use more ranks or fewer micro-batches");
+
+        Optimizer = zero ? new AdamW(model.Layout, options, _shard0, _shard0 + _shardLength, _pool) : new AdamW(model.Layout, options, _pool);
+        _grads = new float[LocalMicroBatches][];
+        _grads[0] = model.Gradients;
+        for (int j = 1; j < LocalMicroBatches; j++) _grads[j] = GC.AllocateArray<float>((int)p, pinned: true);
+        _recv = GC.AllocateArray<float>((int)(microBatches * _shardLength), pinned: true);
+        _chunkPartial = new double[_chunkCounts[world.Rank]];
+        _allPartials = new double[_chunkCounts.Sum()];
+        _stats = new double[2 * LocalMicroBatches + 1];
+        _allStats = new double[_stats.Length * r];
+
+        // The ranges the backward pass reports, which must cover the parameters once (checked on the first step).
+        var L = model.Layout;
+        var ranges = new List<(long, long)> { (L.OutputNorm, p - L.OutputNorm) };
+        for (int l = model.Config.Layers - 1; l >= 0; l--) ranges.Add((L.AttnNorm[l], (l + 1 < model.Config.Layers ? L.AttnNorm[l + 1] : L.OutputNorm) - L.AttnNorm[l]));
+        ranges.Add((L.Embedding, L.AttnNorm[0] - L.Embedding));
+        _ranges = [.. ranges];
+        if (_ranges.Sum(x => x.Item2) != p) throw new InvalidOperationException("the backward's gradient ranges do not cover the parameters");
+        _requests = world.NewRequests(LocalMicroBatches * _ranges.Length);
+    }
+
+    /// <summary>
+    /// One optimizer step on this rank's rows: inputs and targets hold its k micro-batches × the model's batch × SeqLen.
+    /// <paramref name="stop"/> is this rank's wish to stop after the step; the result says whether any rank wished so
+    /// (all ranks then stop after the same step).
+    /// </summary>
+    public ParallelStepResult Step(ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets, bool stop)
+    {
+        int micro = Model.BatchSize * Model.SeqLen;
+        if (inputs.Length != micro * LocalMicroBatches || targets.Length != inputs.Length)
+            throw new ArgumentException($"a rank's step takes {LocalMicroBatches} × {Model.BatchSize} × {Model.SeqLen} inputs and targets, not {inputs.Length}");
+        var own = Model.Gradients;
+        var comm = new Stopwatch();
+        Model.GradientReady = Send;
+        try
+        {
+            for (int j = 0; j < LocalMicroBatches; j++)
+            {
+                _local = j;
+                Model.Gradients = _grads[j];
+                Array.Clear(_grads[j]);
+                var (sum, count) = Model.Forward(inputs.Slice(j * micro, micro), targets.Slice(j * micro, micro), Model.BatchSize);
+                _stats[2 * j] = sum; _stats[2 * j + 1] = count;
+                // A micro-batch without targets adds nothing; it still sends its (zero) ranges so every rank posts the same calls.
+                if (count > 0) Model.Backward(1f / (count * MicroBatches));
+                else foreach (var (start, length) in _ranges) Send(start, length);
+            }
+        }
+        finally { Model.GradientReady = null; Model.Gradients = own; }
+        _stats[^1] = stop ? 1 : 0;
+
+        comm.Start();
+        _requests.Wait("the gradient exchange (MPI_Ialltoallv)");
+        World.AllGather<double>(_stats, _allStats);
+        comm.Stop();
+
+        // Loss and gradient folded in micro-batch order, as StepRunner does.
+        double loss = 0;
+        int tokens = 0;
+        bool anyStop = false;
+        int n = _stats.Length, k = LocalMicroBatches;
+        var shard = own.AsSpan((int)_shard0, (int)_shardLength);
+        for (int m = 0; m < MicroBatches; m++)
+        {
+            int rank = m / k, j = m % k;
+            double sum = _allStats[rank * n + 2 * j];
+            int count = (int)_allStats[rank * n + 2 * j + 1];
+            if (count == 0) continue;
+            loss += sum / count / MicroBatches;
+            var piece = _recv.AsSpan((int)(m * _shardLength), (int)_shardLength);
+            if (tokens == 0) piece.CopyTo(shard);
+            else System.Numerics.Tensors.TensorPrimitives.Add(shard, piece, shard);
+            tokens += count;
+        }
+        if (tokens == 0) shard.Clear();
+        for (int rank = 0; rank < World.Size; rank++) anyStop |= _allStats[rank * n + n - 1] != 0;
+
+        // The norm: this shard's chunk partials, gathered in chunk order.
+        AdamW.SquareSums(own, _shard0, _shardLength, _chunkPartial, _pool);
+        comm.Start();
+        _chunkPartial.CopyTo(_allPartials.AsSpan(Offset(_chunkCounts, World.Rank)));
+        World.AllGatherV<double>(_allPartials, _chunkCounts);
+        comm.Stop();
+        double norm = AdamW.NormOf(_allPartials);
+        int step = Optimizer.Steps;
+        double lr = Options.LearningRateAt(step);
+        bool clip = Options.GradClip > 0 && norm > Options.GradClip;
+        double scale = clip ? Options.GradClip / (norm + 1e-6) : 1.0;
+
+        comm.Start();
+        if (Zero)
+        {
+            comm.Stop();
+            Optimizer.Update(Model.Parameters, own, lr, scale);
+            comm.Start();
+            World.AllGatherV<float>(Model.Parameters, _shardCounts);
+        }
+        else
+        {
+            World.AllGatherV<float>(own, _shardCounts);
+            comm.Stop();
+            Optimizer.Update(Model.Parameters, own, lr, scale);
+            comm.Start();
+        }
+        comm.Stop();
+        return new ParallelStepResult(new StepResult(step, loss, norm, lr, clip, tokens), comm.Elapsed.TotalSeconds, anyStop);
+    }
+
+    private static int Offset(int[] counts, int rank)
+    {
+        int at = 0;
+        for (int k = 0; k < rank; k++) at += counts[k];
+        return at;
+    }
+
+    /// <summary>Starts sending range [start, start + length) of the running micro-batch's gradient to the shards' owners.</summary>
+    private void Send(long start, long length)
+    {
+        int r = World.Size, j = _local, k = LocalMicroBatches;
+        long end = start + length;
+        var sendCounts = new int[r];
+        var sendDispls = new int[r];
+        var recvCounts = new int[r];
+        var recvDispls = new int[r];
+        for (int o = 0; o < r; o++)
+        {
+            long a = Math.Max(start, ShardStart[o]), b = Math.Min(end, ShardStart[o + 1]);
+            if (b > a) { sendCounts[o] = (int)(b - a); sendDispls[o] = (int)(a - start); }
+        }
+        long mine0 = Math.Max(start, _shard0), mine1 = Math.Min(end, _shard0 + _shardLength);
+        int mineCount = (int)Math.Max(0, mine1 - mine0);
+        long offsetInShard = mineCount > 0 ? mine0 - _shard0 : 0;
+        for (int q = 0; q < r; q++)
+        {
+            recvCounts[q] = mineCount;
+            recvDispls[q] = (int)((q * k + j) * _shardLength + offsetInShard);
+        }
+        fixed (float* g = _grads[j])
+        fixed (float* recv = _recv)
+            World.AllToAllV(g + start, sendCounts, sendDispls, recv, recvCounts, recvDispls, _requests);
+        _requests.Progress("the gradient exchange (MPI_Ialltoallv)");
+    }
+
+    // ---- optimizer state for checkpoints ----
+
+    /// <summary>The whole moments on rank 0 (gathered from the shards under ZeRO-1); null elsewhere.</summary>
+    public (float[] M, float[] V)? GatherMoments()
+    {
+        if (!Zero) return World.Rank == 0 ? (Optimizer.M, Optimizer.V) : null;
+        long p = Model.Layout.Count;
+        float[] m = World.Rank == 0 ? new float[p] : [], v = World.Rank == 0 ? new float[p] : [];
+        World.GatherV<float>(Optimizer.M, m, _shardCounts, 0);
+        World.GatherV<float>(Optimizer.V, v, _shardCounts, 0);
+        return World.Rank == 0 ? (m, v) : null;
+    }
+
+    /// <summary>Takes this rank's part of whole moments read from a checkpoint.</summary>
+    public void LoadMoments(float[] m, float[] v)
+    {
+        if (m.LongLength != Model.Layout.Count || v.LongLength != m.LongLength) throw new InvalidDataException("the checkpoint's optimizer moments do not match the model");
+        m.AsSpan((int)Optimizer.Start, Optimizer.M.Length).CopyTo(Optimizer.M);
+        v.AsSpan((int)Optimizer.Start, Optimizer.V.Length).CopyTo(Optimizer.V);
+    }
+}
