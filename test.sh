@@ -28,6 +28,23 @@ if [ ! -x /usr/bin/chromium ] || ! fc-list 2> /dev/null | grep -qi "wenquanyi"; 
     echo "the web page test needs Debian's chromium: sudo apt-get install chromium fonts-wqy-zenhei" >&2; exit 1
   fi
 fi
+# The scale-out test runs duet serve replicas behind nginx (deploy/replicas.sh; its own nginx, not the system service).
+if [ ! -x /usr/sbin/nginx ] && ! command -v nginx > /dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light > /dev/null
+  else
+    echo "the scale-out test needs Debian's nginx: sudo apt-get install nginx-light" >&2; exit 1
+  fi
+fi
+# The data-parallel tests run 2- and 3-rank jobs under Debian's Open MPI, and the collectives' check also under MPICH
+# (the other ABI Duet speaks); a C compiler builds the stand-in library of an unknown MPI flavour.
+if [ ! -x /usr/bin/mpirun.openmpi ] || [ ! -x /usr/bin/mpiexec.mpich ] || ! command -v cc > /dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin mpich gcc > /dev/null
+  else
+    echo "the data-parallel tests need Debian's Open MPI and MPICH: sudo apt-get install openmpi-bin mpich gcc" >&2; exit 1
+  fi
+fi
 log="$(mktemp)"
 set +e
 dotnet test Duet.slnx -c Release --nologo 2>&1 | tee "$log"
