@@ -4,6 +4,10 @@
 // sources give byte-identical output: the per-document stages (clean, tag, quality, dedup keys) run in parallel
 // over batches of documents, and their results are committed (dedup, shards, counts) in input order. Every file is written to a temporary name and renamed when complete,
 // the manifest last: a killed run leaves no half-written file under a final name.
+// Under MPI (mpirun -np N duet data build) the source files are dealt round the ranks in rounds (rank r prepares
+// files r·F .. r·F + F − 1 of each round of N·F); the prepared parts, MinHash signatures and dedup keys included, go
+// to rank 0 in file order, which commits them exactly as one process does (same dedup decisions, same shards,
+// byte-identical output) and alone writes the corpus; the source counts are summed over the ranks.
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Encodings.Web;
@@ -14,6 +18,7 @@ using Duet.Data.Filters;
 using Duet.Data.LanguageId;
 using Duet.Data.Normalize;
 using Duet.Data.Sources;
+using Duet.Mpi;
 
 namespace Duet.Data;
 
@@ -60,8 +65,11 @@ public sealed class SourceManifest
     public SortedDictionary<string, long> Skipped { get; set; } = new(StringComparer.Ordinal);
 }
 
-public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
+/// <param name="world">the MPI job this process is a rank of (null: build alone)</param>
+public sealed class DataPipeline(Recipe recipe, string outDir, MpiWorld? world = null) : IDisposable
 {
+    private bool Writes => world is not { Size: > 1 } || world.Rank == 0;
+
     public void Dispose()
     {
         _train?.Dispose();
@@ -85,15 +93,21 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
     private MinHashIndex? _index;
     private ShardWriter? _train, _validation;
 
+    /// <summary>Builds the corpus; returns its manifest (under MPI, on rank 0; the other ranks get an empty one).</summary>
     public Manifest Run(string recipePath)
     {
-        Directory.CreateDirectory(outDir);
         _manifest.Recipe = recipe.Name;
         _manifest.RecipeSha256 = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(recipePath)));
         if (recipe.Dedup.Near) { _hasher = new MinHasher(recipe.Dedup.MinHash); _index = new MinHashIndex(recipe.Dedup.MinHash); }
-        _train = new ShardWriter(outDir, "train", recipe.ShardCharacters, recipe.Compress, _manifest);
-        _validation = new ShardWriter(outDir, "validation", recipe.ShardCharacters, recipe.Compress, _manifest);
-        ReadSources();
+        if (Writes)
+        {
+            Directory.CreateDirectory(outDir);
+            _train = new ShardWriter(outDir, "train", recipe.ShardCharacters, recipe.Compress, _manifest);
+            _validation = new ShardWriter(outDir, "validation", recipe.ShardCharacters, recipe.Compress, _manifest);
+        }
+        if (world is { Size: > 1 }) ReadSourcesParallel(world);
+        else ReadSources();
+        if (!Writes) return _manifest;
         WriteSamples();
         AtomicWrite(Path.Combine(outDir, "manifest.json"), JsonSerializer.SerializeToUtf8Bytes(_manifest, s_manifestJson));
         return _manifest;
@@ -128,6 +142,142 @@ public sealed class DataPipeline(Recipe recipe, string outDir) : IDisposable
         Progress?.Invoke(read, chars);
         _train!.Close();
         _validation!.Close();
+    }
+
+    /// <summary>Files per rank per round of a parallel build: few enough to balance the ranks, enough to amortize a round's messages.</summary>
+    private const int FilesPerRank = 16;
+
+    private void ReadSourcesParallel(MpiWorld w)
+    {
+        // Every rank lists the same files in the same order (as FileSource.Read sorts them); missing paths are counted once, by rank 0.
+        var specs = new List<(string Name, string Root, SourceFormat? Format, string JsonField, DebianSource? Debian, SourceStats Stats)>();
+        var files = new List<(int Source, string Path)>();
+        foreach (var spec in recipe.Sources)
+        {
+            var stats = new SourceStats();
+            var debian = spec.Debian is null ? null : DebianSources.Find(spec.Debian);
+            var listed = debian is not null ? DebianSources.Files(debian).ToList()
+                : spec.Paths.SelectMany(p => Expand(Path.Combine(recipe.BaseDirectory, p), w.Rank == 0 ? stats : new SourceStats())).ToList();
+            files.AddRange(listed.OrderBy(f => f, StringComparer.Ordinal).Select(f => (specs.Count, f)));
+            specs.Add((spec.Name, debian?.Root ?? recipe.BaseDirectory, debian?.Format ?? spec.Format, spec.JsonField, debian, stats));
+        }
+        long read = 0, chars = 0;
+        int ranks = w.Size, round = ranks * FilesPerRank;
+        var counts = new int[ranks];
+        for (int start = 0; start < files.Count; start += round)
+        {
+            var docs = new List<SourceDocument>();
+            int first = start + w.Rank * FilesPerRank;
+            for (int f = first; f < Math.Min(first + FilesPerRank, files.Count); f++)
+            {
+                var (si, path) = files[f];
+                var s = specs[si];
+                docs.AddRange(FileSource.Read(s.Name, s.Root, [path], s.Stats, s.Format, s.JsonField, deferExtraction: true));
+            }
+            var parts = new List<Part>[docs.Count];
+            Parallel.For(0, docs.Count, i => parts[i] = Prepare(docs[i]));
+            var bytes = PartCodec.Write(parts, docs);
+            w.AllGather<int>([bytes.Length], counts);
+            var all = new byte[w.Rank == 0 ? counts.Sum(c => (long)c) : 0];
+            w.GatherV<byte>(bytes, all, counts, 0);
+            if (w.Rank != 0) continue;
+            // Rank 0 commits the round's parts in file order: rank 0's files first, then rank 1's, ...
+            int at = 0;
+            foreach (int c in counts)
+            {
+                foreach (var (list, docChars) in PartCodec.Read(all.AsSpan(at, c)))
+                {
+                    foreach (var p in list) Commit(p);
+                    read++; chars += docChars;
+                }
+                at += c;
+            }
+            Progress?.Invoke(read, chars);
+        }
+        // The source counts, summed over the ranks (each counted the files it read).
+        foreach (var s in specs)
+        {
+            var sums = new long[] { s.Stats.Files, s.Stats.Documents, s.Stats.Characters, s.Stats.Bytes };
+            w.AllReduce<long>(sums, MpiOp.Sum);
+            var skipped = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(s.Stats.Skipped));
+            w.AllGather<int>([skipped.Length], counts);
+            var all = new byte[w.Rank == 0 ? counts.Sum() : 0];
+            w.GatherV<byte>(skipped, all, counts, 0);
+            if (w.Rank != 0) continue;
+            var merged = new SortedDictionary<string, long>(StringComparer.Ordinal);
+            int at = 0;
+            foreach (int c in counts)
+            {
+                foreach (var (k, v) in JsonSerializer.Deserialize<Dictionary<string, long>>(all.AsSpan(at, c))!) merged[k] = merged.GetValueOrDefault(k) + v;
+                at += c;
+            }
+            _manifest.Sources[s.Name] = new SourceManifest
+            {
+                Paths = s.Debian is null ? recipe.Sources.First(x => x.Name == s.Name).Paths : [s.Debian.Root],
+                Package = s.Debian?.Package,
+                PackageVersion = s.Debian is null ? null : DebianSources.PackageVersion(s.Debian.Package),
+                Files = sums[0], Documents = sums[1], Characters = sums[2], Bytes = sums[3], Skipped = merged,
+            };
+        }
+        Progress?.Invoke(read, chars);
+        _train?.Close();
+        _validation?.Close();
+    }
+
+    /// <summary>A round's prepared parts as bytes for rank 0: per source document, its characters and its parts.</summary>
+    private static class PartCodec
+    {
+        public static byte[] Write(List<Part>[] parts, List<SourceDocument> docs)
+        {
+            using var ms = new MemoryStream();
+            using (var bw = new BinaryWriter(ms, Encoding.UTF8, leaveOpen: true))
+            {
+                bw.Write(parts.Length);
+                for (int i = 0; i < parts.Length; i++)
+                {
+                    bw.Write((long)docs[i].Text.Length);
+                    bw.Write(parts[i].Count);
+                    foreach (var p in parts[i])
+                    {
+                        bw.Write(p.Doc.Source); bw.Write(p.Doc.Id); bw.Write(p.Text); bw.Write(p.Lang);
+                        bw.Write(p.DropReason is not null);
+                        if (p.DropReason is not null) bw.Write(p.DropReason);
+                        bw.Write((ulong)(p.ExactKey >> 64)); bw.Write((ulong)p.ExactKey);
+                        bw.Write(p.Signature?.Length ?? -1);
+                        if (p.Signature is not null) foreach (var v in p.Signature) bw.Write(v);
+                        bw.Write(p.Validation);
+                    }
+                }
+            }
+            if (ms.Length > int.MaxValue) throw new InvalidDataException($"one round of {FilesPerRank} files prepared {ms.Length:N0} bytes, more than one MPI message holds: split the sources into smaller files");
+            return ms.ToArray();
+        }
+
+        public static List<(List<Part> Parts, long Characters)> Read(ReadOnlySpan<byte> bytes)
+        {
+            using var br = new BinaryReader(new MemoryStream(bytes.ToArray()), Encoding.UTF8);
+            int n = br.ReadInt32();
+            var result = new List<(List<Part>, long)>(n);
+            for (int i = 0; i < n; i++)
+            {
+                long chars = br.ReadInt64();
+                int k = br.ReadInt32();
+                var list = new List<Part>(k);
+                for (int j = 0; j < k; j++)
+                {
+                    string source = br.ReadString(), id = br.ReadString(), text = br.ReadString(), lang = br.ReadString();
+                    string? reason = br.ReadBoolean() ? br.ReadString() : null;
+                    ulong hi = br.ReadUInt64(), lo = br.ReadUInt64();
+                    int sl = br.ReadInt32();
+                    ulong[]? sig = sl < 0 ? null : new ulong[sl];
+                    for (int x = 0; x < sl; x++) sig![x] = br.ReadUInt64();
+                    bool validation = br.ReadBoolean();
+                    list.Add(new Part(new SourceDocument(source, id, ""), text, lang, reason, new UInt128(hi, lo), sig, validation));
+                }
+                result.Add((list, chars));
+            }
+            return result;
+        }
     }
 
     private static IEnumerable<string> Expand(string path, SourceStats stats)

@@ -151,4 +151,69 @@ public sealed class DataParallelTests(TrainCorpusFixture fx) : IClassFixture<Tra
         Assert.Contains("(Mpich ABI)", output);
         Assert.Contains("all-to-all-v: ok", output);
     }
+
+    [Fact]
+    public void DataBuild_SampleRecipeOnTwoRanks_SameBytesAsOneProcessAndTheShippedCorpus()
+    {
+        // Issue 20, acceptance 3: the shipped corpus's own recipe over Debian's documentation packages (test.sh installs them).
+        var recipe = Path.Combine(Repo.Root, "data", "recipes", "sample.json");
+        string one = Path.Combine(fx.Root, "sample-one"), two = Path.Combine(fx.Root, "sample-two");
+        RunToEnd("data", "build", "--recipe", recipe, "--out", one);
+        var (exit, output) = MpiJob.Run(2, Tag, "data", "build", "--recipe", recipe, "--out", two);
+        Assert.True(exit == 0, output);
+        AssertSameFiles(one, two);
+        // And the shipped data/sample, when the packages are the versions it was built from (a Debian point release may change a page).
+        var shipped = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(Repo.Root, "data", "sample", "manifest.json"))).RootElement.GetProperty("sources");
+        var built = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(two, "manifest.json"))).RootElement.GetProperty("sources");
+        bool sameVersions = shipped.EnumerateObject().All(s => built.TryGetProperty(s.Name, out var b)
+            && s.Value.GetProperty("packageVersion").GetString() == b.GetProperty("packageVersion").GetString());
+        if (sameVersions) AssertSameFiles(Path.Combine(Repo.Root, "data", "sample"), two, ignore: ["README.md", "LICENSES"]);
+    }
+
+    [Fact]
+    public void DataBuild_ManyFilesWithDuplicatesAcrossRanks_SameBytesAsOneProcess()
+    {
+        // 70 source files (several rounds of 16 files per rank), documents repeated and lightly edited across files that
+        // different ranks prepare: exact and near dedup must see them in one process's order.
+        var src = Path.Combine(fx.Root, "dup-src");
+        Directory.CreateDirectory(src);
+        var texts = new List<string>();
+        using (var reader = new StreamReader(new System.IO.Compression.GZipStream(File.OpenRead(Path.Combine(Repo.Root, "data", "sample", "train", "train-00000.jsonl.gz")), System.IO.Compression.CompressionMode.Decompress)))
+            for (string? line; texts.Count < 140 && (line = reader.ReadLine()) is not null;)
+                texts.Add(System.Text.Json.JsonDocument.Parse(line).RootElement.GetProperty("text").GetString()!);
+        for (int f = 0; f < 70; f++)
+        {
+            var docs = new List<string> { texts[f], texts[(f * 7 + 3) % 140] };                 // exact repeats across files
+            if (f % 5 == 0) docs.Add(texts[(f + 1) % 140].Replace(". ", ".  ") + " 补充");       // near-duplicates
+            File.WriteAllLines(Path.Combine(src, $"part-{f:D3}.jsonl"), docs.Select(t => System.Text.Json.JsonSerializer.Serialize(new { text = t })));
+        }
+        File.WriteAllText(Path.Combine(src, "empty.txt"), "   \n");
+        var recipe = Path.Combine(fx.Root, "dup-recipe.json");
+        File.WriteAllText(recipe, """
+            { "name": "dup", "sources": [ { "name": "parts", "paths": ["dup-src", "no-such-dir"] } ], "languages": ["en", "zh"],
+              "dedup": { "exact": true, "near": true }, "split": { "validationFraction": 0.2 }, "samplesPerReason": 5, "shardCharacters": 40000 }
+            """);
+        string one = Path.Combine(fx.Root, "dup-one"), two = Path.Combine(fx.Root, "dup-two"), three = Path.Combine(fx.Root, "dup-three");
+        RunToEnd("data", "build", "--recipe", recipe, "--out", one);
+        var (exit, output) = MpiJob.Run(2, Tag, "data", "build", "--recipe", recipe, "--out", two);
+        Assert.True(exit == 0, output);
+        AssertSameFiles(one, two);
+        (exit, output) = MpiJob.Run(3, Tag, "data", "build", "--recipe", recipe, "--out", three);
+        Assert.True(exit == 0, output);
+        AssertSameFiles(one, three);
+        var manifest = File.ReadAllText(Path.Combine(one, "manifest.json"));
+        Assert.Contains("dedup.exact", manifest);
+        Assert.Contains("dedup.near", manifest);
+        Assert.Contains("missing_path", manifest);
+    }
+
+    private static void AssertSameFiles(string expected, string actual, string[]? ignore = null)
+    {
+        static List<string> Files(string dir, string[] ignore) => Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(dir, f)).Where(f => !ignore.Any(i => f.StartsWith(i, StringComparison.Ordinal))).Order(StringComparer.Ordinal).ToList();
+        var a = Files(expected, ignore ?? []);
+        Assert.Equal(a, Files(actual, ignore ?? []));
+        foreach (var f in a)
+            Assert.True(File.ReadAllBytes(Path.Combine(expected, f)).AsSpan().SequenceEqual(File.ReadAllBytes(Path.Combine(actual, f))), $"{f} differs");
+    }
 }

@@ -47,7 +47,8 @@ internal static class DataCommands
     {
         var recipe = new Option<string>("--recipe", "-r") { Description = "the recipe (data/recipes/NAME.json)", Required = true };
         var output = new Option<string>("--out", "-o") { Description = "output folder: train/ and validation/ shards, manifest.json, dropped.jsonl", Required = true };
-        var cmd = new Command("build", "Run a data recipe: sources -> clean -> language tag -> quality filters -> exact and near dedup -> split -> JSONL shards + manifest.")
+        var cmd = new Command("build", "Run a data recipe: sources -> clean -> language tag -> quality filters -> exact and near dedup -> split -> JSONL shards + manifest. " +
+            "Under mpirun -np N the source files are shared by N ranks, with the same output as one process.")
         {
             recipe, output,
         };
@@ -55,9 +56,11 @@ internal static class DataCommands
         {
             var path = r.GetRequiredValue(recipe);
             if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such recipe", path);
-            using var pipeline = new DataPipeline(Recipe.Load(path), r.GetRequiredValue(output));
+            var world = MpiCommands.Join();
+            using var pipeline = new DataPipeline(Recipe.Load(path), r.GetRequiredValue(output), world);
             var sw = Stopwatch.StartNew();
             Manifest? manifest = null;
+            if (world is { Rank: > 0 }) { pipeline.Run(path); return 0; } // rank 0 reports and writes for the job
             AnsiConsole.Status().Start("reading sources", ctx =>
             {
                 pipeline.Progress = (docs, chars) => ctx.Status($"{docs:N0} documents, {chars / 1e6:F1} M characters read ({chars / 1e6 / Math.Max(1e-3, sw.Elapsed.TotalSeconds):F1} M/s)");
