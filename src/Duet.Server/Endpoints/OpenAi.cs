@@ -300,6 +300,10 @@ internal static class OpenAi
     private static async Task Stream(HttpContext c, ModelHost host, InferenceEngine e, GenerationStream stream, GenerationParameters p, string id, long created, bool chat, ToolCallStream? tools)
     {
         var res = c.Response;
+        // Nothing is sent until the first token is ready (the request has left the queue and its prompt is processed):
+        // a replica behind a load balancer that dies before then has sent no byte, so the balancer can retry the
+        // request elsewhere (deploy/nginx: proxy_next_upstream); and an error before then is a proper error status.
+        await stream.Tokens.WaitToReadAsync(c.RequestAborted).ConfigureAwait(false);
         res.StatusCode = 200;
         res.ContentType = "text/event-stream; charset=utf-8";
         res.Headers.CacheControl = "no-cache";

@@ -355,6 +355,7 @@ internal static class Responses
         {
             if (sse is not null)
             {
+                await stream.Tokens.WaitToReadAsync(ct).ConfigureAwait(false); // nothing sent before the first token (as chat streams, OpenAi.Stream)
                 sse.Response.StatusCode = 200;
                 sse.Response.ContentType = "text/event-stream; charset=utf-8";
                 sse.Response.Headers.CacheControl = "no-cache";
