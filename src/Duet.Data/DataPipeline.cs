@@ -83,6 +83,9 @@ public sealed class DataPipeline(Recipe recipe, string outDir, MpiWorld? world =
     };
     private static readonly JsonSerializerOptions s_manifestJson = new(OutputJson) { WriteIndented = true };
 
+    /// <summary>Seconds rank 0 spent committing (dedup decisions, shards) in a parallel build: the part that does not scale with ranks.</summary>
+    public double CommitSeconds { get; private set; }
+
     /// <summary>Called now and then with the number of source documents read and their characters.</summary>
     public Action<long, long>? Progress { get; set; }
 
@@ -182,6 +185,7 @@ public sealed class DataPipeline(Recipe recipe, string outDir, MpiWorld? world =
             w.GatherV<byte>(bytes, all, counts, 0);
             if (w.Rank != 0) continue;
             // Rank 0 commits the round's parts in file order: rank 0's files first, then rank 1's, ...
+            var commit = System.Diagnostics.Stopwatch.StartNew();
             int at = 0;
             foreach (int c in counts)
             {
@@ -192,6 +196,7 @@ public sealed class DataPipeline(Recipe recipe, string outDir, MpiWorld? world =
                 }
                 at += c;
             }
+            CommitSeconds += commit.Elapsed.TotalSeconds;
             Progress?.Invoke(read, chars);
         }
         // The source counts, summed over the ranks (each counted the files it read).

@@ -25,6 +25,11 @@ public sealed unsafe class MpiWorld : IDisposable
     public string Library => _lib.Path;
     public string Version => _lib.Version;
     public string ProcessorName { get; }
+    /// <summary>
+    /// The thread support the library gave (MPI_THREAD_SERIALIZED = 2 asked for): at 2 or more, any one thread at a time
+    /// may call in, so a helper thread can drive outstanding requests while the caller computes.
+    /// </summary>
+    public int ThreadLevel { get; }
     /// <summary>How long a collective may go without completing before the job is taken to have lost a rank.</summary>
     public TimeSpan Timeout { get; set; }
 
@@ -40,6 +45,7 @@ public sealed unsafe class MpiWorld : IDisposable
         int provided = 0, initialized = 0;
         Check(_lib.Initialized(&initialized), "MPI_Initialized");
         if (initialized == 0) Check(_lib.InitThread(null, null, 2 /* MPI_THREAD_SERIALIZED */, &provided), "MPI_Init_thread");
+        ThreadLevel = provided;
         Check(_lib.CommSetErrhandler(_lib.CommWorld, _lib.ErrorsReturn), "MPI_Comm_set_errhandler");
         int rank = 0, size = 0;
         Check(_lib.CommRank(_lib.CommWorld, &rank), "MPI_Comm_rank");

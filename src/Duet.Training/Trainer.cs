@@ -207,14 +207,14 @@ public sealed class Trainer : IDisposable
             var targets = _targets.AsSpan(0, inputs.Length);
             _loader.Next(Config.BatchSize, inputs, targets, _firstRow, _rows);
             StepResult r;
-            double commSeconds = 0;
+            double commSeconds = 0, exchangeWait = 0;
             bool stop = cancel.IsCancellationRequested;
             if (Parallel is null) r = Runner.Step(inputs, targets);
             else
             {
                 // Every rank stops after the same step: the wish to stop travels with the step's statistics.
                 var pr = Parallel.Step(inputs, targets, stop);
-                (r, commSeconds, stop) = (pr.Result, pr.CommSeconds, pr.StopRequested);
+                (r, commSeconds, exchangeWait, stop) = (pr.Result, pr.CommSeconds, pr.ExchangeWaitSeconds, pr.StopRequested);
             }
             double seconds = sw.Elapsed.TotalSeconds;
             double tps = (double)Config.BatchSize * Config.SeqLen / seconds;
@@ -226,7 +226,7 @@ public sealed class Trainer : IDisposable
             {
                 ["loss"] = r.Loss, ["lr"] = r.LearningRate, ["grad_norm"] = r.GradNorm, ["tokens_per_s"] = tps, ["mfu"] = mfu, ["elapsed_s"] = elapsed.TotalSeconds,
             };
-            if (Parallel is not null) { record["comm_s"] = commSeconds; record["step_s"] = seconds; }
+            if (Parallel is not null) { record["comm_s"] = commSeconds; record["exchange_wait_s"] = exchangeWait; record["step_s"] = seconds; }
             _metrics?.Append("train", step, record);
             double? val = null;
             bool last = step == Config.Steps - 1;
@@ -247,6 +247,7 @@ public sealed class Trainer : IDisposable
 
     public void Dispose()
     {
+        Parallel?.Dispose();
         Model.Dispose();
         _train.Dispose();
         _validation?.Dispose();

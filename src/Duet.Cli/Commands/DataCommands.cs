@@ -67,6 +67,8 @@ internal static class DataCommands
                 manifest = pipeline.Run(path);
             });
             PrintSummary(manifest!, sw.Elapsed);
+            if (world is not null)
+                Console.Error.WriteLine($"{world.Size} ranks; rank 0 committed (dedup, shards) for {pipeline.CommitSeconds:F1} s of {sw.Elapsed.TotalSeconds:F1} s");
             return 0;
         });
         return cmd;

@@ -72,7 +72,7 @@ internal static class MpiCommands
             if (w.Rank == 0)
             {
                 Console.WriteLine($"library {w.Library}: {w.Version} ({w.Flavour} ABI)");
-                Console.WriteLine($"{w.Size} rank{(w.Size == 1 ? "" : "s")}, timeout {w.Timeout.TotalSeconds:0} s (DUET_MPI_TIMEOUT)");
+                Console.WriteLine($"{w.Size} rank{(w.Size == 1 ? "" : "s")}, timeout {w.Timeout.TotalSeconds:0} s (DUET_MPI_TIMEOUT), thread level {w.ThreadLevel} (2 = serialized: a progress thread drives the gradient exchange)");
                 for (int r = 0; r < w.Size; r++) Console.WriteLine($"rank {r}: {System.Text.Encoding.UTF8.GetString(all, 64 * r, 64).Trim()}");
             }
             return 0;

@@ -4,7 +4,9 @@
 //   1. each local micro-batch's gradient g_m goes into a zeroed buffer of its own; while the backward pass goes on
 //      down the layers, every finished range of it (the head's norm, each layer, the embedding) is sent with a
 //      non-blocking all-to-all to the ranks that own its pieces: the parameters are cut into R contiguous shards on
-//      AdamW.Chunk boundaries, and shard r's owner receives every micro-batch's piece of it;
+//      AdamW.Chunk boundaries, and shard r's owner receives every micro-batch's piece of it. MPI moves a
+//      non-blocking collective on only while someone calls into it, so a progress thread polls the outstanding
+//      requests every millisecond while the backward computes (MPI_THREAD_SERIALIZED: one lock around every call);
 //   2. the owner adds the M pieces in micro-batch order (G = g_0 + g_1 + ... as StepRunner does), so the sum's
 //      rounding is fixed by the data, not by the number of ranks or the order messages arrive in — MPI's own
 //      all-reduce is not used, since its order of addition is the library's;
@@ -23,9 +25,13 @@ using Duet.Tensors.Parallel;
 namespace Duet.Training.Distributed;
 
 /// <summary>What a data-parallel step did: the result, and the seconds spent waiting on communication.</summary>
-public readonly record struct ParallelStepResult(StepResult Result, double CommSeconds, bool StopRequested);
+/// <summary>
+/// What a data-parallel step did: the result, the seconds it spent blocked in MPI (CommSeconds), of them the wait for
+/// the gradient exchange after the backward (the part of it the backward did not hide), and whether to stop.
+/// </summary>
+public readonly record struct ParallelStepResult(StepResult Result, double CommSeconds, double ExchangeWaitSeconds, bool StopRequested);
 
-public sealed unsafe class DataParallel
+public sealed unsafe class DataParallel : IDisposable
 {
     public MpiWorld World { get; }
     public TrainingModel Model { get; }
@@ -47,6 +53,10 @@ public sealed unsafe class DataParallel
     private readonly double[] _chunkPartial, _allPartials, _stats, _allStats;
     private readonly MpiWorld.MpiRequests _requests;
     private int _local; // the local micro-batch the backward is running
+    private readonly Lock _mpi = new(); // one thread in MPI at a time: the caller or the progress thread
+    private volatile bool _computing, _disposed;
+    private readonly Thread? _progress;
+    private Exception? _progressError;
 
     public DataParallel(MpiWorld world, TrainingModel model, OptimizerOptions options, int microBatches, bool zero, WorkerPool? pool = null)
     {
@@ -92,6 +102,33 @@ public sealed unsafe class DataParallel
         _ranges = [.. ranges];
         if (_ranges.Sum(x => x.Item2) != p) throw new InvalidOperationException("the backward's gradient ranges do not cover the parameters");
         _requests = world.NewRequests(LocalMicroBatches * _ranges.Length);
+        if (world.ThreadLevel >= 2)
+        {
+            _progress = new Thread(ProgressLoop) { IsBackground = true, Name = "duet-mpi-progress", Priority = ThreadPriority.AboveNormal };
+            _progress.Start();
+        }
+    }
+
+    /// <summary>Drives the outstanding gradient sends while the backward computes; idle otherwise.</summary>
+    private void ProgressLoop()
+    {
+        while (!_disposed)
+        {
+            try
+            {
+                if (_computing)
+                    lock (_mpi)
+                        if (_computing && _requests.Count > 0) _requests.Progress("the gradient exchange (MPI_Ialltoallv)");
+            }
+            catch (MpiException e) { _progressError = e; return; } // the caller's next wait reports it
+            Thread.Sleep(1);
+        }
+    }
+
+    public void Dispose()
+    {
+        _disposed = true;
+        _progress?.Join();
     }
 
     /// <summary>
@@ -107,6 +144,7 @@ public sealed unsafe class DataParallel
         var own = Model.Gradients;
         var comm = new Stopwatch();
         Model.GradientReady = Send;
+        _computing = true;
         try
         {
             for (int j = 0; j < LocalMicroBatches; j++)
@@ -121,11 +159,17 @@ public sealed unsafe class DataParallel
                 else foreach (var (start, length) in _ranges) Send(start, length);
             }
         }
-        finally { Model.GradientReady = null; Model.Gradients = own; }
+        finally
+        {
+            Model.GradientReady = null; Model.Gradients = own;
+            lock (_mpi) _computing = false; // the progress thread is out of MPI from here on
+        }
+        if (_progressError is not null) throw new MpiException(_progressError.Message);
         _stats[^1] = stop ? 1 : 0;
 
         comm.Start();
         _requests.Wait("the gradient exchange (MPI_Ialltoallv)");
+        double exchangeWait = comm.Elapsed.TotalSeconds;
         World.AllGather<double>(_stats, _allStats);
         comm.Stop();
 
@@ -178,7 +222,7 @@ public sealed unsafe class DataParallel
             comm.Start();
         }
         comm.Stop();
-        return new ParallelStepResult(new StepResult(step, loss, norm, lr, clip, tokens), comm.Elapsed.TotalSeconds, anyStop);
+        return new ParallelStepResult(new StepResult(step, loss, norm, lr, clip, tokens), comm.Elapsed.TotalSeconds, exchangeWait, anyStop);
     }
 
     private static int Offset(int[] counts, int rank)
@@ -210,10 +254,13 @@ public sealed unsafe class DataParallel
             recvCounts[q] = mineCount;
             recvDispls[q] = (int)((q * k + j) * _shardLength + offsetInShard);
         }
-        fixed (float* g = _grads[j])
-        fixed (float* recv = _recv)
-            World.AllToAllV(g + start, sendCounts, sendDispls, recv, recvCounts, recvDispls, _requests);
-        _requests.Progress("the gradient exchange (MPI_Ialltoallv)");
+        lock (_mpi)
+        {
+            fixed (float* g = _grads[j])
+            fixed (float* recv = _recv)
+                World.AllToAllV(g + start, sendCounts, sendDispls, recv, recvCounts, recvDispls, _requests);
+            _requests.Progress("the gradient exchange (MPI_Ialltoallv)");
+        }
     }
 
     // ---- optimizer state for checkpoints ----
