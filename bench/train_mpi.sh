@@ -6,6 +6,10 @@
 #   bench/train_mpi.sh speed [WORK]          duet-tiny and the 15M shape: 1x2 and 2x1 alternating, two rounds; JSON lines
 #   bench/train_mpi.sh speed-netns [WORK]    the same with the two ranks in two network namespaces joined by a link
 #                                            shaped to 1 Gbit/s (bench/netns_mpi.sh): the cost model's check
+#   bench/train_mpi.sh peer [WORK]           PyTorch's data-parallel training as the peer (Debian torch 1.13, gloo,
+#                                            DistributedDataParallel, bench/train_pytorch.py, random tokens) next to
+#                                            Duet: 1 x 2, 1 x 1 on half the batch (a rank's compute), 2 x 1 over
+#                                            loopback TCP and over the 1 Gbit/s link, alternating with Duet 2 x 1 on it
 # The corpus is the README's (data/sample, 8000-token tokenizer): the 15M shape runs with that vocabulary (8000, tied).
 # Speed from metrics.jsonl: steps after the first two (warm-up), median tokens/s, and for the ranks the median of
 # comm_s (time blocked in MPI: the part of the gradient exchange the backward did not hide, the norm's partials, the
@@ -75,6 +79,36 @@ case "$mode" in
         summary "$work/run-$preset-1x2" "one process" "$preset" 1 2
         "${launch[@]}" "${duet[@]}" train --config "$c2" --out "$work/run-$preset-2x1" --restart > "$work/run-$preset-2x1.log" 2>&1
         summary "$work/run-$preset-2x1" "$mode" "$preset" 2 1
+      done
+    done
+    ;;
+  peer)
+    "$root/bench/netns_mpi.sh" up 1gbit > /dev/null
+    trap '"$root/bench/netns_mpi.sh" down > /dev/null' EXIT
+    py=(/usr/bin/python3 "$root/bench/train_pytorch.py" --vocab 8000 --seq 256 --steps 10 --threads 1)
+    ddp() { # LABEL PRESET BATCH NETNS(0/1): two ranks, rank 0 prints
+      local port=$((29500 + RANDOM % 400))
+      for r in 1 0; do
+        if [ "$4" = 1 ]; then
+          ip netns exec "duet-ns$r" env WORLD_SIZE=2 RANK=$r MASTER_ADDR=10.200.0.1 MASTER_PORT=$port GLOO_SOCKET_IFNAME="duet-veth$r" \
+            "${py[@]}" --preset "$2" --batch "$3" > "$work/ddp-$r.out" 2>&1 &
+        else
+          env WORLD_SIZE=2 RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=$port GLOO_SOCKET_IFNAME=lo "${py[@]}" --preset "$2" --batch "$3" > "$work/ddp-$r.out" 2>&1 &
+        fi
+      done
+      wait
+      sed "s/^{/{\"label\":\"$1\",/" "$work/ddp-0.out" | grep '^{'
+    }
+    for round in 1 2; do
+      for preset in duet-tiny 15m; do
+        batch=16; [ "$preset" = 15m ] && batch=8
+        /usr/bin/python3 "$root/bench/train_pytorch.py" --vocab 8000 --seq 256 --steps 10 --threads 2 --preset $preset --batch $batch | sed 's/^{/{"label":"pytorch 1x2",/'
+        "${py[@]}" --preset $preset --batch $((batch / 2)) | sed 's/^{/{"label":"pytorch 1x1 half batch",/'
+        ddp "pytorch ddp 2x1 loopback" $preset $batch 0
+        ddp "pytorch ddp 2x1 netns 1gbit" $preset $batch 1
+        c2="$(config "$preset-2x1" "$preset" $batch 12 1 0)"
+        "$root/bench/netns_mpi.sh" run -- "${duet[@]}" train --config "$c2" --out "$work/run-$preset-2x1" --restart > "$work/run-$preset-2x1.log" 2>&1
+        summary "$work/run-$preset-2x1" "duet 2x1 netns 1gbit" "$preset" 2 1
       done
     done
     ;;

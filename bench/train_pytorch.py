@@ -13,6 +13,10 @@ With --lora R: PEFT's LoRA (y = x W^T + (alpha/r) (x A^T) B^T, alpha = 2r, on q,
 frozen float32 base; only A and B train (AdamW, no clipping beyond the same global norm). PyTorch on a CPU has no
 4-bit base (bitsandbytes is CUDA-only), so its base is float32: peak RSS is reported too.
 
+With WORLD_SIZE > 1 in the environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, as torchrun sets them): data-parallel
+over torch.distributed (gloo, DistributedDataParallel with its bucketed all-reduce overlapped with the backward); each
+rank runs batch / WORLD_SIZE rows and rank 0 prints the line, tokens/s of the global batch (bench/train_mpi.sh peer-ddp).
+
 Prints one JSON line: tokens/s (median over the timed steps after warm-up), ms per step, threads, shape.
 Install libopenblas0-pthread first (BENCHMARKS.md): without it Debian's torch uses the reference BLAS.
 """
@@ -105,6 +109,12 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
+    import os
+    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    if world > 1:
+        import torch.distributed as dist
+        dist.init_process_group("gloo", rank=rank, world_size=world)
+        assert a.batch % world == 0, "the batch must divide among the ranks"
     p = PRESETS[a.preset]
     with torch.no_grad():
         m = Llama(a.vocab, p["dim"], p["layers"], p["heads"], p["kv_heads"], p["ffn"], p["tied"], a.seq)
@@ -120,12 +130,16 @@ def main():
         rest = [q for n, q in m.named_parameters() if not (q.dim() == 2 and not n.startswith("emb"))]
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}], lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
         trained = list(m.parameters())
-    g = torch.Generator().manual_seed(1)
+    model = m
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(m)
+    rows = a.batch // world
+    g = torch.Generator().manual_seed(1 + rank)
     times = []
     for s in range(a.warmup + a.steps):
-        ids = torch.randint(0, a.vocab, (a.batch, a.seq + 1), generator=g)
+        ids = torch.randint(0, a.vocab, (rows, a.seq + 1), generator=g)
         t0 = time.perf_counter()
-        logits = m(ids[:, :-1])
+        logits = model(ids[:, :-1])
         loss = F.cross_entropy(logits.reshape(-1, a.vocab), ids[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -133,7 +147,10 @@ def main():
         opt.step()
         if s >= a.warmup: times.append(time.perf_counter() - t0)
     med = statistics.median(times)
-    print(json.dumps({"peer": "pytorch", "torch": torch.__version__, "preset": a.preset, "vocab": a.vocab, "batch": a.batch, "seq": a.seq,
+    if world > 1:
+        t = torch.tensor([med]); torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX); med = float(t)
+        if rank != 0: return
+    print(json.dumps({"peer": "pytorch" if world == 1 else f"pytorch-ddp-gloo-{world}", "torch": torch.__version__, "preset": a.preset, "vocab": a.vocab, "batch": a.batch, "seq": a.seq,
                       "threads": a.threads, "step_ms": med * 1e3, "tokens_per_s": a.batch * a.seq / med,
                       "params": sum(q.numel() for q in m.parameters()), "trained": sum(q.numel() for q in trained), "lora": a.lora,
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "loss": float(loss)}))

@@ -227,6 +227,19 @@ public sealed unsafe class MpiWorld : IDisposable
             recv, (int*)h[^2].AddrOfPinnedObject(), (int*)h[^1].AddrOfPinnedObject(), _lib.Float, _lib.CommWorld, requests.Slot(slot)), "MPI_Ialltoallv");
     }
 
+    /// <summary>
+    /// Starts an in-place MPI_Iallgatherv of floats: rank k's counts[k] elements at buffer + displs[k] go to every rank.
+    /// The buffer must stay pinned until <paramref name="requests"/> completes.
+    /// </summary>
+    public void AllGatherV(float* buffer, int[] counts, int[] displs, MpiRequests requests)
+    {
+        if (counts.Length != Size || displs.Length != Size) throw new ArgumentException($"all-gather needs {Size} counts and displacements");
+        int slot = requests.Add(counts, displs);
+        var h = requests.Pins;
+        Check(_lib.Iallgatherv(_lib.InPlace, 0, _lib.Float, buffer, (int*)h[^2].AddrOfPinnedObject(), (int*)h[^1].AddrOfPinnedObject(), _lib.Float,
+            _lib.CommWorld, requests.Slot(slot)), "MPI_Iallgatherv");
+    }
+
     /// <summary>The same with managed arrays, pinned by the request set until it completes (displacements from each array's start).</summary>
     public void AllToAllV(float[] send, int[] sendCounts, int[] sendDispls, float[] recv, int[] recvCounts, int[] recvDispls, MpiRequests requests)
     {

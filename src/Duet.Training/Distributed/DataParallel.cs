@@ -15,6 +15,11 @@
 //   4. without ZeRO, the reduced shards are all-gathered and every rank applies AdamW to all parameters with the
 //      whole optimizer state; with ZeRO-1 each rank keeps the moments of its shard only, updates its shard and the
 //      parameters are all-gathered. AdamW is elementwise, so both give the same bits.
+// Without ZeRO, steps 2 and 4 run range by range during the backward of the last local micro-batch: when range i is
+// sent, range i − 1's exchange is waited on (it had a layer's backward to arrive), added, and its all-gather
+// started, so only the last range's exchange and all-gather are left after the backward. Every rank posts its
+// collectives in the same order (MPI matches non-blocking collectives by the order they are started). The counts of
+// targets of all micro-batches are gathered first, so that the additions skip the same micro-batches as StepRunner.
 // Bytes per step per rank: k·P·(R−1)/R floats sent in step 1 and P·(R−1)/R received in step 4 (P parameters):
 // the volume of a ring all-reduce when k = 1, which is why a data-parallel run should have as many micro-batches as
 // ranks (more micro-batches per rank multiply step 1's volume: each is sent on its own to keep the bits).
@@ -51,7 +56,11 @@ public sealed unsafe class DataParallel : IDisposable
     private readonly (long Start, long Length)[] _ranges; // the backward's ranges, in the order it finishes them
     private readonly int[] _shardCounts, _chunkCounts;
     private readonly double[] _chunkPartial, _allPartials, _stats, _allStats;
-    private readonly MpiWorld.MpiRequests _requests;
+    private readonly MpiWorld.MpiRequests[] _exchange; // per range, one request per local micro-batch
+    private readonly MpiWorld.MpiRequests _gather;      // the ranges' all-gathers (without ZeRO)
+    private readonly Dictionary<long, int> _rangeIndex = [];
+    private readonly int[] _counts, _localCounts;       // targets per micro-batch: all M, and this rank's
+    private int _finished;                              // ranges added and all-gathered in this step
     private int _local; // the local micro-batch the backward is running
     private readonly Lock _mpi = new(); // one thread in MPI at a time: the caller or the progress thread
     private volatile bool _computing, _disposed;
@@ -101,7 +110,11 @@ public sealed unsafe class DataParallel : IDisposable
         ranges.Add((L.Embedding, L.AttnNorm[0] - L.Embedding));
         _ranges = [.. ranges];
         if (_ranges.Sum(x => x.Item2) != p) throw new InvalidOperationException("the backward's gradient ranges do not cover the parameters");
-        _requests = world.NewRequests(LocalMicroBatches * _ranges.Length);
+        _exchange = new MpiWorld.MpiRequests[_ranges.Length];
+        for (int i = 0; i < _ranges.Length; i++) { _exchange[i] = world.NewRequests(LocalMicroBatches); _rangeIndex[_ranges[i].Start] = i; }
+        _gather = world.NewRequests(_ranges.Length);
+        _counts = new int[microBatches];
+        _localCounts = new int[LocalMicroBatches];
         if (world.ThreadLevel >= 2)
         {
             _progress = new Thread(ProgressLoop) { IsBackground = true, Name = "duet-mpi-progress", Priority = ThreadPriority.AboveNormal };
@@ -118,11 +131,18 @@ public sealed unsafe class DataParallel : IDisposable
             {
                 if (_computing)
                     lock (_mpi)
-                        if (_computing && _requests.Count > 0) _requests.Progress("the gradient exchange (MPI_Ialltoallv)");
+                        if (_computing) ProgressAll();
             }
             catch (MpiException e) { _progressError = e; return; } // the caller's next wait reports it
             Thread.Sleep(1);
         }
+    }
+
+    /// <summary>Lets MPI move every outstanding exchange and all-gather on (under the lock).</summary>
+    private void ProgressAll()
+    {
+        foreach (var r in _exchange) if (r.Count > 0) r.Progress("the gradient exchange (MPI_Ialltoallv)");
+        if (_gather.Count > 0) _gather.Progress("the gradient all-gather (MPI_Iallgatherv)");
     }
 
     public void Dispose()
@@ -143,6 +163,17 @@ public sealed unsafe class DataParallel : IDisposable
             throw new ArgumentException($"a rank's step takes {LocalMicroBatches} × {Model.BatchSize} × {Model.SeqLen} inputs and targets, not {inputs.Length}");
         var own = Model.Gradients;
         var comm = new Stopwatch();
+        // Targets per micro-batch, gathered first: the additions below skip the micro-batches without any, as StepRunner.
+        for (int j = 0; j < LocalMicroBatches; j++)
+        {
+            int c = 0;
+            foreach (int t in targets.Slice(j * micro, micro)) if (t >= 0) c++;
+            _localCounts[j] = c;
+        }
+        comm.Start();
+        World.AllGather<int>(_localCounts, _counts);
+        comm.Stop();
+        _finished = 0;
         Model.GradientReady = Send;
         _computing = true;
         try
@@ -168,30 +199,31 @@ public sealed unsafe class DataParallel : IDisposable
         _stats[^1] = stop ? 1 : 0;
 
         comm.Start();
-        _requests.Wait("the gradient exchange (MPI_Ialltoallv)");
+        if (Zero)
+        {
+            foreach (var r in _exchange) r.Wait("the gradient exchange (MPI_Ialltoallv)");
+            AddPieces(_shard0, _shard0 + _shardLength);
+        }
+        else
+        {
+            while (_finished < _ranges.Length) FinishRange(_finished);
+            _gather.Wait("the gradient all-gather (MPI_Iallgatherv)");
+        }
         double exchangeWait = comm.Elapsed.TotalSeconds;
         World.AllGather<double>(_stats, _allStats);
         comm.Stop();
 
-        // Loss and gradient folded in micro-batch order, as StepRunner does.
         double loss = 0;
         int tokens = 0;
         bool anyStop = false;
-        int n = _stats.Length, k = LocalMicroBatches;
-        var shard = own.AsSpan((int)_shard0, (int)_shardLength);
+        int n = _stats.Length;
         for (int m = 0; m < MicroBatches; m++)
         {
-            int rank = m / k, j = m % k;
-            double sum = _allStats[rank * n + 2 * j];
-            int count = (int)_allStats[rank * n + 2 * j + 1];
-            if (count == 0) continue;
-            loss += sum / count / MicroBatches;
-            var piece = _recv.AsSpan((int)(m * _shardLength), (int)_shardLength);
-            if (tokens == 0) piece.CopyTo(shard);
-            else System.Numerics.Tensors.TensorPrimitives.Add(shard, piece, shard);
-            tokens += count;
+            if (_counts[m] == 0) continue;
+            int rank = m / LocalMicroBatches, j = m % LocalMicroBatches;
+            loss += _allStats[rank * n + 2 * j] / _counts[m] / MicroBatches;
+            tokens += _counts[m];
         }
-        if (tokens == 0) shard.Clear();
         for (int rank = 0; rank < World.Size; rank++) anyStop |= _allStats[rank * n + n - 1] != 0;
 
         // The norm: this shard's chunk partials, gathered in chunk order.
@@ -206,22 +238,13 @@ public sealed unsafe class DataParallel : IDisposable
         bool clip = Options.GradClip > 0 && norm > Options.GradClip;
         double scale = clip ? Options.GradClip / (norm + 1e-6) : 1.0;
 
-        comm.Start();
+        Optimizer.Update(Model.Parameters, own, lr, scale);
         if (Zero)
         {
-            comm.Stop();
-            Optimizer.Update(Model.Parameters, own, lr, scale);
             comm.Start();
             World.AllGatherV<float>(Model.Parameters, _shardCounts);
-        }
-        else
-        {
-            World.AllGatherV<float>(own, _shardCounts);
             comm.Stop();
-            Optimizer.Update(Model.Parameters, own, lr, scale);
-            comm.Start();
         }
-        comm.Stop();
         return new ParallelStepResult(new StepResult(step, loss, norm, lr, clip, tokens), comm.Elapsed.TotalSeconds, exchangeWait, anyStop);
     }
 
@@ -232,10 +255,13 @@ public sealed unsafe class DataParallel : IDisposable
         return at;
     }
 
-    /// <summary>Starts sending range [start, start + length) of the running micro-batch's gradient to the shards' owners.</summary>
+    /// <summary>
+    /// Starts sending range [start, start + length) of the running micro-batch's gradient to the shards' owners; in the
+    /// last local micro-batch without ZeRO, then finishes the range before it (its addition and all-gather).
+    /// </summary>
     private void Send(long start, long length)
     {
-        int r = World.Size, j = _local, k = LocalMicroBatches;
+        int r = World.Size, j = _local, k = LocalMicroBatches, index = _rangeIndex[start];
         long end = start + length;
         var sendCounts = new int[r];
         var sendDispls = new int[r];
@@ -258,9 +284,57 @@ public sealed unsafe class DataParallel : IDisposable
         {
             fixed (float* g = _grads[j])
             fixed (float* recv = _recv)
-                World.AllToAllV(g + start, sendCounts, sendDispls, recv, recvCounts, recvDispls, _requests);
-            _requests.Progress("the gradient exchange (MPI_Ialltoallv)");
+                World.AllToAllV(g + start, sendCounts, sendDispls, recv, recvCounts, recvDispls, _exchange[index]);
+            ProgressAll();
         }
+        if (!Zero && j == k - 1 && index > 0) FinishRange(index - 1);
+    }
+
+    /// <summary>
+    /// Range i (in the backward's order): waits for its exchange, adds this shard's part of it from every micro-batch,
+    /// and starts its all-gather into the model's gradient. Ranges are finished in order on every rank.
+    /// </summary>
+    private void FinishRange(int i)
+    {
+        if (i != _finished) throw new InvalidOperationException($"range {i} finished out of order (next is {_finished})");
+        var (start, length) = _ranges[i];
+        lock (_mpi) _exchange[i].Wait("the gradient exchange (MPI_Ialltoallv)");
+        AddPieces(Math.Max(start, _shard0), Math.Min(start + length, _shard0 + _shardLength));
+        int r = World.Size;
+        var counts = new int[r];
+        var displs = new int[r];
+        for (int q = 0; q < r; q++)
+        {
+            long a = Math.Max(start, ShardStart[q]), b = Math.Min(start + length, ShardStart[q + 1]);
+            if (b > a) { counts[q] = (int)(b - a); displs[q] = (int)(a - start); }
+        }
+        lock (_mpi)
+        {
+            fixed (float* g = _grads[0])
+                World.AllGatherV(g + start, counts, displs, _gather);
+            ProgressAll();
+        }
+        _finished++;
+    }
+
+    /// <summary>
+    /// The model's gradient over [a, b) (inside this rank's shard) ← the micro-batches' pieces added in micro-batch
+    /// order, skipping those without targets (StepRunner's sum, element by element).
+    /// </summary>
+    private void AddPieces(long a, long b)
+    {
+        if (b <= a) return;
+        var dest = _grads[0].AsSpan((int)a, (int)(b - a));
+        bool first = true;
+        for (int m = 0; m < MicroBatches; m++)
+        {
+            if (_counts[m] == 0) continue;
+            var piece = _recv.AsSpan((int)(m * _shardLength + (a - _shard0)), (int)(b - a));
+            if (first) piece.CopyTo(dest);
+            else System.Numerics.Tensors.TensorPrimitives.Add(dest, piece, dest);
+            first = false;
+        }
+        if (first) dest.Clear();
     }
 
     // ---- optimizer state for checkpoints ----
