@@ -41,6 +41,13 @@ public sealed class Tokenizer
     private readonly ConcurrentDictionary<string, int[]> _wordCache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _wordCacheLookup;
     private const int MaxCachedWordLength = 128, MaxCachedWords = 1 << 17;
+    private int _cachedWords; // entries added since the cache was last cleared (ConcurrentDictionary.Count takes every lock)
+
+    private void CacheWord(ReadOnlySpan<char> word, ReadOnlySpan<int> ids)
+    {
+        if (Interlocked.Increment(ref _cachedWords) > MaxCachedWords) { _wordCache.Clear(); Interlocked.Exchange(ref _cachedWords, 1); }
+        _wordCacheLookup.TryAdd(word, ids.ToArray());
+    }
 
     public Tokenizer(BpeModel model, INormalizer? normalizer, IPreTokenizer? preTokenizer, TemplatePostProcessor postProcessor,
         AddedVocabulary added, DecoderKind decoderKind, TokenizerSource source, bool parseSpecialByDefault)
@@ -156,9 +163,8 @@ public sealed class Tokenizer
             int n = Utf8Escape.Encode(word, bytes);
             for (int k = 0; k < n; k++) mapped[k] = Text.ByteLevelAlphabet.ByteToChar[bytes[k]];
             int start = ids.Count;
-            Model.Encode(mapped[..n], ids);
-            if (_wordCache.Count >= MaxCachedWords) _wordCache.Clear();
-            _wordCacheLookup.TryAdd(word, CollectionsMarshal.AsSpan(ids)[start..].ToArray());
+            Model.Encode(mapped[..n], ids, cache: false);
+            CacheWord(word, CollectionsMarshal.AsSpan(ids)[start..]);
         }
     }
 

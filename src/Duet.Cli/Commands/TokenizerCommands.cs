@@ -130,29 +130,41 @@ internal static class TokenizerCommands
         var input = new Option<string>("--input", "-i") { Description = "UTF-8 text file, encoded line by line", Required = true };
         var runs = new Option<int>("--runs") { Description = "timed passes after one warm-up pass", DefaultValueFactory = _ => 5 };
         var json = new Option<bool>("--json") { Description = "print one JSON line" };
-        var cmd = new Command("bench", "Encode throughput on one thread, in MB/s of input (median of the runs).") { tok, input, runs, json };
+        var cmd = new Command("bench", "Encode throughput on one thread, in MB/s of input (median of the runs): cold (a fresh tokenizer's first pass over the text: every word a cache miss) and warm (the same instance again).") { tok, input, runs, json };
         cmd.SetAction(r =>
         {
             var path = r.GetRequiredValue(tok);
-            var t = Tokenizer.Load(path);
             var bytes = File.ReadAllBytes(r.GetRequiredValue(input));
             var lines = Encoding.UTF8.GetString(bytes).Split('\n');
             var ids = new List<int>();
             long tokens = 0;
-            double Pass()
+            double Pass(Tokenizer t)
             {
                 var sw = Stopwatch.StartNew();
                 tokens = 0;
                 foreach (var line in lines) { ids.Clear(); t.Encode(line, ids); tokens += ids.Count; }
                 return sw.Elapsed.TotalSeconds;
             }
-            Pass();
-            var times = Enumerable.Range(0, Math.Max(1, r.GetValue(runs))).Select(_ => Pass()).Order().ToArray();
-            double median = times[times.Length / 2], mbps = bytes.Length / 1e6 / median;
+            int n = Math.Max(1, r.GetValue(runs));
+            // Cold: each pass a new instance (loaded outside the timing) that has seen no text; the first instance also
+            // warms the JIT, so it is not counted. Warm: the last instance again, its caches full of this text.
+            Tokenizer t = Tokenizer.Load(path);
+            Pass(t);
+            var cold = new double[n];
+            for (int i = 0; i < n; i++)
+            {
+                t = Tokenizer.Load(path);
+                GC.Collect(); GC.WaitForPendingFinalizers(); GC.Collect(); // the previous instance's garbage is not this pass's cost
+                cold[i] = Pass(t);
+            }
+            var warm = Enumerable.Range(0, n).Select(_ => Pass(t)).Order().ToArray();
+            Array.Sort(cold);
+            double Mbps(double s) => bytes.Length / 1e6 / s;
+            double coldMbps = Mbps(cold[n / 2]), warmMbps = Mbps(warm[n / 2]);
             if (r.GetValue(json))
-                Console.WriteLine($"{{\"tool\":\"duet\",\"tokenizer\":\"{path.Replace("\\", "\\\\")}\",\"bytes\":{bytes.Length},\"tokens\":{tokens},\"mb_per_s\":{mbps:F3}}}");
+                Console.WriteLine($"{{\"tool\":\"duet\",\"tokenizer\":\"{path.Replace("\\", "\\\\")}\",\"bytes\":{bytes.Length},\"tokens\":{tokens},\"mb_per_s\":{warmMbps:F3},\"cold_mb_per_s\":{coldMbps:F3},\"warm_mb_per_s\":{warmMbps:F3}}}");
             else
-                Console.WriteLine($"{path}: {bytes.Length} bytes, {tokens} tokens, {mbps:F2} MB/s (median of {times.Length}, min {bytes.Length / 1e6 / times[^1]:F2}, max {bytes.Length / 1e6 / times[0]:F2})");
+                Console.WriteLine($"{path}: {bytes.Length} bytes, {tokens} tokens; cold {coldMbps:F2} MB/s (median of {n} fresh instances, {Mbps(cold[^1]):F2}-{Mbps(cold[0]):F2}), warm {warmMbps:F2} MB/s ({Mbps(warm[^1]):F2}-{Mbps(warm[0]):F2})");
             return 0;
         });
         return cmd;

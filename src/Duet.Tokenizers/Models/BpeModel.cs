@@ -35,6 +35,7 @@ public sealed class BpeModel
     // without this a whole line would be one BPE word).
     private readonly HashSet<long> _innerPairs = new();
     private const int MaxCachedWordLength = 256, MaxCacheEntries = 1 << 16;
+    private int _cached; // entries added since the cache was last cleared
 
     private readonly record struct Merge(int Rank, int Result);
 
@@ -172,7 +173,13 @@ public sealed class BpeModel
     public void Encode(string word, List<int> output) => Encode(word.AsSpan(), output);
 
     /// <summary>Appends the ids of one pre-token.</summary>
-    public void Encode(ReadOnlySpan<char> word, List<int> output)
+    public void Encode(ReadOnlySpan<char> word, List<int> output) => Encode(word, output, cache: true);
+
+    /// <summary>
+    /// Appends the ids of one pre-token; <paramref name="cache"/> false when the caller caches whole words itself (the
+    /// byte-level path of Tokenizer), so a miss is not stored twice.
+    /// </summary>
+    public void Encode(ReadOnlySpan<char> word, List<int> output, bool cache)
     {
         if (word.Length == 0) return;
         if (IgnoreMerges && _lookup.TryGetValue(word, out int whole)) { output.Add(whole); return; }
@@ -182,13 +189,13 @@ public sealed class BpeModel
             int cp = CharClass.CodePointAt(word, i, out int n);
             if (prevCp >= 0 && !_innerPairs.Contains(((long)prevCp << 32) | (uint)cp) && _atomicSymbols is null)
             {
-                EncodePiece(word[start..i], output);
+                EncodePiece(word[start..i], output, cache);
                 start = i;
             }
             prevCp = cp;
             i += n;
         }
-        EncodePiece(word[start..], output);
+        EncodePiece(word[start..], output, cache);
         if (FuseUnknown)
         {
             // Unknown symbols fuse across the pieces of one word too.
@@ -199,7 +206,7 @@ public sealed class BpeModel
         }
     }
 
-    private void EncodePiece(ReadOnlySpan<char> piece, List<int> output)
+    private void EncodePiece(ReadOnlySpan<char> piece, List<int> output, bool cache)
     {
         if (piece.Length == 1 && _charToId.TryGetValue(piece[0], out int single) && single < _idToToken.Length
             && (Ranking == BpeRanking.Merges || _types[single] != TokenType.Unused))
@@ -207,13 +214,13 @@ public sealed class BpeModel
             output.Add(single);
             return;
         }
-        bool cacheable = piece.Length < MaxCachedWordLength;
+        bool cacheable = cache && piece.Length < MaxCachedWordLength;
         if (cacheable && _cacheLookup.TryGetValue(piece, out var cached)) { output.AddRange(cached); return; }
         int start = output.Count;
         EncodeUncached(piece, output);
         if (cacheable)
         {
-            if (_cache.Count >= MaxCacheEntries) _cache.Clear();
+            if (Interlocked.Increment(ref _cached) > MaxCacheEntries) { _cache.Clear(); Interlocked.Exchange(ref _cached, 1); } // not _cache.Count: it takes every lock
             _cacheLookup.TryAdd(piece, CollectionsMarshal.AsSpan(output)[start..].ToArray());
         }
     }
