@@ -40,7 +40,7 @@ public sealed class Tokenizer
     private readonly GptPatternKind? _byteLevelSplit;
     private readonly ConcurrentDictionary<string, int[]> _wordCache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _wordCacheLookup;
-    private const int MaxCachedWordLength = 128, MaxCachedWords = 1 << 17;
+    private const int MaxCachedWordLength = 128, MaxCachedWords = 1 << 18; // 2 MB of bilingual text holds ~130k distinct pre-tokens: 1 << 17 thrashed on it
     private int _cachedWords; // entries added since the cache was last cleared (ConcurrentDictionary.Count takes every lock)
 
     private void CacheWord(ReadOnlySpan<char> word, ReadOnlySpan<int> ids)
