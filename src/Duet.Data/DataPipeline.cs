@@ -121,26 +121,17 @@ public sealed class DataPipeline(Recipe recipe, string outDir, MpiWorld? world =
         long read = 0, chars = 0;
         foreach (var spec in recipe.Sources)
         {
-            var stats = new SourceStats();
-            var debian = spec.Debian is null ? null : DebianSources.Find(spec.Debian);
-            var files = debian is not null ? DebianSources.Files(debian).ToList()
-                : spec.Paths.SelectMany(p => Expand(Path.Combine(recipe.BaseDirectory, p), stats)).ToList();
-            var root = debian?.Root ?? recipe.BaseDirectory;
+            var src = List(spec, countMissing: true);
+            var stats = src.Stats;
             var batch = new List<SourceDocument>(Batch);
-            foreach (var doc in FileSource.Read(spec.Name, root, files, stats, debian?.Format ?? spec.Format, spec.JsonField, deferExtraction: true))
+            foreach (var doc in FileSource.Read(spec.Name, src.Root, src.Files, stats, src.Format, spec.JsonField, deferExtraction: true))
             {
                 batch.Add(doc);
                 read++; chars += doc.Text.Length;
                 if (batch.Count == Batch) { ProcessBatch(batch); Progress?.Invoke(read, chars); }
             }
             ProcessBatch(batch);
-            _manifest.Sources[spec.Name] = new SourceManifest
-            {
-                Paths = debian is null ? spec.Paths : [debian.Root],
-                Package = debian?.Package,
-                PackageVersion = debian is null ? null : DebianSources.PackageVersion(debian.Package),
-                Files = stats.Files, Documents = stats.Documents, Characters = stats.Characters, Bytes = stats.Bytes, Skipped = stats.Skipped,
-            };
+            _manifest.Sources[spec.Name] = ManifestEntry(spec, src.Debian, stats.Files, stats.Documents, stats.Characters, stats.Bytes, stats.Skipped);
         }
         Progress?.Invoke(read, chars);
         _train!.Close();
@@ -153,16 +144,13 @@ public sealed class DataPipeline(Recipe recipe, string outDir, MpiWorld? world =
     private void ReadSourcesParallel(MpiWorld w)
     {
         // Every rank lists the same files in the same order (as FileSource.Read sorts them); missing paths are counted once, by rank 0.
-        var specs = new List<(string Name, string Root, SourceFormat? Format, string JsonField, DebianSource? Debian, SourceStats Stats)>();
+        var specs = new List<(SourceSpec Spec, SourceFiles Src)>();
         var files = new List<(int Source, string Path)>();
         foreach (var spec in recipe.Sources)
         {
-            var stats = new SourceStats();
-            var debian = spec.Debian is null ? null : DebianSources.Find(spec.Debian);
-            var listed = debian is not null ? DebianSources.Files(debian).ToList()
-                : spec.Paths.SelectMany(p => Expand(Path.Combine(recipe.BaseDirectory, p), w.Rank == 0 ? stats : new SourceStats())).ToList();
-            files.AddRange(listed.OrderBy(f => f, StringComparer.Ordinal).Select(f => (specs.Count, f)));
-            specs.Add((spec.Name, debian?.Root ?? recipe.BaseDirectory, debian?.Format ?? spec.Format, spec.JsonField, debian, stats));
+            var src = List(spec, countMissing: w.Rank == 0);
+            files.AddRange(src.Files.OrderBy(f => f, StringComparer.Ordinal).Select(f => (specs.Count, f)));
+            specs.Add((spec, src));
         }
         long read = 0, chars = 0;
         int ranks = w.Size, round = ranks * FilesPerRank;
@@ -174,8 +162,8 @@ public sealed class DataPipeline(Recipe recipe, string outDir, MpiWorld? world =
             for (int f = first; f < Math.Min(first + FilesPerRank, files.Count); f++)
             {
                 var (si, path) = files[f];
-                var s = specs[si];
-                docs.AddRange(FileSource.Read(s.Name, s.Root, [path], s.Stats, s.Format, s.JsonField, deferExtraction: true));
+                var (spec, src) = specs[si];
+                docs.AddRange(FileSource.Read(spec.Name, src.Root, [path], src.Stats, src.Format, spec.JsonField, deferExtraction: true));
             }
             var parts = new List<Part>[docs.Count];
             Parallel.For(0, docs.Count, i => parts[i] = Prepare(docs[i]));
@@ -200,11 +188,12 @@ public sealed class DataPipeline(Recipe recipe, string outDir, MpiWorld? world =
             Progress?.Invoke(read, chars);
         }
         // The source counts, summed over the ranks (each counted the files it read).
-        foreach (var s in specs)
+        foreach (var (spec, src) in specs)
         {
-            var sums = new long[] { s.Stats.Files, s.Stats.Documents, s.Stats.Characters, s.Stats.Bytes };
+            var stats = src.Stats;
+            var sums = new long[] { stats.Files, stats.Documents, stats.Characters, stats.Bytes };
             w.AllReduce<long>(sums, MpiOp.Sum);
-            var skipped = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(s.Stats.Skipped));
+            var skipped = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(stats.Skipped));
             w.AllGather<int>([skipped.Length], counts);
             var all = new byte[w.Rank == 0 ? counts.Sum() : 0];
             w.GatherV<byte>(skipped, all, counts, 0);
@@ -216,13 +205,7 @@ public sealed class DataPipeline(Recipe recipe, string outDir, MpiWorld? world =
                 foreach (var (k, v) in JsonSerializer.Deserialize<Dictionary<string, long>>(all.AsSpan(at, c))!) merged[k] = merged.GetValueOrDefault(k) + v;
                 at += c;
             }
-            _manifest.Sources[s.Name] = new SourceManifest
-            {
-                Paths = s.Debian is null ? recipe.Sources.First(x => x.Name == s.Name).Paths : [s.Debian.Root],
-                Package = s.Debian?.Package,
-                PackageVersion = s.Debian is null ? null : DebianSources.PackageVersion(s.Debian.Package),
-                Files = sums[0], Documents = sums[1], Characters = sums[2], Bytes = sums[3], Skipped = merged,
-            };
+            _manifest.Sources[spec.Name] = ManifestEntry(spec, src.Debian, sums[0], sums[1], sums[2], sums[3], merged);
         }
         Progress?.Invoke(read, chars);
         _train?.Close();
@@ -284,6 +267,28 @@ public sealed class DataPipeline(Recipe recipe, string outDir, MpiWorld? world =
             return result;
         }
     }
+
+    /// <summary>A source's files (as the recipe or the Debian package lists them), root, format and counts.</summary>
+    private sealed record SourceFiles(List<string> Files, string Root, SourceFormat? Format, DebianSource? Debian, SourceStats Stats);
+
+    /// <param name="countMissing">count missing paths in the stats (false on the ranks after the first of a parallel build, so they count once)</param>
+    private SourceFiles List(SourceSpec spec, bool countMissing)
+    {
+        var stats = new SourceStats();
+        var debian = spec.Debian is null ? null : DebianSources.Find(spec.Debian);
+        var files = debian is not null ? DebianSources.Files(debian).ToList()
+            : spec.Paths.SelectMany(p => Expand(Path.Combine(recipe.BaseDirectory, p), countMissing ? stats : new SourceStats())).ToList();
+        return new SourceFiles(files, debian?.Root ?? recipe.BaseDirectory, debian?.Format ?? spec.Format, debian, stats);
+    }
+
+    private static SourceManifest ManifestEntry(SourceSpec spec, DebianSource? debian, long files, long documents, long characters, long bytes,
+        SortedDictionary<string, long> skipped) => new()
+    {
+        Paths = debian is null ? spec.Paths : [debian.Root],
+        Package = debian?.Package,
+        PackageVersion = debian is null ? null : DebianSources.PackageVersion(debian.Package),
+        Files = files, Documents = documents, Characters = characters, Bytes = bytes, Skipped = skipped,
+    };
 
     private static IEnumerable<string> Expand(string path, SourceStats stats)
     {

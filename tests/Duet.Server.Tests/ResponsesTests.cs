@@ -15,6 +15,16 @@ public sealed class ResponsesTests(ToolServerFixture fx) : IClassFixture<ToolSer
     private ResponsesClient Client() => new(new ApiKeyCredential("unused"), new ResponsesClientOptions { Endpoint = new Uri(fx.Server.BaseUri, "/v1"), NetworkTimeout = TimeSpan.FromSeconds(60) });
 
     private static CreateResponseOptions Options(params ResponseItem[] input) => new(Model, input) { MaxOutputTokenCount = 16, Temperature = 0 };
+
+    /// <summary>"Weather in Paris?" with a get_weather(city) tool, sampled, room for a call.</summary>
+    private static CreateResponseOptions WeatherOptions()
+    {
+        var options = Options(ResponseItem.CreateUserMessageItem("Weather in Paris?"));
+        options.MaxOutputTokenCount = 120;
+        options.Temperature = 1;
+        options.Tools.Add(ResponseTool.CreateFunctionTool("get_weather", BinaryData.FromString("""{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}"""), false, "Weather in a city"));
+        return options;
+    }
     private static CreateResponseOptions Streamed(CreateResponseOptions o) { o.StreamingEnabled = true; return o; }
 
     [Fact]
@@ -54,10 +64,7 @@ public sealed class ResponsesTests(ToolServerFixture fx) : IClassFixture<ToolSer
     [Fact]
     public async Task FunctionCall_ThenItsOutput_ThroughPreviousResponseId()
     {
-        var options = Options(ResponseItem.CreateUserMessageItem("Weather in Paris?"));
-        options.MaxOutputTokenCount = 120;
-        options.Temperature = 1;
-        options.Tools.Add(ResponseTool.CreateFunctionTool("get_weather", BinaryData.FromString("""{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}"""), false, "Weather in a city"));
+        var options = WeatherOptions();
         options.ToolChoice = ResponseToolChoice.CreateRequiredChoice();
         options.ParallelToolCallsEnabled = false;
         ResponseResult first = await Client().CreateResponseAsync(options);
@@ -83,10 +90,7 @@ public sealed class ResponsesTests(ToolServerFixture fx) : IClassFixture<ToolSer
     [Fact]
     public async Task StreamedFunctionCall_ArgumentsDeltaAddUpToTheCall()
     {
-        var options = Options(ResponseItem.CreateUserMessageItem("Weather in Paris?"));
-        options.MaxOutputTokenCount = 120;
-        options.Temperature = 1;
-        options.Tools.Add(ResponseTool.CreateFunctionTool("get_weather", BinaryData.FromString("""{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}"""), false, "Weather in a city"));
+        var options = WeatherOptions();
         options.ToolChoice = ResponseToolChoice.CreateFunctionChoice("get_weather");
         var arguments = new System.Text.StringBuilder();
         ResponseResult? completed = null;

@@ -59,6 +59,10 @@ public sealed unsafe class DataParallel : IDisposable
     private readonly MpiWorld.MpiRequests[] _exchange; // per range, one request per local micro-batch
     private readonly MpiWorld.MpiRequests _gather;      // the ranges' all-gathers (without ZeRO)
     private readonly Dictionary<long, int> _rangeIndex = [];
+    // Per range: the all-to-all's counts and displacements (to each owner; from each rank, per local micro-batch) and
+    // the all-gather's; fixed by the shards, so made once.
+    private readonly int[][] _sendCounts, _sendDispls, _recvCounts, _gatherCounts, _gatherDispls;
+    private readonly int[][][] _recvDispls;
     private readonly int[] _counts, _localCounts;       // targets per micro-batch: all M, and this rank's
     private int _finished;                              // ranges added and all-gathered in this step
     private int _local; // the local micro-batch the backward is running
@@ -110,6 +114,31 @@ public sealed unsafe class DataParallel : IDisposable
         ranges.Add((L.Embedding, L.AttnNorm[0] - L.Embedding));
         _ranges = [.. ranges];
         if (_ranges.Sum(x => x.Item2) != p) throw new InvalidOperationException("the backward's gradient ranges do not cover the parameters");
+        int nRanges = _ranges.Length, local = LocalMicroBatches;
+        _sendCounts = new int[nRanges][]; _sendDispls = new int[nRanges][]; _recvCounts = new int[nRanges][];
+        _gatherCounts = new int[nRanges][]; _gatherDispls = new int[nRanges][]; _recvDispls = new int[nRanges][][];
+        for (int i = 0; i < nRanges; i++)
+        {
+            var (start, length) = _ranges[i];
+            long end = start + length;
+            _sendCounts[i] = new int[r]; _sendDispls[i] = new int[r]; _recvCounts[i] = new int[r];
+            _gatherCounts[i] = new int[r]; _gatherDispls[i] = new int[r];
+            for (int o = 0; o < r; o++)
+            {
+                long a = Math.Max(start, ShardStart[o]), b = Math.Min(end, ShardStart[o + 1]);
+                if (b > a) { _sendCounts[i][o] = _gatherCounts[i][o] = (int)(b - a); _sendDispls[i][o] = _gatherDispls[i][o] = (int)(a - start); }
+            }
+            long mine0 = Math.Max(start, _shard0), mine1 = Math.Min(end, _shard0 + _shardLength);
+            int mineCount = (int)Math.Max(0, mine1 - mine0);
+            long offsetInShard = mineCount > 0 ? mine0 - _shard0 : 0;
+            Array.Fill(_recvCounts[i], mineCount);
+            _recvDispls[i] = new int[local][];
+            for (int j = 0; j < local; j++)
+            {
+                _recvDispls[i][j] = new int[r];
+                for (int q = 0; q < r; q++) _recvDispls[i][j][q] = (int)((q * local + j) * _shardLength + offsetInShard);
+            }
+        }
         _exchange = new MpiWorld.MpiRequests[_ranges.Length];
         for (int i = 0; i < _ranges.Length; i++) { _exchange[i] = world.NewRequests(LocalMicroBatches); _rangeIndex[_ranges[i].Start] = i; }
         _gather = world.NewRequests(_ranges.Length);
@@ -261,33 +290,15 @@ public sealed unsafe class DataParallel : IDisposable
     /// </summary>
     private void Send(long start, long length)
     {
-        int r = World.Size, j = _local, k = LocalMicroBatches, index = _rangeIndex[start];
-        long end = start + length;
-        var sendCounts = new int[r];
-        var sendDispls = new int[r];
-        var recvCounts = new int[r];
-        var recvDispls = new int[r];
-        for (int o = 0; o < r; o++)
-        {
-            long a = Math.Max(start, ShardStart[o]), b = Math.Min(end, ShardStart[o + 1]);
-            if (b > a) { sendCounts[o] = (int)(b - a); sendDispls[o] = (int)(a - start); }
-        }
-        long mine0 = Math.Max(start, _shard0), mine1 = Math.Min(end, _shard0 + _shardLength);
-        int mineCount = (int)Math.Max(0, mine1 - mine0);
-        long offsetInShard = mineCount > 0 ? mine0 - _shard0 : 0;
-        for (int q = 0; q < r; q++)
-        {
-            recvCounts[q] = mineCount;
-            recvDispls[q] = (int)((q * k + j) * _shardLength + offsetInShard);
-        }
+        int j = _local, index = _rangeIndex[start];
         lock (_mpi)
         {
             fixed (float* g = _grads[j])
             fixed (float* recv = _recv)
-                World.AllToAllV(g + start, sendCounts, sendDispls, recv, recvCounts, recvDispls, _exchange[index]);
+                World.AllToAllV(g + start, _sendCounts[index], _sendDispls[index], recv, _recvCounts[index], _recvDispls[index][j], _exchange[index]);
             ProgressAll();
         }
-        if (!Zero && j == k - 1 && index > 0) FinishRange(index - 1);
+        if (!Zero && j == LocalMicroBatches - 1 && index > 0) FinishRange(index - 1);
     }
 
     /// <summary>
@@ -300,18 +311,10 @@ public sealed unsafe class DataParallel : IDisposable
         var (start, length) = _ranges[i];
         lock (_mpi) _exchange[i].Wait("the gradient exchange (MPI_Ialltoallv)");
         AddPieces(Math.Max(start, _shard0), Math.Min(start + length, _shard0 + _shardLength));
-        int r = World.Size;
-        var counts = new int[r];
-        var displs = new int[r];
-        for (int q = 0; q < r; q++)
-        {
-            long a = Math.Max(start, ShardStart[q]), b = Math.Min(start + length, ShardStart[q + 1]);
-            if (b > a) { counts[q] = (int)(b - a); displs[q] = (int)(a - start); }
-        }
         lock (_mpi)
         {
             fixed (float* g = _grads[0])
-                World.AllGatherV(g + start, counts, displs, _gather);
+                World.AllGatherV(g + start, _gatherCounts[i], _gatherDispls[i], _gather);
             ProgressAll();
         }
         _finished++;
