@@ -1,7 +1,6 @@
 // A tokenizer: added tokens -> normalizer -> pre-tokenizer -> BPE model -> post-processor, and back
 // through the decoder. Built by the loaders (tokenizer.json, tokenizer.model, GGUF) or the trainer.
 // Thread-safe for encoding and decoding once built.
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Duet.Tokenizers.Decoders;
 using Duet.Tokenizers.Models;
@@ -38,16 +37,8 @@ public sealed class Tokenizer
     // Byte-level pipelines (GPT-2, Llama 3, Qwen) run fused: split, then look each pre-token up in a cache
     // keyed by its original text, and only on a miss map it to byte characters and run BPE.
     private readonly GptPatternKind? _byteLevelSplit;
-    private readonly ConcurrentDictionary<string, int[]> _wordCache = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _wordCacheLookup;
+    private readonly WordCache _wordCache = new(MaxCachedWords);
     private const int MaxCachedWordLength = 128, MaxCachedWords = 1 << 18; // 2 MB of bilingual text holds ~130k distinct pre-tokens: 1 << 17 thrashed on it
-    private int _cachedWords; // entries added since the cache was last cleared (ConcurrentDictionary.Count takes every lock)
-
-    private void CacheWord(ReadOnlySpan<char> word, ReadOnlySpan<int> ids)
-    {
-        if (Interlocked.Increment(ref _cachedWords) > MaxCachedWords) { _wordCache.Clear(); Interlocked.Exchange(ref _cachedWords, 1); }
-        _wordCacheLookup.TryAdd(word, ids.ToArray());
-    }
 
     public Tokenizer(BpeModel model, INormalizer? normalizer, IPreTokenizer? preTokenizer, TemplatePostProcessor postProcessor,
         AddedVocabulary added, DecoderKind decoderKind, TokenizerSource source, bool parseSpecialByDefault)
@@ -60,7 +51,6 @@ public sealed class Tokenizer
         Source = source;
         ParseSpecialByDefault = parseSpecialByDefault;
         VocabSize = Math.Max(model.VocabSize, added.Tokens.Count == 0 ? 0 : added.Tokens.Max(t => t.Id) + 1);
-        _wordCacheLookup = _wordCache.GetAlternateLookup<ReadOnlySpan<char>>();
         _byteLevelSplit = preTokenizer switch
         {
             ByteLevelPreTokenizer { AddPrefixSpace: false, UseRegex: true } => GptPatternKind.Gpt2,
@@ -159,12 +149,12 @@ public sealed class Tokenizer
                 Model.Encode(Text.ByteLevelAlphabet.Map(word), ids);
                 continue;
             }
-            if (_wordCacheLookup.TryGetValue(word, out var cached)) { ids.AddRange(cached); continue; }
+            if (_wordCache.TryGet(word, out var cached)) { ids.AddRange(cached); continue; }
             int n = Utf8Escape.Encode(word, bytes);
             for (int k = 0; k < n; k++) mapped[k] = Text.ByteLevelAlphabet.ByteToChar[bytes[k]];
             int start = ids.Count;
             Model.Encode(mapped[..n], ids, cache: false);
-            CacheWord(word, CollectionsMarshal.AsSpan(ids)[start..]);
+            _wordCache.Add(word, CollectionsMarshal.AsSpan(ids)[start..]);
         }
     }
 

@@ -7,7 +7,6 @@
 // (score = rank + position / length) and sentencepiece's bpe_model.cc (agenda ordered by score, then left).
 // Symbols that are not in the vocabulary after merging fall back to their UTF-8 bytes (<0xXX> tokens)
 // when the model has byte fallback, else to the unknown token.
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Duet.Tokenizers.Text;
 
@@ -27,8 +26,7 @@ public sealed class BpeModel
     private readonly int[] _byteToId = new int[256];
     private readonly HashSet<string>? _atomicSymbols;   // SentencePiece user-defined symbols
     private readonly int _maxAtomicLength;
-    private readonly ConcurrentDictionary<string, int[]> _cache = new();
-    private readonly ConcurrentDictionary<string, int[]>.AlternateLookup<ReadOnlySpan<char>> _cacheLookup;
+    private readonly WordCache _cache = new(MaxCacheEntries);
     // Every pair of adjacent code points found inside some token. Between two characters that are not
     // such a pair, no token can ever span, so the word is encoded as independent pieces there: the
     // result is identical and the pieces are short enough to cache (Llama 2 has no pre-tokenizer, so
@@ -46,7 +44,6 @@ public sealed class BpeModel
         public override int GetHashCode() => (int)(((ulong)Value * 0x9E3779B97F4A7C15UL) >> 32);
     }
     private const int MaxCachedWordLength = 256, MaxCacheEntries = 1 << 16;
-    private int _cached; // entries added since the cache was last cleared
 
     private readonly record struct Merge(int Rank, int Result);
 
@@ -88,7 +85,6 @@ public sealed class BpeModel
             if (IsSymbol(i) && t.Length is 1 or 2 && CharClass.CodePointAt(t, 0, out int n) is int cp && n == t.Length)
                 _charToId.TryAdd(cp, i);
         }
-        _cacheLookup = _cache.GetAlternateLookup<ReadOnlySpan<char>>();
         for (int i = 0; i < idToToken.Length; i++)
         {
             if (!IsSymbol(i)) continue;
@@ -195,7 +191,9 @@ public sealed class BpeModel
         if (word.Length == 0) return;
         if (IgnoreMerges && _lookup.TryGetValue(word, out int whole)) { output.Add(whole); return; }
         int start = 0, prevCp = -1, first = output.Count;
-        for (int i = 0; i < word.Length;)
+        // Cutting at inner-pair boundaries only serves caching (and keeps long words short): a short word that is
+        // not cached goes to the merges whole, sparing a hash lookup per character.
+        for (int i = !cache && word.Length <= LinearScanLimit ? word.Length : 0; i < word.Length;)
         {
             int cp = CharClass.CodePointAt(word, i, out int n);
             if (prevCp >= 0 && !_innerPairs.Contains(((long)prevCp << 32) | (uint)cp) && _atomicSymbols is null)
@@ -226,28 +224,24 @@ public sealed class BpeModel
             return;
         }
         bool cacheable = cache && piece.Length < MaxCachedWordLength;
-        if (cacheable && _cacheLookup.TryGetValue(piece, out var cached)) { output.AddRange(cached); return; }
+        if (cacheable && _cache.TryGet(piece, out var cached)) { output.AddRange(cached); return; }
         int start = output.Count;
         EncodeUncached(piece, output);
-        if (cacheable)
-        {
-            if (Interlocked.Increment(ref _cached) > MaxCacheEntries) { _cache.Clear(); Interlocked.Exchange(ref _cached, 1); } // not _cache.Count: it takes every lock
-            _cacheLookup.TryAdd(piece, CollectionsMarshal.AsSpan(output)[start..].ToArray());
-        }
+        if (cacheable) _cache.Add(piece, CollectionsMarshal.AsSpan(output)[start..]);
     }
 
     [ThreadStatic] private static Workspace? t_ws;
 
     private sealed class Workspace
     {
-        public int[] Id = new int[64], Prev = new int[64], Next = new int[64], Start = new int[64], Len = new int[64];
+        public int[] Id = new int[64], Prev = new int[64], Next = new int[64], Start = new int[64], Len = new int[64], Rank = new int[64], Result = new int[64];
         public readonly PriorityQueue<(int L, int R, int LId, int RId), long> Queue = new();
         public readonly Dictionary<int, (int L, int R)> Unused = new();
         public void Ensure(int n)
         {
             if (Id.Length >= n) return;
             int m = Math.Max(n, Id.Length * 2);
-            Id = new int[m]; Prev = new int[m]; Next = new int[m]; Start = new int[m]; Len = new int[m];
+            Id = new int[m]; Prev = new int[m]; Next = new int[m]; Start = new int[m]; Len = new int[m]; Rank = new int[m]; Result = new int[m];
         }
     }
 
@@ -271,25 +265,9 @@ public sealed class BpeModel
             n++; i += l;
         }
         next[n - 1] = -1;
-        var q = ws.Queue;
-        q.Clear();
         ws.Unused.Clear();
-        for (int i = 0; i + 1 < n; i++) TryQueue(q, id, start, i, i + 1);
-        while (q.TryDequeue(out var e, out _))
-        {
-            // Skip stale entries: a side was merged away or changed since this pair was queued.
-            if (len[e.L] == 0 || next[e.L] != e.R || id[e.L] != e.LId || id[e.R] != e.RId) continue;
-            var merge = _merges[Key(e.LId, e.RId)];
-            if (Ranking == BpeRanking.Scores && _types[merge.Result] == TokenType.Unused)
-                ws.Unused[merge.Result] = (e.LId, e.RId); // sentencepiece's rev_merge, for resegmenting
-            id[e.L] = merge.Result;
-            len[e.L] += len[e.R];
-            len[e.R] = 0;
-            next[e.L] = next[e.R];
-            if (next[e.L] >= 0) prev[next[e.L]] = e.L;
-            if (prev[e.L] >= 0) TryQueue(q, id, start, prev[e.L], e.L);
-            if (next[e.L] >= 0) TryQueue(q, id, start, e.L, next[e.L]);
-        }
+        if (n <= LinearScanLimit) MergeByScan(ws, n);
+        else MergeByQueue(ws, n);
         int lastUnknown = -2;
         for (int i = 0; i >= 0; i = next[i])
         {
@@ -311,6 +289,69 @@ public sealed class BpeModel
             output.Add(UnknownId);
             lastUnknown = output.Count - 1;
         }
+    }
+
+    // Words of up to this many symbols find the best pair by scanning all adjacent pairs (O(n^2), no heap, all in a few
+    // cache lines: most pre-tokens are a handful of symbols); longer ones keep a priority queue, so hostile input of
+    // one very long word stays O(n log n). Both merge the pair of lowest rank, the leftmost among equals.
+    private const int LinearScanMax = 128;
+
+    /// <summary>The scan/queue threshold, LinearScanMax; tests move it to run one path against the other.</summary>
+    internal int LinearScanLimit { get; set; } = LinearScanMax;
+
+    private void MergeByScan(Workspace ws, int n)
+    {
+        int[] id = ws.Id, prev = ws.Prev, next = ws.Next, rank = ws.Rank, result = ws.Result;
+        for (int i = 0; i < n; i++) rank[i] = i + 1 < n ? PairRank(id[i], id[i + 1], out result[i]) : int.MaxValue;
+        while (true)
+        {
+            // A plain pass over the array, not the linked list: merged-away symbols hold int.MaxValue, and array order
+            // is text order, so the first minimum is the leftmost pair of lowest rank.
+            int best = int.MaxValue, l = -1;
+            for (int i = 0; i < n; i++)
+                if (rank[i] < best) { best = rank[i]; l = i; }
+            if (l < 0) return;
+            rank[next[l]] = int.MaxValue;
+            Merge2(ws, l, next[l], result[l]);
+            rank[l] = next[l] >= 0 ? PairRank(id[l], id[next[l]], out result[l]) : int.MaxValue;
+            if (prev[l] >= 0) rank[prev[l]] = PairRank(id[prev[l]], id[l], out result[prev[l]]);
+        }
+    }
+
+    private int PairRank(int a, int b, out int result)
+    {
+        if (a >= 0 && b >= 0 && _merges.TryGetValue(Key(a, b), out var m)) { result = m.Result; return m.Rank; }
+        result = -1;
+        return int.MaxValue;
+    }
+
+    private void MergeByQueue(Workspace ws, int n)
+    {
+        int[] id = ws.Id, prev = ws.Prev, next = ws.Next, start = ws.Start, len = ws.Len;
+        var q = ws.Queue;
+        q.Clear();
+        for (int i = 0; i + 1 < n; i++) TryQueue(q, id, start, i, i + 1);
+        while (q.TryDequeue(out var e, out _))
+        {
+            // Skip stale entries: a side was merged away or changed since this pair was queued.
+            if (len[e.L] == 0 || next[e.L] != e.R || id[e.L] != e.LId || id[e.R] != e.RId) continue;
+            Merge2(ws, e.L, e.R, _merges[Key(e.LId, e.RId)].Result);
+            if (prev[e.L] >= 0) TryQueue(q, id, start, prev[e.L], e.L);
+            if (next[e.L] >= 0) TryQueue(q, id, start, e.L, next[e.L]);
+        }
+    }
+
+    /// <summary>Replaces symbols l and r (adjacent) by the merged token.</summary>
+    private void Merge2(Workspace ws, int l, int r, int merged)
+    {
+        int[] id = ws.Id, prev = ws.Prev, next = ws.Next, len = ws.Len;
+        if (Ranking == BpeRanking.Scores && _types[merged] == TokenType.Unused)
+            ws.Unused[merged] = (id[l], id[r]); // sentencepiece's rev_merge, for resegmenting
+        id[l] = merged;
+        len[l] += len[r];
+        len[r] = 0;
+        next[l] = next[r];
+        if (next[l] >= 0) prev[next[l]] = l;
     }
 
     private void Resegment(int sid, Dictionary<int, (int L, int R)> unused, List<int> output)
