@@ -193,6 +193,43 @@ public unsafe class KernelTests
         }
     }
 
+    [Theory]
+    [InlineData(GgmlType.Q8_0, 1)]  // an odd block alone
+    [InlineData(GgmlType.Q8_0, 13)] // the unrolled loop, a single pair and an odd block
+    [InlineData(GgmlType.Q8_0, 64)]
+    [InlineData(GgmlType.Q4_0, 3)]  // no quad at all
+    [InlineData(GgmlType.Q4_0, 13)] // the unrolled loop, a single quad and a block past them
+    [InlineData(GgmlType.Q4_0, 176)]
+    public void QuantDotFourTokens_EachToken_SameBitsAsAlone(GgmlType type, int blocks)
+    {
+        if (!QuantDot.HasPairKernels) return; // the four-token kernels are AVX-512 only, like the one-token ones they mirror
+        // A server's batch: one weight row against four tokens' activations must give each token the bits of the
+        // decode kernel alone, or replies would change with what else is in the batch.
+        var rng = new Random(blocks + 7);
+        int cols = blocks * 32;
+        var row = new byte[GgmlTypeInfo.RowSize(type, cols)];
+        Quantizer.QuantizeRow(type, RandomVector(rng, cols, 0.5f), row);
+        var x = RandomVector(rng, 4 * cols);
+        var q8 = new Q8Activations();
+        q8.Quantize(x, 4, cols);
+        q8.BuildPairs(type);
+        int ls = q8.LaneStride(type);
+        var y = new float[4];
+        fixed (byte* p = row) fixed (sbyte* xq = q8.Codes, pc = q8.PairCodes) fixed (float* xd = q8.Scales, ps = q8.PairScales, py = y) fixed (int* pk = q8.PairCorrection)
+        {
+            if (type == GgmlType.Q8_0) QuantDot.DotQ8_0Pairs4Tokens(p, xq, cols, xd, blocks, ps, ls, blocks, py);
+            else QuantDot.DotQ4_0Quads4Tokens(p, pc, pk, ps, xq, xd, cols, ls, blocks, blocks, py);
+            for (int k = 0; k < 4; k++)
+            {
+                float one = type == GgmlType.Q8_0
+                    ? QuantDot.DotQ8_0Pairs(p, xq + k * cols, xd + k * blocks, ps + k * ls, blocks)
+                    : QuantDot.DotQ4_0Quads(p, pc + k * cols, pk + k * ls, ps + k * ls, xq + k * cols, xd + k * blocks, blocks);
+                Assert.True(one != 0);
+                Assert.Equal(BitConverter.SingleToInt32Bits(one), BitConverter.SingleToInt32Bits(y[k]));
+            }
+        }
+    }
+
     /// <summary>
     /// The permuted Q4_0 kernel (two loads, vpermt2b/vpermb, scales as moved bits against quad scales times 2^112)
     /// gives each row the bits of <see cref="QuantDot.DotQ4_0Quads"/>: random rows with random fp16 scales (subnormal

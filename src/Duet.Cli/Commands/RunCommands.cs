@@ -189,7 +189,12 @@ internal static class RunCommands
         var threads = ModelCommands.ThreadsOption();
         var json = new Option<bool>("--json") { Description = "one JSON line per test, as llama-bench -o jsonl" };
         var math = ModelCommands.MathOption();
-        var cmd = new Command("bench", "Prompt processing (pp) and generation (tg) speed in tokens/s, as llama-bench reports them.") { model, p, n, reps, threads, json, math };
+        var parallel = new Option<int>("--parallel", "-np")
+        {
+            Description = "also generate with this many sequences at once, each step one batch as `duet serve` runs it (batch-invariant kernels), and report the aggregate tokens/s (llama-batched-bench's S_TG)",
+            DefaultValueFactory = _ => 1,
+        };
+        var cmd = new Command("bench", "Prompt processing (pp) and generation (tg) speed in tokens/s, as llama-bench reports them.") { model, p, n, reps, threads, json, math, parallel };
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -201,12 +206,24 @@ internal static class RunCommands
             int np = r.GetValue(p), ng = r.GetValue(n), reps2 = Math.Max(1, r.GetValue(reps));
             var rng = new Random(42);
             var state = m.CreateState(Math.Max(np, ng) + 1);
-            foreach (var (name, count, prompt) in new[] { ($"pp{np}", np, true), ($"tg{ng}", ng, false) })
+            int par = r.GetValue(parallel);
+            if (par < 1 || par > LlamaState.MaxBatch) { Console.Error.WriteLine($"error: --parallel must be 1..{LlamaState.MaxBatch}"); return 2; }
+            var streams = par > 1 ? Enumerable.Range(0, par).Select(_ => m.CreateState(ng + 1)).ToArray() : [];
+            var scratch = par > 1 ? m.CreateState(1) : null;
+            var tests = new List<(string Name, int Count, bool Prompt, int Width)> { ($"pp{np}", np, true, 1), ($"tg{ng}", ng, false, 1) };
+            if (par > 1) tests.Add(($"tg{ng} x{par}", ng, false, par));
+            foreach (var (name, count, prompt, width) in tests)
             {
                 if (count <= 0) continue;
                 var rates = new List<double>();
                 for (int rep = -1; rep < reps2; rep++) // rep -1 warms up (page faults on the mapped weights, JIT tiers)
                 {
+                    if (width > 1)
+                    {
+                        double rate = BatchedDecode(m, scratch!, streams, count);
+                        if (rep >= 0) rates.Add(rate);
+                        continue;
+                    }
                     state.Reset();
                     var promptIds = prompt ? Enumerable.Range(0, count).Select(_ => rng.Next(m.Config.Vocab)).ToArray() : [];
                     var sw = Stopwatch.StartNew();
@@ -225,12 +242,32 @@ internal static class RunCommands
                     {
                         ["model_filename"] = path, ["model_type"] = m.Weights.MainType.ToString(), ["n_threads"] = r.GetValue(threads),
                         ["math"] = m.QuantizedMath.ToString().ToLowerInvariant(), ["cpu"] = cpu.Name,
-                        ["n_prompt"] = prompt ? count : 0, ["n_gen"] = prompt ? 0 : count, ["avg_ts"] = Math.Round(mean, 3), ["stddev_ts"] = Math.Round(sd, 3),
+                        ["n_prompt"] = prompt ? count : 0, ["n_gen"] = prompt ? 0 : count, ["n_parallel"] = width, ["avg_ts"] = Math.Round(mean, 3), ["stddev_ts"] = Math.Round(sd, 3),
                     }));
                 else Console.WriteLine($"{Path.GetFileName(path)} {m.Weights.MainType} t={r.GetValue(threads)}{(m.QuantizedMath == Duet.Tensors.Kernels.QuantizedMath.Float ? " math=float" : "")} {name}: {mean:F2} ± {sd:F2} tokens/s");
             }
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// <paramref name="streams"/>.Length sequences decoding greedily side by side, one batch per step with the server's
+    /// batch-invariant kernels, from different first tokens; aggregate generated tokens/s.
+    /// </summary>
+    private static double BatchedDecode(LlamaModel m, LlamaState scratch, LlamaState[] streams, int steps)
+    {
+        int n = streams.Length, vocab = m.Config.Vocab;
+        var tokens = new int[n];
+        var rows = Enumerable.Range(0, n).ToArray();
+        var logits = new float[n * vocab];
+        for (int i = 0; i < n; i++) { streams[i].Reset(); tokens[i] = 1 + i % (vocab - 1); }
+        var sw = Stopwatch.StartNew();
+        for (int step = 0; step < steps; step++)
+        {
+            m.ForwardRows(scratch, streams, tokens, rows, logits, invariant: true);
+            for (int i = 0; i < n; i++) tokens[i] = Sampler.Argmax(logits.AsSpan(i * vocab, vocab));
+        }
+        return (double)n * steps / sw.Elapsed.TotalSeconds;
     }
 }

@@ -361,10 +361,21 @@ public static unsafe class MatMul
                 int blocks = cols / 32, ls = q8.LaneStride(w.Type);
                 long rb = w.RowBytes;
                 bool q4 = w.Type == GgmlType.Q4_0, pairs = QuantDot.HasPairKernels;
+                float* four = stackalloc float[4];
                 for (int r = start; r < end; r++)
                 {
                     byte* wr = w.Data + r * rb;
-                    for (int b = 0; b < batch; b++)
+                    int b = 0;
+                    // Four tokens against the row at a time (each weight pair or quad taken apart once), with the
+                    // decode kernels' per-token arithmetic, so every result keeps the bits it has alone.
+                    if (pairs)
+                        for (; b + 4 <= batch; b += 4)
+                        {
+                            if (q4) QuantDot.DotQ4_0Quads4Tokens(wr, pc + b * cols, pk + b * ls, ps + b * ls, xq + b * cols, xd + b * blocks, cols, ls, blocks, blocks, four);
+                            else QuantDot.DotQ8_0Pairs4Tokens(wr, xq + b * cols, cols, xd + b * blocks, blocks, ps + b * ls, ls, blocks, four);
+                            for (int k = 0; k < 4; k++) job.Y[(long)(b + k) * w.Rows + r] = four[k];
+                        }
+                    for (; b < batch; b++)
                     {
                         sbyte* bq = xq + b * cols;
                         float* bd = xd + b * blocks;

@@ -293,6 +293,81 @@ public static unsafe class QuantDot
         y[3] = Vector512.Sum(a3 + b3);
     }
 
+    /// <summary>
+    /// One Q8_0 row against four activation rows (token k's codes at <paramref name="xq"/> + k·<paramref name="xStride"/>,
+    /// its Q8_0 scales and pair scales likewise): the batched decode of a server, where each weight pair is loaded,
+    /// its signs and scales taken once, for four tokens. Each token's sums are <see cref="DotQ8_0Pairs"/>'s, in its
+    /// order (the integer sums are exact whichever way they are formed; the float steps are the same), so y[k] has
+    /// the bits <see cref="DotQ8_0Pairs"/> gives token k alone: batches stay invariant.
+    /// </summary>
+    public static void DotQ8_0Pairs4Tokens(byte* row, sbyte* xq, int xStride, float* xd, int dStride, float* pairScales, int sStride, int blocks, float* y)
+    {
+        int even = blocks & ~1;
+        Q8PairsTokens4(row, xq, xStride, pairScales, sStride, even, y);
+        if (even < blocks)
+            for (int k = 0; k < 4; k++) y[k] += Dot<Q8Blocks>(row + even * 34, xq + k * xStride + even * 32, xd + k * dStride + even, 1);
+    }
+
+    private static void Q8PairsTokens4(byte* row, sbyte* xq, int xs, float* ps, int ss, int blocks, float* y)
+    {
+        float* half = s_half;
+        var ones = Vector512.Create((short)1);
+        sbyte* x0 = xq, x1 = xq + xs, x2 = xq + 2 * xs, x3 = xq + 3 * xs;
+        float* s0 = ps, s1 = ps + ss, s2 = ps + 2 * ss, s3 = ps + 3 * ss;
+        // a: the pair at b (Q8Pairs' acc0), c: the pair at b + 2 (its acc1), per token.
+        var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
+        var c0 = a0; var c1 = a0; var c2 = a0; var c3 = a0;
+        int b = 0;
+        for (; b + 3 < blocks; b += 4)
+        {
+            byte* blk = row + b * 34;
+            Sse.Prefetch0(blk + PD);
+            Sse.Prefetch0(blk + PD + 64);
+            W8Pair(blk, half, out var aw, out var neg, out var d);
+            a0 = Q8PairToken(aw, neg, d, x0 + b * 32, s0 + b * 8, ones, a0);
+            a1 = Q8PairToken(aw, neg, d, x1 + b * 32, s1 + b * 8, ones, a1);
+            a2 = Q8PairToken(aw, neg, d, x2 + b * 32, s2 + b * 8, ones, a2);
+            a3 = Q8PairToken(aw, neg, d, x3 + b * 32, s3 + b * 8, ones, a3);
+            W8Pair(blk + 68, half, out aw, out neg, out d);
+            c0 = Q8PairToken(aw, neg, d, x0 + b * 32 + 64, s0 + b * 8 + 16, ones, c0);
+            c1 = Q8PairToken(aw, neg, d, x1 + b * 32 + 64, s1 + b * 8 + 16, ones, c1);
+            c2 = Q8PairToken(aw, neg, d, x2 + b * 32 + 64, s2 + b * 8 + 16, ones, c2);
+            c3 = Q8PairToken(aw, neg, d, x3 + b * 32 + 64, s3 + b * 8 + 16, ones, c3);
+        }
+        if (b < blocks)
+        {
+            W8Pair(row + b * 34, half, out var aw, out var neg, out var d);
+            a0 = Q8PairToken(aw, neg, d, x0 + b * 32, s0 + b * 8, ones, a0);
+            a1 = Q8PairToken(aw, neg, d, x1 + b * 32, s1 + b * 8, ones, a1);
+            a2 = Q8PairToken(aw, neg, d, x2 + b * 32, s2 + b * 8, ones, a2);
+            a3 = Q8PairToken(aw, neg, d, x3 + b * 32, s3 + b * 8, ones, a3);
+        }
+        y[0] = Vector512.Sum(a0 + c0);
+        y[1] = Vector512.Sum(a1 + c1);
+        y[2] = Vector512.Sum(a2 + c2);
+        y[3] = Vector512.Sum(a3 + c3);
+    }
+
+    /// <summary>A pair of Q8_0 blocks taken apart once for several tokens: |w|, the lanes where w &lt; 0, and [dA x8, dB x8].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void W8Pair(byte* blk, float* half, out Vector512<sbyte> absW, out Vector512<sbyte> negative, out Vector512<float> d)
+    {
+        var w = Avx512F.InsertVector256(Avx.LoadVector256((sbyte*)(blk + 2)).ToVector512Unsafe(), Avx.LoadVector256((sbyte*)(blk + 36)), 1);
+        absW = Avx512BW.Abs(w).AsSByte();
+        negative = Vector512.LessThan(w, Vector512<sbyte>.Zero);
+        d = Avx512F.InsertVector256(Vector256.Create(half[*(ushort*)blk]).ToVector512Unsafe(), Vector256.Create(half[*(ushort*)(blk + 34)]), 1);
+    }
+
+    /// <summary>Q8Pair's float steps for one token against a pair taken apart by <see cref="W8Pair"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q8PairToken(Vector512<sbyte> absW, Vector512<sbyte> negative, Vector512<float> d, sbyte* x, float* ps, Vector512<short> ones, Vector512<float> acc)
+    {
+        var xv = Avx512BW.LoadVector512(x);
+        var sx = Vector512.ConditionalSelect(negative, -xv, xv);
+        var sumi = Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(absW.AsByte(), sx), ones);
+        return Avx512F.FusedMultiplyAdd(d * Avx512F.LoadVector512(ps), Avx512F.ConvertToVector512Single(sumi), acc);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Q8PairX(byte* blk, Vector512<sbyte> xv, Vector512<float> ps, float* half, Vector512<short> ones, Vector512<float> acc)
     {
@@ -352,6 +427,84 @@ public static unsafe class QuantDot
         var dab = Avx.InsertVector128(Vector128.Create(half[*(ushort*)blk]).ToVector256Unsafe(), Vector128.Create(half[*(ushort*)(blk + 18)]), 1);
         var dcd = Avx.InsertVector128(Vector128.Create(half[*(ushort*)(blk + 36)]).ToVector256Unsafe(), Vector128.Create(half[*(ushort*)(blk + 54)]), 1);
         var d = Avx512F.InsertVector256(dab.ToVector512Unsafe(), dcd, 1);
+        return Avx512F.FusedMultiplyAdd(d * Avx512F.LoadVector512(qs), Avx512F.ConvertToVector512Single(sumi), acc);
+    }
+
+    /// <summary>
+    /// One Q4_0 row against four activation rows in the quad layout (token k's quad codes at <paramref name="quadCodes"/>
+    /// + k·<paramref name="codeStride"/>, its corrections and quad scales at + k·<paramref name="laneStride"/>, its Q8_0
+    /// codes and scales at + k·<paramref name="codeStride"/> and + k·<paramref name="blockStride"/>): each quad of weight
+    /// blocks is unpacked once for four tokens; y[k] has the bits <see cref="DotQ4_0Quads"/> gives token k alone.
+    /// </summary>
+    public static void DotQ4_0Quads4Tokens(byte* row, sbyte* quadCodes, int* correction, float* quadScales, sbyte* xq, float* xd,
+        int codeStride, int laneStride, int blockStride, int blocks, float* y)
+    {
+        int full = blocks & ~3;
+        Q4QuadsTokens4(row, quadCodes, correction, quadScales, codeStride, laneStride, full, y);
+        if (full < blocks)
+            for (int k = 0; k < 4; k++) y[k] += Dot<Q4Blocks>(row + full * 18, xq + k * codeStride + full * 32, xd + k * blockStride + full, blocks - full);
+    }
+
+    private static void Q4QuadsTokens4(byte* row, sbyte* qc, int* corr, float* qs, int cs, int ls, int blocks, float* y)
+    {
+        float* half = s_half;
+        var ones = Vector512.Create((short)1);
+        var mask = Vector512.Create((byte)0x0F);
+        // a: the quad at b (Q4Quads' acc0), c: the quad at b + 4 (its acc1), per token.
+        var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
+        var c0 = a0; var c1 = a0; var c2 = a0; var c3 = a0;
+        int b = 0;
+        for (; b + 7 < blocks; b += 8)
+        {
+            byte* blk = row + b * 18;
+            Sse.Prefetch0(blk + PD);
+            Sse.Prefetch0(blk + PD + 64);
+            W4Quad(blk, half, mask, out var lo, out var hi, out var d);
+            a0 = Q4QuadToken(lo, hi, d, qc + b * 32, corr + b * 4, qs + b * 4, ones, a0);
+            a1 = Q4QuadToken(lo, hi, d, qc + cs + b * 32, corr + ls + b * 4, qs + ls + b * 4, ones, a1);
+            a2 = Q4QuadToken(lo, hi, d, qc + 2 * cs + b * 32, corr + 2 * ls + b * 4, qs + 2 * ls + b * 4, ones, a2);
+            a3 = Q4QuadToken(lo, hi, d, qc + 3 * cs + b * 32, corr + 3 * ls + b * 4, qs + 3 * ls + b * 4, ones, a3);
+            W4Quad(blk + 72, half, mask, out lo, out hi, out d);
+            int e = b + 4;
+            c0 = Q4QuadToken(lo, hi, d, qc + e * 32, corr + e * 4, qs + e * 4, ones, c0);
+            c1 = Q4QuadToken(lo, hi, d, qc + cs + e * 32, corr + ls + e * 4, qs + ls + e * 4, ones, c1);
+            c2 = Q4QuadToken(lo, hi, d, qc + 2 * cs + e * 32, corr + 2 * ls + e * 4, qs + 2 * ls + e * 4, ones, c2);
+            c3 = Q4QuadToken(lo, hi, d, qc + 3 * cs + e * 32, corr + 3 * ls + e * 4, qs + 3 * ls + e * 4, ones, c3);
+        }
+        if (b < blocks)
+        {
+            W4Quad(row + b * 18, half, mask, out var lo, out var hi, out var d);
+            a0 = Q4QuadToken(lo, hi, d, qc + b * 32, corr + b * 4, qs + b * 4, ones, a0);
+            a1 = Q4QuadToken(lo, hi, d, qc + cs + b * 32, corr + ls + b * 4, qs + ls + b * 4, ones, a1);
+            a2 = Q4QuadToken(lo, hi, d, qc + 2 * cs + b * 32, corr + 2 * ls + b * 4, qs + 2 * ls + b * 4, ones, a2);
+            a3 = Q4QuadToken(lo, hi, d, qc + 3 * cs + b * 32, corr + 3 * ls + b * 4, qs + 3 * ls + b * 4, ones, a3);
+        }
+        y[0] = Vector512.Sum(a0 + c0);
+        y[1] = Vector512.Sum(a1 + c1);
+        y[2] = Vector512.Sum(a2 + c2);
+        y[3] = Vector512.Sum(a3 + c3);
+    }
+
+    /// <summary>Four Q4_0 blocks taken apart once for several tokens: low and high nibbles (as Q4Quad lays them) and the scales.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void W4Quad(byte* blk, float* half, Vector512<byte> mask, out Vector512<byte> lo, out Vector512<byte> hi, out Vector512<float> d)
+    {
+        var ab = Avx2.InsertVector128(Sse2.LoadVector128(blk + 2).ToVector256Unsafe(), Sse2.LoadVector128(blk + 20), 1);
+        var cd = Avx2.InsertVector128(Sse2.LoadVector128(blk + 38).ToVector256Unsafe(), Sse2.LoadVector128(blk + 56), 1);
+        var v = Avx512F.InsertVector256(ab.ToVector512Unsafe(), cd, 1);
+        lo = v & mask;
+        hi = (v.AsUInt16() >> 4).AsByte() & mask;
+        var dab = Avx.InsertVector128(Vector128.Create(half[*(ushort*)blk]).ToVector256Unsafe(), Vector128.Create(half[*(ushort*)(blk + 18)]), 1);
+        var dcd = Avx.InsertVector128(Vector128.Create(half[*(ushort*)(blk + 36)]).ToVector256Unsafe(), Vector128.Create(half[*(ushort*)(blk + 54)]), 1);
+        d = Avx512F.InsertVector256(dab.ToVector512Unsafe(), dcd, 1);
+    }
+
+    /// <summary>Q4Quad's steps for one token against a quad taken apart by <see cref="W4Quad"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q4QuadToken(Vector512<byte> lo, Vector512<byte> hi, Vector512<float> d, sbyte* x, int* corr, float* qs, Vector512<short> ones, Vector512<float> acc)
+    {
+        var s16 = Avx512BW.MultiplyAddAdjacent(lo, Avx512BW.LoadVector512(x)) + Avx512BW.MultiplyAddAdjacent(hi, Avx512BW.LoadVector512(x + 64));
+        var sumi = Avx512BW.MultiplyAddAdjacent(s16, ones) + Avx512F.LoadVector512(corr);
         return Avx512F.FusedMultiplyAdd(d * Avx512F.LoadVector512(qs), Avx512F.ConvertToVector512Single(sumi), acc);
     }
 
