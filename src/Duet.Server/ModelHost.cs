@@ -14,7 +14,7 @@ public sealed class ModelHost : IDisposable
     private readonly ServerOptions _options;
     private volatile InferenceEngine? _engine;
     private volatile string? _error;
-    private LlamaModel? _model;
+    private LlamaModel? _model, _draft;
     private readonly object _gate = new();
     private bool _started;
     private int _active;
@@ -123,6 +123,8 @@ public sealed class ModelHost : IDisposable
             engine.Dispose();
             _model?.Dispose();
             _model = null;
+            _draft?.Dispose();
+            _draft = null;
             Prompts = null;
             Constraints = null;
             _started = false;
@@ -145,7 +147,18 @@ public sealed class ModelHost : IDisposable
             if (ctx > model.Config.ContextLength)
                 throw new ArgumentException($"--ctx {ctx} is longer than the model's context {model.Config.ContextLength}");
             Prompts = new PromptFormatter(tokenizer);
-            var engine = new InferenceEngine(model, tokenizer, new EngineOptions { Slots = _options.Parallel, Context = ctx, MaxQueue = _options.MaxQueue });
+            Speculation? speculation = null;
+            if (_options.DraftPath is { } draftPath && Path == _options.ModelPath)
+            {
+                var (draft, draftTokenizer) = ModelLoader.Load(draftPath);
+                _draft = draft;
+                int differs = draftTokenizer.VocabSize != tokenizer.VocabSize ? 0
+                    : Enumerable.Range(0, tokenizer.VocabSize).FirstOrDefault(i => draftTokenizer.IdToToken(i) != tokenizer.IdToToken(i), -1);
+                if (differs >= 0) throw new ArgumentException($"--draft {draftPath}: not the model's tokenizer (token {differs} differs, or the vocabulary's size)");
+                speculation = new Speculation { Draft = draft, MaxTokens = _options.DraftMax, MinProbability = _options.DraftPMin };
+            }
+            else if (_options.Lookup) speculation = new Speculation { MaxTokens = _options.DraftMax };
+            var engine = new InferenceEngine(model, tokenizer, new EngineOptions { Slots = _options.Parallel, Context = ctx, MaxQueue = _options.MaxQueue, Speculation = speculation });
             Constraints = schema => Duet.Inference.Constrained.JsonConstraints.Create(engine, schema);
             _engine = engine;
             Unloaded = false;
@@ -156,6 +169,8 @@ public sealed class ModelHost : IDisposable
             _error = e.Message;
             _model?.Dispose();
             _model = null;
+            _draft?.Dispose();
+            _draft = null;
         }
     }
 

@@ -42,6 +42,8 @@ public sealed class ServerMetrics
         Metric("duet_slots_busy", "gauge", "Slots running a request.", [("", m.BusySlotCount)]);
         Metric("duet_slots_total", "gauge", "Slots (sequences decoded together).", [("", host.Ready ? host.Engine.Options.Slots : 0)]);
         Metric("duet_batch_steps_total", "counter", "Batched forward passes run.", [("", m.StepsTotal)]);
+        Metric("duet_draft_tokens_total", "counter", "Speculative decoding: tokens drafted.", [("", m.DraftedTokensTotal)]);
+        Metric("duet_draft_tokens_accepted_total", "counter", "Speculative decoding: drafted tokens the model's samples confirmed.", [("", m.AcceptedDraftTokensTotal)]);
         Metric("duet_busy_seconds_total", "counter", "Seconds with at least one sequence being computed.", [("", Math.Round(m.BusySeconds, 6))]);
         Metric("duet_generation_tokens_per_second", "gauge", "Generated tokens per busy second since start.", [("", Math.Round(m.TokensPerSecond, 3))]);
         return sb.ToString();

@@ -27,6 +27,13 @@ public sealed record ServerOptions
     /// <summary>Models loaded at once; loading another unloads the one idle the longest (all busy: 503).</summary>
     public int MaxLoadedModels { get; init; } = 2;
 
+    /// <summary>Speculative decoding for the first model: a draft model with its tokenizer (--draft).</summary>
+    public string? DraftPath { get; init; }
+    /// <summary>Speculative decoding by prompt lookup for every model (--lookup).</summary>
+    public bool Lookup { get; init; }
+    public int DraftMax { get; init; } = 8;
+    public float DraftPMin { get; init; } = 0.5f;
+
     public long MaxBodyBytes { get; init; } = 4 << 20;
     public int MaxMessages { get; init; } = 512;
 

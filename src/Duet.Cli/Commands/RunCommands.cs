@@ -31,6 +31,44 @@ internal static class RunCommands
         };
     }
 
+    /// <summary>Speculative decoding on the command line (llama.cpp's --model-draft, --draft-max, --draft-p-min, lookup decoding).</summary>
+    private sealed class SpeculationOptionsSet
+    {
+        public Option<string?> Draft { get; } = new("--draft", "-md")
+        {
+            Description = "speculative decoding with this draft model (.gguf or HF folder; a smaller model with the same tokenizer): it drafts tokens, the model checks them in one batched pass; the output is the same as without it",
+        };
+        public Option<bool> Lookup { get; } = new("--lookup")
+        {
+            Description = "speculative decoding by prompt lookup: drafts are the tokens that followed the last n-gram where it occurred earlier in the prompt or reply (no draft model; pays off when the reply quotes its input)",
+        };
+        public Option<int> DraftMax { get; } = new("--draft-max") { Description = "tokens drafted per step at most", DefaultValueFactory = _ => 8 };
+        public Option<float> DraftPMin { get; } = new("--draft-p-min") { Description = "the draft model stops drafting where its best token is less likely than this", DefaultValueFactory = _ => 0.5f };
+
+        public IEnumerable<Option> All => [Draft, Lookup, DraftMax, DraftPMin];
+
+        /// <summary>The engine's speculation settings, or null; a draft model is loaded and owned by the caller (disposed with it).</summary>
+        public Speculation? Read(ParseResult r, LlamaModel target, Tokenizer tok, out LlamaModel? draftModel)
+        {
+            draftModel = null;
+            var path = r.GetValue(Draft);
+            bool lookup = r.GetValue(Lookup);
+            if (path is null && !lookup) return null;
+            if (path is not null && lookup) throw new ArgumentException("--draft and --lookup: give one of them");
+            if (path is not null)
+            {
+                var (draft, draftTok) = ModelLoader.Load(path);
+                string? why = draftTok.VocabSize != tok.VocabSize || draft.Config.Vocab != target.Config.Vocab
+                    ? $"{draftTok.VocabSize} tokens ({draft.Config.Vocab} in the model) where the model has {tok.VocabSize} ({target.Config.Vocab})"
+                    : Enumerable.Range(0, tok.VocabSize).FirstOrDefault(i => draftTok.IdToToken(i) != tok.IdToToken(i), -1) is int i and >= 0
+                        ? $"token {i} is '{draftTok.IdToToken(i)}' there, '{tok.IdToToken(i)}' here" : null;
+                if (why is not null) { draft.Dispose(); throw new ArgumentException($"--draft {path}: not the model's tokenizer: {why}"); }
+                draftModel = draft;
+            }
+            return new Speculation { Draft = draftModel, MaxTokens = r.GetValue(DraftMax), MinProbability = r.GetValue(DraftPMin) };
+        }
+    }
+
     private static Option<string> ModelOption() => new("--model", "-m") { Description = "a .gguf file or an HF folder (config.json + safetensors + tokenizer)", Required = true };
 
     private static (LlamaModel, Tokenizer) Load(string path) => ModelLoader.Load(path);
@@ -41,9 +79,20 @@ internal static class RunCommands
     };
 
     // One slot of its own, batch-invariant kernels off: the fast prompt kernels, and the same tokens as
-    // LlamaModel.Prefill then Forward (the engine's rows of one sequence run the same kernels).
-    private static InferenceEngine Engine(LlamaModel m, Tokenizer tok, int context) =>
-        new(m, tok, new EngineOptions { Slots = 1, Context = Math.Clamp(context, 2, m.Config.ContextLength), BatchInvariant = false });
+    // LlamaModel.Prefill then Forward (the engine's rows of one sequence run the same kernels). With speculation the
+    // generating steps run the invariant kernels (the prompt keeps the fast ones): the same tokens for quantized
+    // models, where those are the single-token kernels; for float weights, the tokens `duet serve` gives.
+    private static InferenceEngine Engine(LlamaModel m, Tokenizer tok, int context, Speculation? speculation = null) =>
+        new(m, tok, new EngineOptions { Slots = 1, Context = Math.Clamp(context, 2, m.Config.ContextLength), BatchInvariant = false, Speculation = speculation });
+
+    private static void PrintSpeculation(InferenceEngine engine)
+    {
+        var mt = engine.Metrics;
+        if (engine.Options.Speculation is null) return;
+        Console.Error.WriteLine($"[speculative decoding ({(engine.Options.Speculation.Draft is null ? "prompt lookup" : "draft model")}): " +
+            $"{mt.DraftedTokensTotal} tokens drafted, {mt.AcceptedDraftTokensTotal} accepted ({mt.DraftAcceptanceRate:P1}); " +
+            $"{mt.CompletionTokensTotal} tokens in {mt.StepsTotal} steps]");
+    }
 
     private static Command Generate()
     {
@@ -58,8 +107,11 @@ internal static class RunCommands
         var json = new Option<bool>("--json") { Description = "constrain the output to a JSON object" };
         var sampling = new SamplingOptionsSet();
         var lora = ModelCommands.LoraOption();
-        var cmd = new Command("generate", "Generate text from a prompt, streamed to stdout.") { model, prompt, n, threads, ids, math, stop, schema, json, lora };
+        var speculation = new SpeculationOptionsSet();
+        var timings = new Option<bool>("--timings") { Description = "print on stderr the prompt and generation speeds (and with --draft or --lookup, the drafts taken)" };
+        var cmd = new Command("generate", "Generate text from a prompt, streamed to stdout.") { model, prompt, n, threads, ids, math, stop, schema, json, lora, timings };
         foreach (var o in sampling.All) cmd.Options.Add(o);
+        foreach (var o in speculation.All) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -75,9 +127,13 @@ internal static class RunCommands
                 if (promptIds.Length >= m.Config.ContextLength)
                     throw new ArgumentException($"the prompt ({promptIds.Length} tokens) does not fit in the context ({m.Config.ContextLength} tokens)");
                 var generated = new List<int>();
+                var spec = speculation.Read(r, m, tok, out var draftModel);
+                using var ownedDraft = draftModel;
                 if (max > 0)
                 {
-                    using var engine = Engine(m, tok, promptIds.Length + max);
+                    using var engine = Engine(m, tok, promptIds.Length + max, spec);
+                    var clock = Stopwatch.StartNew();
+                    TimeSpan first = default;
                     var request = new GenerationRequest
                     {
                         Prompt = promptIds, MaxTokens = Math.Min(max, engine.Context - promptIds.Length), Sampling = sampling.Read(r),
@@ -86,10 +142,18 @@ internal static class RunCommands
                     var stream = engine.Submit(request);
                     foreach (var t in stream.ReadBlocking())
                     {
+                        if (generated.Count == 0) first = clock.Elapsed;
                         generated.Add(t.Token);
                         if (!r.GetValue(ids)) { Console.Write(t.Text); Console.Out.Flush(); }
                     }
+                    var total = clock.Elapsed;
                     if (!r.GetValue(ids)) Console.Write(stream.Result.GetAwaiter().GetResult().TrailingText);
+                    if (r.GetValue(timings))
+                    {
+                        Console.Error.WriteLine($"[prompt {promptIds.Length} tokens, {first.TotalSeconds:F3} s to the first token; generation {generated.Count} tokens, " +
+                            $"{(generated.Count > 1 ? (generated.Count - 1) / Math.Max(1e-9, (total - first).TotalSeconds) : 0):F2} tokens/s after the first]");
+                        PrintSpeculation(engine);
+                    }
                 }
                 Console.WriteLine(r.GetValue(ids) ? string.Join(' ', generated) : "");
             }
@@ -131,9 +195,11 @@ internal static class RunCommands
             AllowMultipleArgumentsPerToken = false,
         };
         var toolChoice = new Option<string>("--tool-choice") { Description = "with --mcp: auto (the model decides), required (a call), none, or a tool's name (that call)", DefaultValueFactory = _ => "auto" };
+        var speculation = new SpeculationOptionsSet();
         var cmd = new Command("chat", "Chat with a model in the terminal, using its chat template (ChatML by default). A turn computes only what it adds to the conversation (the keys and values of the earlier turns stay cached). Empty line or Ctrl-D ends.")
             { model, system, n, ctx, threads, math, stop, timings, lora, mcp, toolChoice };
         foreach (var o in sampling.All) cmd.Options.Add(o);
+        foreach (var o in speculation.All) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -144,7 +210,9 @@ internal static class RunCommands
             {
                 int context = r.GetValue(ctx) is > 0 and var c ? c : Math.Min(m.Config.ContextLength, 4096);
                 if (context > m.Config.ContextLength) throw new ArgumentException($"--ctx-size {context} is larger than the model's context ({m.Config.ContextLength})");
-                using var engine = Engine(m, tok, context);
+                var spec = speculation.Read(r, m, tok, out var draftModel);
+                using var ownedDraft = draftModel;
+                using var engine = Engine(m, tok, context, spec);
                 if (r.GetValue(mcp) is { Length: > 0 } servers)
                     return McpChat.Run(engine, servers, r.GetValue(toolChoice)!, r.GetValue(system), r.GetValue(n), sampling.Read(r), r.GetValue(stop) ?? []).GetAwaiter().GetResult();
                 var session = new ChatSession(engine, r.GetValue(system));
@@ -173,6 +241,7 @@ internal static class RunCommands
                     if (r.GetValue(timings) && session.LastTurn is { } st)
                         Console.Error.WriteLine($"[prompt {st.EvaluatedTokens} tokens computed, {st.CachedTokens} cached, {st.FirstToken.TotalSeconds:F3} s to the first token; " +
                             $"reply {st.CompletionTokens} tokens, {(st.CompletionTokens > 1 ? (st.CompletionTokens - 1) / Math.Max(1e-9, (st.Total - st.FirstToken).TotalSeconds) : 0):F1} tokens/s]");
+                    if (r.GetValue(timings)) PrintSpeculation(engine);
                 }
             }
             return 0;

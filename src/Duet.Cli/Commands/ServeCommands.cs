@@ -28,8 +28,12 @@ internal static class ServeCommands
         var maxBody = new Option<long>("--max-body") { Description = "largest request body in bytes", DefaultValueFactory = _ => 4 << 20 };
         var math = ModelCommands.MathOption();
         var lora = ModelCommands.LoraOption();
+        var draft = new Option<string?>("--draft", "-md") { Description = "speculative decoding for the first model with this draft model (a smaller model with the same tokenizer); replies are the same as without it" };
+        var lookup = new Option<bool>("--lookup") { Description = "speculative decoding by prompt lookup (drafts from earlier occurrences of the last n-gram; no draft model)" };
+        var draftMax = new Option<int>("--draft-max") { Description = "tokens drafted per step at most", DefaultValueFactory = _ => 8 };
+        var draftPMin = new Option<float>("--draft-p-min") { Description = "the draft model stops drafting where its best token is less likely than this", DefaultValueFactory = _ => 0.5f };
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API, with a web chat page at /.")
-            { model, models, keepAlive, maxModels, host, port, apiKey, parallel, ctx, name, threads, maxBody, math, lora };
+            { model, models, keepAlive, maxModels, host, port, apiKey, parallel, ctx, name, threads, maxBody, math, lora, draft, lookup, draftMax, draftPMin };
         cmd.SetAction(async (r, cancel) =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -66,12 +70,16 @@ internal static class ServeCommands
                 if (keep < TimeSpan.Zero) keep = null;
             }
             if (r.GetValue(maxModels) < 1) throw new ArgumentException("--max-models must be at least 1");
+            if (r.GetValue(draft) is string d && !File.Exists(d) && !Directory.Exists(d)) throw new FileNotFoundException($"--draft {d}: no such file or folder");
+            if (r.GetValue(draft) is not null && r.GetValue(lookup)) throw new ArgumentException("--draft and --lookup: give one of them");
+            if (r.GetValue(draftMax) is < 1 or > 64) throw new ArgumentException($"--draft-max {r.GetValue(draftMax)}: must be 1..64");
             var key = r.GetValue(apiKey) ?? Environment.GetEnvironmentVariable("DUET_API_KEY");
             var options = new ServerOptions
             {
                 ModelPath = named[0].Path, ExtraModels = named.Skip(1).ToList(), KeepAlive = keep, MaxLoadedModels = r.GetValue(maxModels), Host = h, Port = p, ApiKey = string.IsNullOrEmpty(key) ? null : key, Parallel = np, Context = r.GetValue(ctx),
                 ModelName = named[0].Name, MaxBodyBytes = r.GetValue(maxBody), QuantizedMath = r.GetValue(math),
                 Adapters = (r.GetValue(lora) ?? []).Select(ModelCommands.ParseLora).ToList(),
+                DraftPath = r.GetValue(draft), Lookup = r.GetValue(lookup), DraftMax = r.GetValue(draftMax), DraftPMin = r.GetValue(draftPMin),
             };
             await DuetServer.RunAsync(options, Console.Error.WriteLine);
             return 0;

@@ -10,6 +10,16 @@
 //
 // With BatchInvariant (the default) every row is computed with the single-token kernels, so a sequence's
 // logits, and therefore its greedy tokens, are the same bits whatever else shares its batches.
+//
+// Speculative decoding (EngineOptions.Speculation): a generating sequence may feed, after its pending token, up
+// to N drafted tokens in the same step (from a small draft model, or from an earlier occurrence of its last
+// n-gram: prompt lookup). Its rows are computed with the invariant kernels, so row i's logits are the bits a
+// plain step would give at that position; the sampler then runs over the rows in order, exactly as it would
+// one step at a time, and the sequence keeps drafted tokens for as long as the sampled token equals the draft.
+// The first difference ends the step (its sampled token is kept, the rest of the rows are dropped from the
+// cache). So the output is token for token the output without speculation, greedy or sampled with a seed (the
+// sampler draws as many random numbers, in the same order), and it follows the target model's distribution;
+// drafts only decide how many tokens one pass over the weights yields.
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Duet.Model;
@@ -26,11 +36,27 @@ public sealed record EngineOptions
     /// <summary>Requests waiting for a slot before Submit refuses more.</summary>
     public int MaxQueue { get; init; } = 256;
     public bool BatchInvariant { get; init; } = true;
+    /// <summary>Speculative decoding, or null for none. Steps with generating sequences then run the invariant kernels.</summary>
+    public Speculation? Speculation { get; init; }
+}
+
+/// <summary>Where draft tokens come from and how many (llama.cpp's --model-draft, --draft-max, --draft-p-min, lookup decoding).</summary>
+public sealed record Speculation
+{
+    /// <summary>A draft model with the target's vocabulary, run greedily; null: prompt lookup (n-gram drafting, no model).</summary>
+    public LlamaModel? Draft { get; init; }
+    /// <summary>Tokens drafted per step at most.</summary>
+    public int MaxTokens { get; init; } = 8;
+    /// <summary>The draft model stops drafting where its most likely token has less probability than this.</summary>
+    public float MinProbability { get; init; } = 0.5f;
+    /// <summary>Prompt lookup: the longest and shortest n-gram matched against the sequence so far.</summary>
+    public int NgramMax { get; init; } = 3;
+    public int NgramMin { get; init; } = 1;
 }
 
 public sealed class EngineMetrics
 {
-    internal long RequestsStarted, RequestsFinished, RequestsCancelled, PromptTokens, CachedPromptTokens, CompletionTokens, Steps;
+    internal long RequestsStarted, RequestsFinished, RequestsCancelled, PromptTokens, CachedPromptTokens, CompletionTokens, Steps, Drafted, DraftAccepted;
     internal long BusyTicks;
     internal int BusySlots, QueueDepth;
 
@@ -42,6 +68,10 @@ public sealed class EngineMetrics
     public long CachedPromptTokensTotal => Interlocked.Read(ref CachedPromptTokens);
     public long CompletionTokensTotal => Interlocked.Read(ref CompletionTokens);
     public long StepsTotal => Interlocked.Read(ref Steps);
+    /// <summary>Speculative decoding: tokens drafted, and how many of them the target model's samples confirmed.</summary>
+    public long DraftedTokensTotal => Interlocked.Read(ref Drafted);
+    public long AcceptedDraftTokensTotal => Interlocked.Read(ref DraftAccepted);
+    public double DraftAcceptanceRate => DraftedTokensTotal > 0 ? AcceptedDraftTokensTotal / (double)DraftedTokensTotal : 0;
     public int BusySlotCount => Volatile.Read(ref BusySlots);
     public int QueueDepthNow => Volatile.Read(ref QueueDepth);
     /// <summary>Seconds during which at least one sequence was being computed.</summary>
@@ -83,6 +113,10 @@ public sealed class InferenceEngine : IDisposable
         public StreamingDecoder? Decoder;
         public StopStrings? Stops;
         public readonly List<int> History = [];      // what the penalties count: generated tokens (after the prompt's, with PenalizePrompt)
+        public int[] Drafts = [];                    // this step's drafted tokens (speculative decoding)
+        public int DraftCount, FirstLogit;           // how many, and the logits row of the pending token
+        public LlamaState? DraftState;               // the draft model's cache for this sequence
+        public readonly List<int> DraftCached = [];  // the tokens in DraftState
     }
 
     private readonly LlamaModel _model;
@@ -119,6 +153,23 @@ public sealed class InferenceEngine : IDisposable
         _tokenizer = tokenizer;
         _stopTokens = Duet.Inference.StopTokens.Of(tokenizer);
         _slots = Enumerable.Range(0, Options.Slots).Select(i => new Slot(i, model.CreateState(Options.Context), model.Config.Vocab)).ToArray();
+        if (Options.Speculation is { } spec)
+        {
+            if (spec.MaxTokens < 1 || spec.MaxTokens >= LlamaState.MaxBatch) throw new ArgumentException($"draft tokens per step must be 1..{LlamaState.MaxBatch - 1}, got {spec.MaxTokens}");
+            if (spec.NgramMin < 1 || spec.NgramMax < spec.NgramMin) throw new ArgumentException($"prompt lookup n-grams must be 1 <= min <= max, got {spec.NgramMin}..{spec.NgramMax}");
+            if (spec.Draft is { } d)
+            {
+                if (d.Config.Vocab != model.Config.Vocab)
+                    throw new ArgumentException($"the draft model's vocabulary has {d.Config.Vocab} tokens, the target's {model.Config.Vocab}: they must share one tokenizer");
+                if (d.Config.ContextLength < Options.Context)
+                    throw new ArgumentException($"the draft model's context ({d.Config.ContextLength}) is shorter than the engine's ({Options.Context})");
+            }
+            foreach (var slot in _slots)
+            {
+                slot.Drafts = new int[spec.MaxTokens];
+                if (spec.Draft is { } dm) slot.DraftState = dm.CreateState(Options.Context);
+            }
+        }
         _byAge = (Slot[])_slots.Clone();
         _scratch = model.CreateState(1);
         _loop = new Thread(Loop) { IsBackground = true, Name = "duet-engine" };
@@ -183,13 +234,21 @@ public sealed class InferenceEngine : IDisposable
                     continue;
                 }
                 long t0 = Stopwatch.GetTimestamp();
-                int rows = 0, nLogits = 0;
+                int rows = 0, nLogits = 0, decoding = 0;
+                foreach (var s in _slots) if (s.Phase == Phase.Decode) decoding++;
+                int spare = LlamaState.MaxBatch - decoding; // rows for drafts, after one row per generating sequence
                 foreach (var s in _slots)
                 {
                     if (s.Phase != Phase.Decode) continue;
-                    rowStates[rows] = s.State; rowSlots[rows] = s; rowTokens[rows] = s.Pending;
-                    logitRows[nLogits] = rows; logitSlots[nLogits++] = s;
-                    rows++;
+                    s.DraftCount = Options.Speculation is { } spec && spare > 0 ? Draft(s, spec, spare) : 0;
+                    spare -= s.DraftCount;
+                    s.FirstLogit = nLogits;
+                    for (int i = 0; i <= s.DraftCount; i++)
+                    {
+                        rowStates[rows] = s.State; rowSlots[rows] = s; rowTokens[rows] = i == 0 ? s.Pending : s.Drafts[i - 1];
+                        logitRows[nLogits] = rows; logitSlots[nLogits++] = s;
+                        rows++;
+                    }
                 }
                 // Prompts in the rows left, oldest request first (slots sorted in place: no allocation per step).
                 Array.Sort(_byAge, static (a, b) => a.LastUsed.CompareTo(b.LastUsed));
@@ -204,8 +263,10 @@ public sealed class InferenceEngine : IDisposable
                     s.PromptPos += n;
                     if (s.PromptPos == prompt.Length) { logitRows[nLogits] = rows - 1; logitSlots[nLogits++] = s; }
                 }
+                // Speculation needs every generating row computed as it would be alone (see the top of the file).
+                bool invariant = Options.BatchInvariant || (Options.Speculation is not null && decoding > 0);
                 _model.ForwardRows(_scratch, rowStates.AsSpan(0, rows), rowTokens.AsSpan(0, rows), logitRows.AsSpan(0, nLogits),
-                    logits.AsSpan(0, nLogits * _model.Config.Vocab), invariant: Options.BatchInvariant);
+                    logits.AsSpan(0, nLogits * _model.Config.Vocab), invariant: invariant);
                 for (int i = 0; i < rows; i++) rowSlots[i].Cached.Add(rowTokens[i]);
                 Array.Clear(rowStates);
                 Array.Clear(rowSlots);
@@ -214,6 +275,18 @@ public sealed class InferenceEngine : IDisposable
                 for (int i = 0; i < nLogits; i++)
                 {
                     var slot = logitSlots[i];
+                    if (slot.Phase == Phase.Decode && slot.DraftCount > 0 && i == slot.FirstLogit)
+                    {
+                        i += slot.DraftCount; // the slot's drafted rows are taken here
+                        try { Verify(slot, logits.AsSpan(slot.FirstLogit * vocab, (slot.DraftCount + 1) * vocab)); }
+                        catch (Exception e) when (slot.Job is not null)
+                        {
+                            slot.Job.Stream.Fail(e);
+                            Release(slot, cancelled: false);
+                            ResetCache(slot);
+                        }
+                        continue;
+                    }
                     try { Sample(slot, logits.AsSpan(i * vocab, vocab)); }
                     catch (Exception e) when (slot.Job is not null)
                     {
@@ -237,6 +310,111 @@ public sealed class InferenceEngine : IDisposable
         }
         foreach (var s in _slots.Where(s => s.Job is not null)) Finish(s, FinishReason.Cancelled);
         while (_queue.TryDequeue(out var p)) p.Stream.Complete(new GenerationResult(FinishReason.Cancelled, p.Request.Prompt.Length, 0, 0, ""));
+    }
+
+    /// <summary>
+    /// The rows of a sequence that fed its pending token and <see cref="Slot.DraftCount"/> drafts: samples row after
+    /// row while the sampled token is the next draft, then cuts the cache back to the rows kept.
+    /// </summary>
+    private void Verify(Slot s, ReadOnlySpan<float> rowLogits)
+    {
+        int vocab = _model.Config.Vocab, k = s.DraftCount;
+        // ForwardRows cached all k + 1 rows; keep the pending token's, then one more per confirmed draft.
+        int kept = s.State.Length - k;
+        s.State.Length = kept;
+        s.Cached.RemoveRange(kept, k);
+        Interlocked.Add(ref Metrics.Drafted, k);
+        for (int i = 0; ; i++)
+        {
+            Sample(s, rowLogits.Slice(i * vocab, vocab));
+            if (s.Phase != Phase.Decode || i == k || s.Pending != s.Drafts[i]) return;
+            // The sampled token is the draft row i + 1 fed: that row's keys and values and logits stand.
+            s.State.Length++;
+            s.Cached.Add(s.Drafts[i]);
+            Interlocked.Increment(ref Metrics.DraftAccepted);
+        }
+    }
+
+    /// <summary>Fills <see cref="Slot.Drafts"/> for a generating sequence; returns how many (at most <paramref name="room"/>).</summary>
+    private static int Draft(Slot s, Speculation spec, int room)
+    {
+        var req = s.Job!.Request;
+        // Rows past the context or past the reply's last token would be computed for nothing.
+        int max = Math.Min(Math.Min(spec.MaxTokens, room), Math.Min(s.State.Capacity - s.State.Length - 1, req.MaxTokens - s.Generated - 1));
+        if (max <= 0) return 0;
+        return spec.Draft is { } model ? DraftWithModel(s, model, spec.MinProbability, max) : DraftByLookup(s, spec, max);
+    }
+
+    /// <summary>
+    /// Prompt lookup: the last n tokens of the sequence (n from NgramMax down to NgramMin) found earlier in it, most
+    /// recent occurrence first; the tokens that followed there are the drafts.
+    /// </summary>
+    private static int DraftByLookup(Slot s, Speculation spec, int max)
+    {
+        var seq = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(s.Cached);
+        int len = seq.Length + 1; // the cached tokens, then the pending one
+        int At(ReadOnlySpan<int> cached, int i) => i < cached.Length ? cached[i] : s.Pending;
+        for (int n = Math.Min(spec.NgramMax, len - 1); n >= spec.NgramMin; n--)
+        {
+            for (int j = len - n - 1; j >= 0; j--)
+            {
+                int m = 0;
+                while (m < n && At(seq, j + m) == At(seq, len - n + m)) m++;
+                if (m < n) continue;
+                int count = Math.Min(max, len - (j + n));
+                for (int i = 0; i < count; i++) s.Drafts[i] = At(seq, j + n + i);
+                return count;
+            }
+        }
+        return 0;
+    }
+
+    /// <summary>
+    /// The draft model: brought up to the sequence (its cache cut back to what the two share, the rest fed), then
+    /// greedy while its most likely token has at least <paramref name="minProbability"/>.
+    /// </summary>
+    private static int DraftWithModel(Slot s, LlamaModel draft, float minProbability, int max)
+    {
+        var ds = s.DraftState!;
+        var cached = s.DraftCached;
+        int len = s.Cached.Count + 1;
+        int common = 0, shared = Math.Min(cached.Count, s.Cached.Count);
+        while (common < shared && cached[common] == s.Cached[common]) common++;
+        if (common == s.Cached.Count && cached.Count > common && cached[common] == s.Pending) common++;
+        common = Math.Min(common, len - 1); // the last token is fed again: its logits start the drafts
+        cached.RemoveRange(common, cached.Count - common);
+        ds.Length = common;
+        int feed = len - common;
+        // After a step, one or two tokens are new (the last confirmed draft, the token sampled after it): single-token
+        // steps are cheaper than the prompt kernels' packing for so few.
+        if (feed <= 4)
+            for (int i = common; i < len; i++) draft.Forward(ds, i < s.Cached.Count ? s.Cached[i] : s.Pending);
+        else
+        {
+            var tokens = new int[feed];
+            for (int i = 0; i < feed; i++) tokens[i] = common + i < s.Cached.Count ? s.Cached[common + i] : s.Pending;
+            draft.Prefill(ds, tokens);
+        }
+        for (int i = common; i < len; i++) cached.Add(i < s.Cached.Count ? s.Cached[i] : s.Pending);
+        int count = 0;
+        while (true)
+        {
+            int t = Sampler.Argmax(ds.Logits);
+            if (TopProbability(ds.Logits, t) < minProbability) break;
+            s.Drafts[count++] = t;
+            if (count == max || ds.Length >= ds.Capacity) break;
+            draft.Forward(ds, t);
+            cached.Add(t);
+        }
+        return count;
+    }
+
+    private static float TopProbability(ReadOnlySpan<float> logits, int top)
+    {
+        float m = logits[top];
+        double sum = 0;
+        foreach (float v in logits) sum += Math.Exp(v - m);
+        return (float)(1 / sum);
     }
 
     private bool AnyBusy()
