@@ -10,10 +10,24 @@ namespace Duet.Tensors.Kernels;
 
 public static unsafe class FloatGemm
 {
+    // F32 weight rows are read in place, from memory, once per batch: the first tile over four rows prefetches, line for
+    // line, the next four (next + j·cols), so those loads are in flight while this group's other tiles compute from L1.
+    // Only where the data comes from changes; the sums are untouched.
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    private static void Prefetch4(float* p, int cols)
+    {
+        Sse.Prefetch0(p);
+        Sse.Prefetch0(p + cols);
+        Sse.Prefetch0(p + 2 * cols);
+        Sse.Prefetch0(p + 3 * cols);
+    }
+
     /// <summary>
     /// out[4·t + i] = Σ_k w_i[k]·x[t·ldx + k] for i, t in 0..3.   torch: (x[:4] @ w[:4].T).T
+    /// <paramref name="next"/>, if not null: the first of the next four rows (cols floats apart), to prefetch.
     /// </summary>
-    public static void Tile4x4(float* w0, float* w1, float* w2, float* w3, float* x, int ldx, int cols, float* result)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)] // hot from the first call: no tier-0 vector code
+    public static void Tile4x4(float* w0, float* w1, float* w2, float* w3, float* x, int ldx, int cols, float* result, float* next = null)
     {
         if (!CpuProfile.Current.Avx512 || cols % 16 != 0)
         {
@@ -32,6 +46,7 @@ public static unsafe class FloatGemm
         Vector512<float> c30 = default, c31 = default, c32 = default, c33 = default;
         for (int k = 0; k < cols; k += 16)
         {
+            if (next != null) Prefetch4(next + k, cols);
             var a0 = Avx512F.LoadVector512(x0 + k); var a1 = Avx512F.LoadVector512(x1 + k);
             var a2 = Avx512F.LoadVector512(x2 + k); var a3 = Avx512F.LoadVector512(x3 + k);
             var b = Avx512F.LoadVector512(w0 + k);
@@ -58,7 +73,7 @@ public static unsafe class FloatGemm
     /// 10 loads per 24 FMAs instead of 8 per 16), each sum in Tile4x4's order.
     /// </summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
-    public static void Tile4x6(float* w0, float* w1, float* w2, float* w3, float* x, int ldx, int cols, float* result)
+    public static void Tile4x6(float* w0, float* w1, float* w2, float* w3, float* x, int ldx, int cols, float* result, float* next = null)
     {
         if (!CpuProfile.Current.Avx512 || cols % 16 != 0)
         {
@@ -75,6 +90,7 @@ public static unsafe class FloatGemm
         Vector512<float> c50 = default, c51 = default, c52 = default, c53 = default;
         for (int k = 0; k < cols; k += 16)
         {
+            if (next != null) Prefetch4(next + k, cols);
             var b0 = Avx512F.LoadVector512(w0 + k); var b1 = Avx512F.LoadVector512(w1 + k);
             var b2 = Avx512F.LoadVector512(w2 + k); var b3 = Avx512F.LoadVector512(w3 + k);
             var a = Avx512F.LoadVector512(x0 + k);
@@ -99,11 +115,47 @@ public static unsafe class FloatGemm
     }
 
     /// <summary>
+    /// out[4·t + i] = Σ_k w_i[k]·x[t·ldx + k] for i in 0..3 and <paramref name="tokens"/> (2 or 3) tokens, each sum in
+    /// Tile4x4's order: a batch's last two or three tokens in one pass over the rows. One Tile4x1 per token re-read the
+    /// rows and ran four dependent FMA chains only (at 9 tokens, 6 + 3 x 1 cost twice 6 + 6).
+    /// </summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    public static void Tile4xN(float* w0, float* w1, float* w2, float* w3, float* x, int ldx, int cols, int tokens, float* result, float* next = null)
+    {
+        if (tokens is < 2 or > 3) throw new ArgumentOutOfRangeException(nameof(tokens), "2 or 3 tokens");
+        if (!CpuProfile.Current.Avx512 || cols % 16 != 0)
+        {
+            for (int t = 0; t < tokens; t++) Tile4x1(w0, w1, w2, w3, x + t * ldx, cols, result + 4 * t);
+            return;
+        }
+        float* x0 = x, x1 = x + ldx, x2 = x + (tokens == 3 ? 2 * ldx : ldx);
+        Vector512<float> c00 = default, c01 = default, c02 = default, c03 = default;
+        Vector512<float> c10 = default, c11 = default, c12 = default, c13 = default;
+        Vector512<float> c20 = default, c21 = default, c22 = default, c23 = default;
+        for (int k = 0; k < cols; k += 16)
+        {
+            if (next != null) Prefetch4(next + k, cols);
+            var b0 = Avx512F.LoadVector512(w0 + k); var b1 = Avx512F.LoadVector512(w1 + k);
+            var b2 = Avx512F.LoadVector512(w2 + k); var b3 = Avx512F.LoadVector512(w3 + k);
+            var a = Avx512F.LoadVector512(x0 + k);
+            c00 = Avx512F.FusedMultiplyAdd(a, b0, c00); c01 = Avx512F.FusedMultiplyAdd(a, b1, c01); c02 = Avx512F.FusedMultiplyAdd(a, b2, c02); c03 = Avx512F.FusedMultiplyAdd(a, b3, c03);
+            a = Avx512F.LoadVector512(x1 + k);
+            c10 = Avx512F.FusedMultiplyAdd(a, b0, c10); c11 = Avx512F.FusedMultiplyAdd(a, b1, c11); c12 = Avx512F.FusedMultiplyAdd(a, b2, c12); c13 = Avx512F.FusedMultiplyAdd(a, b3, c13);
+            a = Avx512F.LoadVector512(x2 + k); // with two tokens, the second again (its result is not written)
+            c20 = Avx512F.FusedMultiplyAdd(a, b0, c20); c21 = Avx512F.FusedMultiplyAdd(a, b1, c21); c22 = Avx512F.FusedMultiplyAdd(a, b2, c22); c23 = Avx512F.FusedMultiplyAdd(a, b3, c23);
+        }
+        result[0] = Vector512.Sum(c00); result[1] = Vector512.Sum(c01); result[2] = Vector512.Sum(c02); result[3] = Vector512.Sum(c03);
+        result[4] = Vector512.Sum(c10); result[5] = Vector512.Sum(c11); result[6] = Vector512.Sum(c12); result[7] = Vector512.Sum(c13);
+        if (tokens == 3) { result[8] = Vector512.Sum(c20); result[9] = Vector512.Sum(c21); result[10] = Vector512.Sum(c22); result[11] = Vector512.Sum(c23); }
+    }
+
+    /// <summary>
     /// out[i] = Σ_k w_i[k]·x[k] for i in 0..3, summed in exactly Tile4x4's order (one accumulator per output,
     /// k ascending in 16-float steps, then Vector512.Sum): a token gets the same bits from this as from a 4x4
     /// tile, so a batch can mix tiles and single tokens without a sequence's result depending on its batch.
     /// </summary>
-    public static void Tile4x1(float* w0, float* w1, float* w2, float* w3, float* x, int cols, float* result)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)] // hot from the first call: no tier-0 vector code
+    public static void Tile4x1(float* w0, float* w1, float* w2, float* w3, float* x, int cols, float* result, float* next = null)
     {
         if (!CpuProfile.Current.Avx512 || cols % 16 != 0)
         {
@@ -117,6 +169,7 @@ public static unsafe class FloatGemm
         Vector512<float> c0 = default, c1 = default, c2 = default, c3 = default;
         for (int k = 0; k < cols; k += 16)
         {
+            if (next != null) Prefetch4(next + k, cols);
             var a = Avx512F.LoadVector512(x + k);
             c0 = Avx512F.FusedMultiplyAdd(a, Avx512F.LoadVector512(w0 + k), c0);
             c1 = Avx512F.FusedMultiplyAdd(a, Avx512F.LoadVector512(w1 + k), c1);

@@ -409,8 +409,8 @@ public static unsafe class MatMul
         var w = job.W;
         int cols = w.Cols, batch = job.Batch;
         // Float rows: F32 in place, other formats expanded into a 4-row panel once per batch; register tiles of 4 rows
-        // by 6 tokens (Tile4x6: 1.26x the 4x4 tiles at 1.1 B parameters, bench/README.md#kernel-choices), then 4, then
-        // single tokens through Tile4x1, all summing in one order: every (row, token) result is the same bits whatever
+        // by 6 tokens (Tile4x6: 1.26x the 4x4 tiles at 1.1 B parameters, bench/README.md#kernel-choices), then 4, then the
+        // last 2 or 3 tokens together (Tile4xN), a single one through Tile4x1, all summing in one order: every (row, token) result is the same bits whatever
         // the batch (what invariant mode needs; it costs the fast mode nothing).
         var panel = t_row is { } bb && bb.Length >= 4 * cols ? bb : t_row = new float[4 * cols];
         float* tile = stackalloc float[24];
@@ -434,22 +434,33 @@ public static unsafe class MatMul
                         else w.DequantizeRow(ri, new Span<float>(rows[i], cols));
                     }
                 }
+                // F32 rows are read in place: the first tile over them prefetches the next four rows.
+                float* next = w.Type == GgmlType.F32 && r + 8 <= end ? (float*)(w.Data + (long)(r + 4) * cols * 4) : null;
                 int b = 0;
-                for (; b + 6 <= batch; b += 6)
+                for (; b + 6 <= batch; b += 6, next = null)
                 {
-                    FloatGemm.Tile4x6(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, tile);
+                    FloatGemm.Tile4x6(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, tile, next);
                     for (int t = 0; t < 6; t++)
                         for (int i = 0; i < nr; i++) job.Y[(long)(b + t) * w.Rows + r + i] = tile[4 * t + i];
                 }
-                for (; b + 4 <= batch; b += 4)
+                for (; b + 4 <= batch; b += 4, next = null)
                 {
-                    FloatGemm.Tile4x4(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, tile);
+                    FloatGemm.Tile4x4(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, tile, next);
                     for (int t = 0; t < 4; t++)
                         for (int i = 0; i < nr; i++) job.Y[(long)(b + t) * w.Rows + r + i] = tile[4 * t + i];
                 }
-                for (; b < batch; b++)
+                if (batch - b >= 2)
                 {
-                    FloatGemm.Tile4x1(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, tile);
+                    int n = batch - b;
+                    FloatGemm.Tile4xN(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, n, tile, next);
+                    next = null;
+                    for (int t = 0; t < n; t++)
+                        for (int i = 0; i < nr; i++) job.Y[(long)(b + t) * w.Rows + r + i] = tile[4 * t + i];
+                    b = batch;
+                }
+                for (; b < batch; b++, next = null)
+                {
+                    FloatGemm.Tile4x1(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, tile, next);
                     for (int i = 0; i < nr; i++) job.Y[(long)b * w.Rows + r + i] = tile[i];
                 }
             }
