@@ -31,8 +31,8 @@ public sealed record ServerOptions
     public string? DraftPath { get; init; }
     /// <summary>Speculative decoding by prompt lookup for every model (--lookup).</summary>
     public bool Lookup { get; init; }
-    public int DraftMax { get; init; } = 8;
-    public float DraftPMin { get; init; } = 0.5f;
+    public int DraftMax { get; init; } = 16;
+    public float DraftPMin { get; init; } = 0.75f;
 
     public long MaxBodyBytes { get; init; } = 4 << 20;
     public int MaxMessages { get; init; } = 512;

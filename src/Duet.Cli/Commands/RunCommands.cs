@@ -42,8 +42,8 @@ internal static class RunCommands
         {
             Description = "speculative decoding by prompt lookup: drafts are the tokens that followed the last n-gram where it occurred earlier in the prompt or reply (no draft model; pays off when the reply quotes its input)",
         };
-        public Option<int> DraftMax { get; } = new("--draft-max") { Description = "tokens drafted per step at most", DefaultValueFactory = _ => 8 };
-        public Option<float> DraftPMin { get; } = new("--draft-p-min") { Description = "the draft model stops drafting where its best token is less likely than this", DefaultValueFactory = _ => 0.5f };
+        public Option<int> DraftMax { get; } = new("--draft-max") { Description = "tokens drafted per step at most (as llama.cpp)", DefaultValueFactory = _ => 16 };
+        public Option<float> DraftPMin { get; } = new("--draft-p-min") { Description = "the draft model stops drafting where its best token is less likely than this (as llama.cpp; a random-weight draft needs 0)", DefaultValueFactory = _ => 0.75f };
 
         public IEnumerable<Option> All => [Draft, Lookup, DraftMax, DraftPMin];
 

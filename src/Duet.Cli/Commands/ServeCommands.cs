@@ -30,8 +30,8 @@ internal static class ServeCommands
         var lora = ModelCommands.LoraOption();
         var draft = new Option<string?>("--draft", "-md") { Description = "speculative decoding for the first model with this draft model (a smaller model with the same tokenizer); replies are the same as without it" };
         var lookup = new Option<bool>("--lookup") { Description = "speculative decoding by prompt lookup (drafts from earlier occurrences of the last n-gram; no draft model)" };
-        var draftMax = new Option<int>("--draft-max") { Description = "tokens drafted per step at most", DefaultValueFactory = _ => 8 };
-        var draftPMin = new Option<float>("--draft-p-min") { Description = "the draft model stops drafting where its best token is less likely than this", DefaultValueFactory = _ => 0.5f };
+        var draftMax = new Option<int>("--draft-max") { Description = "tokens drafted per step at most (as llama.cpp)", DefaultValueFactory = _ => 16 };
+        var draftPMin = new Option<float>("--draft-p-min") { Description = "the draft model stops drafting where its best token is less likely than this (as llama.cpp; a random-weight draft needs 0)", DefaultValueFactory = _ => 0.75f };
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API, with a web chat page at /.")
             { model, models, keepAlive, maxModels, host, port, apiKey, parallel, ctx, name, threads, maxBody, math, lora, draft, lookup, draftMax, draftPMin };
         cmd.SetAction(async (r, cancel) =>

@@ -46,9 +46,9 @@ public sealed record Speculation
     /// <summary>A draft model with the target's vocabulary, run greedily; null: prompt lookup (n-gram drafting, no model).</summary>
     public LlamaModel? Draft { get; init; }
     /// <summary>Tokens drafted per step at most.</summary>
-    public int MaxTokens { get; init; } = 8;
+    public int MaxTokens { get; init; } = 16;
     /// <summary>The draft model stops drafting where its most likely token has less probability than this.</summary>
-    public float MinProbability { get; init; } = 0.5f;
+    public float MinProbability { get; init; } = 0.75f;
     /// <summary>Prompt lookup: the longest and shortest n-gram matched against the sequence so far.</summary>
     public int NgramMax { get; init; } = 3;
     public int NgramMin { get; init; } = 1;
