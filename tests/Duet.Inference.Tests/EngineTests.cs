@@ -99,7 +99,7 @@ public class EngineTests
         Assert.Equal(ids.Length, s.Length);
     }
 
-    private static Tokenizer SmallTokenizer()
+    internal static Tokenizer SmallTokenizer()
     {
         var trainer = new BpeTrainer(new BpeTrainerOptions { VocabSize = 400 });
         trainer.AddText("Debian is a free operating system. 自由的操作系统。 The quick brown fox jumps over the lazy dog. 你好，世界！");

@@ -6,18 +6,12 @@ using Duet.Inference.Serving;
 using Duet.Model;
 using Duet.Tensors;
 using Duet.Tokenizers;
-using Duet.Tokenizers.Trainer;
 
 namespace Duet.Inference.Tests;
 
 public class SpeculativeTests
 {
-    private static Tokenizer SmallTokenizer()
-    {
-        var trainer = new BpeTrainer(new BpeTrainerOptions { VocabSize = 400 });
-        trainer.AddText("Debian is a free operating system. 自由的操作系统。 The quick brown fox jumps over the lazy dog. 你好，世界！");
-        return trainer.Train();
-    }
+    private static Tokenizer SmallTokenizer() => EngineTests.SmallTokenizer();
 
     // Prompts that repeat themselves, as a document a reply quotes from: prompt lookup finds its n-grams there.
     private static int[][] Prompts(Tokenizer tok) =>

@@ -287,7 +287,14 @@ public sealed class InferenceEngine : IDisposable
                         }
                         continue;
                     }
-                    try { Sample(slot, logits.AsSpan(i * vocab, vocab)); }
+                    // A prompt just read: the draft model reads it too, before the first token (as llama.cpp's
+                    // speculative example does), so the prompt's cost is counted with the prompt.
+                    try
+                    {
+                        if (slot.Phase == Phase.Prefill && Options.Speculation?.Draft is { } draftModel)
+                            SyncDraft(slot, draftModel, slot.Cached.Count, needLogits: false);
+                        Sample(slot, logits.AsSpan(i * vocab, vocab));
+                    }
                     catch (Exception e) when (slot.Job is not null)
                     {
                         // A failure in one request's sampling (its constraint, its sampler) ends that request only.
@@ -377,25 +384,7 @@ public sealed class InferenceEngine : IDisposable
     {
         var ds = s.DraftState!;
         var cached = s.DraftCached;
-        int len = s.Cached.Count + 1;
-        int common = 0, shared = Math.Min(cached.Count, s.Cached.Count);
-        while (common < shared && cached[common] == s.Cached[common]) common++;
-        if (common == s.Cached.Count && cached.Count > common && cached[common] == s.Pending) common++;
-        common = Math.Min(common, len - 1); // the last token is fed again: its logits start the drafts
-        cached.RemoveRange(common, cached.Count - common);
-        ds.Length = common;
-        int feed = len - common;
-        // After a step, one or two tokens are new (the last confirmed draft, the token sampled after it): single-token
-        // steps are cheaper than the prompt kernels' packing for so few.
-        if (feed <= 4)
-            for (int i = common; i < len; i++) draft.Forward(ds, i < s.Cached.Count ? s.Cached[i] : s.Pending);
-        else
-        {
-            var tokens = new int[feed];
-            for (int i = 0; i < feed; i++) tokens[i] = common + i < s.Cached.Count ? s.Cached[common + i] : s.Pending;
-            draft.Prefill(ds, tokens);
-        }
-        for (int i = common; i < len; i++) cached.Add(i < s.Cached.Count ? s.Cached[i] : s.Pending);
+        SyncDraft(s, draft, s.Cached.Count + 1, needLogits: true);
         int count = 0;
         while (true)
         {
@@ -407,6 +396,36 @@ public sealed class InferenceEngine : IDisposable
             cached.Add(t);
         }
         return count;
+    }
+
+    /// <summary>
+    /// Brings the draft model's cache to the first <paramref name="len"/> tokens of the sequence (the cached tokens, then
+    /// the pending one): cut back to what the two share, the rest fed; with <paramref name="needLogits"/> the last token
+    /// is fed again if it was already there, for its logits.
+    /// </summary>
+    private static void SyncDraft(Slot s, LlamaModel draft, int len, bool needLogits)
+    {
+        var ds = s.DraftState!;
+        var cached = s.DraftCached;
+        int Token(int i) => i < s.Cached.Count ? s.Cached[i] : s.Pending;
+        int common = 0, shared = Math.Min(cached.Count, len);
+        while (common < shared && cached[common] == Token(common)) common++;
+        if (needLogits) common = Math.Min(common, len - 1);
+        cached.RemoveRange(common, cached.Count - common);
+        ds.Length = common;
+        int feed = len - common;
+        if (feed <= 0) return;
+        // After a step, one or two tokens are new (the last confirmed draft, the token sampled after it): single-token
+        // steps are cheaper than the prompt kernels' packing for so few.
+        if (feed <= 4)
+            for (int i = common; i < len; i++) draft.Forward(ds, Token(i));
+        else
+        {
+            var tokens = new int[feed];
+            for (int i = 0; i < feed; i++) tokens[i] = Token(common + i);
+            draft.Prefill(ds, tokens);
+        }
+        for (int i = common; i < len; i++) cached.Add(Token(i));
     }
 
     private static float TopProbability(ReadOnlySpan<float> logits, int top)
