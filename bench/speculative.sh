@@ -20,7 +20,8 @@ for round in $(seq 1 "$rounds"); do
   for mode in plain draft lookup; do
     case $mode in plain) extra=() ;; draft) extra=(--draft "$draft" --draft-p-min 0) ;; lookup) extra=(--lookup) ;; esac
     err="$("${duet[@]}" generate -m "$target" -p "$prompt" -n "$n" --temp 0 --print-ids --timings "${extra[@]}" 2>&1 > "$ids/$mode.$round")"
-    tps="$(grep -o '[0-9.]* tokens/s after' <<< "$err" | cut -d' ' -f1)"
+    tps="$(grep -o '[0-9.]* tokens/s after' <<< "$err" | cut -d' ' -f1 || true)"
+    [ -n "$tps" ] || { echo "duet generate ($mode) failed: $err" >&2; exit 1; }
     drafted="$(grep -o '[0-9]* tokens drafted' <<< "$err" | cut -d' ' -f1 || true)"
     accepted="$(grep -o '[0-9]* accepted' <<< "$err" | cut -d' ' -f1 || true)"
     same=true; cmp -s "$ids/plain.$round" "$ids/$mode.$round" || same=false
