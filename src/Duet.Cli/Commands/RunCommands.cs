@@ -36,7 +36,7 @@ internal static class RunCommands
     {
         public Option<string?> Draft { get; } = new("--draft", "-md")
         {
-            Description = "speculative decoding with this draft model (.gguf or HF folder; a smaller model with the same tokenizer): it drafts tokens, the model checks them in one batched pass; the output is the same as without it",
+            Description = "speculative decoding with this draft model (.gguf or HF folder; a smaller model with the same tokenizer): it drafts tokens, the model checks them in one batched pass; the output stays the model's own, token for token (docs/serving.md)",
         };
         public Option<bool> Lookup { get; } = new("--lookup")
         {
