@@ -6,6 +6,7 @@ using Duet.Inference;
 using Duet.Inference.Serving;
 using Duet.Model;
 using Duet.Tokenizers;
+using Duet.Training;
 
 namespace Duet.Cli.Commands;
 
@@ -306,14 +307,25 @@ internal static class RunCommands
                     if (rep >= 0) rates.Add(count / sw.Elapsed.TotalSeconds);
                 }
                 double mean = rates.Average(), sd = Math.Sqrt(rates.Sum(x => (x - mean) * (x - mean)) / Math.Max(1, rates.Count - 1));
+                // Float-weight prompts against the FMA peak measured here (issue 21: F16 prompts at half of it): the matrix
+                // products of every layer, attention over the prompt's average length, the output row of the last token.
+                // (Quantized weights run int8 products: their peak is another one.)
+                bool floatWeights = m.Weights.MainType is Duet.Tensors.GgmlType.F32 or Duet.Tensors.GgmlType.F16 or Duet.Tensors.GgmlType.BF16;
+                double peak = prompt && floatWeights ? PeakFlops.Measure(Duet.Tensors.Parallel.WorkerPool.Shared) : 0;
+                var cf = m.Config;
+                double flopsPerToken = 2.0 * cf.Layers * (2.0 * cf.Dim * cf.QDim + 2.0 * cf.Dim * cf.KvDim + 3.0 * cf.Dim * cf.FfnDim)
+                    + 4.0 * cf.Layers * cf.QDim * (count + 1) / 2.0 + 2.0 * cf.Vocab * cf.Dim / Math.Max(1, count);
+                double ofPeak = prompt && peak > 0 ? mean * flopsPerToken / peak : 0;
                 if (r.GetValue(json))
                     Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
                     {
                         ["model_filename"] = path, ["model_type"] = m.Weights.MainType.ToString(), ["n_threads"] = r.GetValue(threads),
                         ["math"] = m.QuantizedMath.ToString().ToLowerInvariant(), ["cpu"] = cpu.Name,
                         ["n_prompt"] = prompt ? count : 0, ["n_gen"] = prompt ? 0 : count, ["n_parallel"] = width, ["avg_ts"] = Math.Round(mean, 3), ["stddev_ts"] = Math.Round(sd, 3),
+                        ["fma_peak_gflops"] = Math.Round(peak / 1e9, 1), ["fraction_of_peak"] = Math.Round(ofPeak, 4),
                     }));
-                else Console.WriteLine($"{Path.GetFileName(path)} {m.Weights.MainType} t={r.GetValue(threads)}{(m.QuantizedMath == Duet.Tensors.Kernels.QuantizedMath.Float ? " math=float" : "")} {name}: {mean:F2} ± {sd:F2} tokens/s");
+                else Console.WriteLine($"{Path.GetFileName(path)} {m.Weights.MainType} t={r.GetValue(threads)}{(m.QuantizedMath == Duet.Tensors.Kernels.QuantizedMath.Float ? " math=float" : "")} {name}: {mean:F2} ± {sd:F2} tokens/s" +
+                    (ofPeak > 0 ? $" ({ofPeak:P1} of the FMA peak, {peak / 1e9:F0} GFLOP/s measured)" : ""));
             }
             return 0;
         });
