@@ -150,11 +150,7 @@ public sealed class ModelHost : IDisposable
             Speculation? speculation = null;
             if (_options.DraftPath is { } draftPath && Path == _options.ModelPath)
             {
-                var (draft, draftTokenizer) = ModelLoader.Load(draftPath);
-                _draft = draft;
-                int differs = draftTokenizer.VocabSize != tokenizer.VocabSize ? 0
-                    : Enumerable.Range(0, tokenizer.VocabSize).FirstOrDefault(i => draftTokenizer.IdToToken(i) != tokenizer.IdToToken(i), -1);
-                if (differs >= 0) throw new ArgumentException($"--draft {draftPath}: not the model's tokenizer (token {differs} differs, or the vocabulary's size)");
+                var draft = _draft = Speculation.LoadDraft(draftPath, tokenizer);
                 speculation = new Speculation { Draft = draft, MaxTokens = _options.DraftMax, MinProbability = _options.DraftPMin };
             }
             else if (_options.Lookup) speculation = new Speculation { MaxTokens = _options.DraftMax };

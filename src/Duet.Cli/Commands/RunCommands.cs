@@ -49,23 +49,14 @@ internal static class RunCommands
         public IEnumerable<Option> All => [Draft, Lookup, DraftMax, DraftPMin];
 
         /// <summary>The engine's speculation settings, or null; a draft model is loaded and owned by the caller (disposed with it).</summary>
-        public Speculation? Read(ParseResult r, LlamaModel target, Tokenizer tok, out LlamaModel? draftModel)
+        public Speculation? Read(ParseResult r, Tokenizer tok, out LlamaModel? draftModel)
         {
             draftModel = null;
             var path = r.GetValue(Draft);
             bool lookup = r.GetValue(Lookup);
             if (path is null && !lookup) return null;
             if (path is not null && lookup) throw new ArgumentException("--draft and --lookup: give one of them");
-            if (path is not null)
-            {
-                var (draft, draftTok) = ModelLoader.Load(path);
-                string? why = draftTok.VocabSize != tok.VocabSize || draft.Config.Vocab != target.Config.Vocab
-                    ? $"{draftTok.VocabSize} tokens ({draft.Config.Vocab} in the model) where the model has {tok.VocabSize} ({target.Config.Vocab})"
-                    : Enumerable.Range(0, tok.VocabSize).FirstOrDefault(i => draftTok.IdToToken(i) != tok.IdToToken(i), -1) is int i and >= 0
-                        ? $"token {i} is '{draftTok.IdToToken(i)}' there, '{tok.IdToToken(i)}' here" : null;
-                if (why is not null) { draft.Dispose(); throw new ArgumentException($"--draft {path}: not the model's tokenizer: {why}"); }
-                draftModel = draft;
-            }
+            if (path is not null) draftModel = Speculation.LoadDraft(path, tok);
             return new Speculation { Draft = draftModel, MaxTokens = r.GetValue(DraftMax), MinProbability = r.GetValue(DraftPMin) };
         }
     }
@@ -128,7 +119,7 @@ internal static class RunCommands
                 if (promptIds.Length >= m.Config.ContextLength)
                     throw new ArgumentException($"the prompt ({promptIds.Length} tokens) does not fit in the context ({m.Config.ContextLength} tokens)");
                 var generated = new List<int>();
-                var spec = speculation.Read(r, m, tok, out var draftModel);
+                var spec = speculation.Read(r, tok, out var draftModel);
                 using var ownedDraft = draftModel;
                 if (max > 0)
                 {
@@ -211,7 +202,7 @@ internal static class RunCommands
             {
                 int context = r.GetValue(ctx) is > 0 and var c ? c : Math.Min(m.Config.ContextLength, 4096);
                 if (context > m.Config.ContextLength) throw new ArgumentException($"--ctx-size {context} is larger than the model's context ({m.Config.ContextLength})");
-                var spec = speculation.Read(r, m, tok, out var draftModel);
+                var spec = speculation.Read(r, tok, out var draftModel);
                 using var ownedDraft = draftModel;
                 using var engine = Engine(m, tok, context, spec);
                 if (r.GetValue(mcp) is { Length: > 0 } servers)

@@ -52,6 +52,22 @@ public sealed record Speculation
     /// <summary>Prompt lookup: the longest and shortest n-gram matched against the sequence so far.</summary>
     public int NgramMax { get; init; } = 3;
     public int NgramMin { get; init; } = 1;
+
+    /// <summary>
+    /// Loads a draft model (a .gguf file or an HF folder) for a model that uses <paramref name="tokenizer"/>, refusing one
+    /// whose tokenizer differs in size or in any token; the caller owns (disposes) it.
+    /// </summary>
+    public static LlamaModel LoadDraft(string path, Tokenizer tokenizer)
+    {
+        var (draft, draftTokenizer) = ModelLoader.Load(path);
+        string? why = draftTokenizer.VocabSize != tokenizer.VocabSize
+            ? $"{draftTokenizer.VocabSize} tokens where the model has {tokenizer.VocabSize}"
+            : Enumerable.Range(0, tokenizer.VocabSize).FirstOrDefault(i => draftTokenizer.IdToToken(i) != tokenizer.IdToToken(i), -1) is int i and >= 0
+                ? $"token {i} is '{draftTokenizer.IdToToken(i)}' there, '{tokenizer.IdToToken(i)}' here" : null;
+        if (why is null) return draft;
+        draft.Dispose();
+        throw new ArgumentException($"--draft {path}: not the model's tokenizer: {why}");
+    }
 }
 
 public sealed class EngineMetrics
@@ -354,7 +370,9 @@ public sealed class InferenceEngine : IDisposable
 
     /// <summary>
     /// Prompt lookup: the last n tokens of the sequence (n from NgramMax down to NgramMin) found earlier in it, most
-    /// recent occurrence first; the tokens that followed there are the drafts.
+    /// recent occurrence first; the tokens that followed there are the drafts, read on into the drafts themselves where
+    /// they reach the end of the sequence (a repeating stretch drafts as far as it would repeat, as llama.cpp's lookup
+    /// does by looking up again after each drafted token).
     /// </summary>
     private static int DraftByLookup(Slot s, Speculation spec, int max)
     {
@@ -368,9 +386,12 @@ public sealed class InferenceEngine : IDisposable
                 int m = 0;
                 while (m < n && At(seq, j + m) == At(seq, len - n + m)) m++;
                 if (m < n) continue;
-                int count = Math.Min(max, len - (j + n));
-                for (int i = 0; i < count; i++) s.Drafts[i] = At(seq, j + n + i);
-                return count;
+                for (int i = 0; i < max; i++)
+                {
+                    int from = j + n + i; // below len + i: the sequence, or a draft already written
+                    s.Drafts[i] = from < len ? At(seq, from) : s.Drafts[from - len];
+                }
+                return max;
             }
         }
         return 0;

@@ -68,6 +68,9 @@ public static unsafe class MatVec
     {
         if (x.Length != w.Cols || y.Length != w.Rows)
             throw new ArgumentException($"MatVec: W is [{w.Rows}, {w.Cols}], x has {x.Length}, y has {y.Length}");
+        // F32 rows: MatMul's one-token tile, four rows at a time with the next four prefetched (TensorPrimitives.Dot row
+        // by row streamed at a third of the bandwidth); a row then has the bits it has in any invariant batch.
+        if (w.Type == GgmlType.F32) { MatMul.Multiply(w, x, y, 1, pool, invariant: true); return; }
         fixed (float* px = x)
         fixed (float* py = y)
         {
@@ -104,23 +107,6 @@ public static unsafe class MatVec
         // Four rows side by side (F16, Q8_0, Q4_0 decode) unless the CPU streams rows faster one after another
         // (CpuProfile.RowAfterRow; the measurements on both machines: bench/README.md#kernel-choices).
         bool fourRows = !CpuProfile.Current.RowAfterRow;
-        if (w.Type == GgmlType.F32)
-        {
-            // Four rows at a time through MatMul's one-token tile, the next four prefetched (TensorPrimitives.Dot row by
-            // row streamed at a third of the bandwidth); a row gets the bits it gets in any batch of MatMul's invariant mode.
-            float* tile = stackalloc float[4];
-            float* x0 = job.X;
-            int cols = w.Cols;
-            for (int r = start; r < end; r += 4)
-            {
-                int nr = Math.Min(4, end - r);
-                float* Row(int i) => (float*)(w.Data + (long)(r + Math.Min(i, nr - 1)) * cols * 4);
-                float* next = r + 8 <= end ? (float*)(w.Data + (long)(r + 4) * cols * 4) : null;
-                FloatGemm.Tile4x1(Row(0), Row(1), Row(2), Row(3), x0, cols, tile, next);
-                for (int i = 0; i < nr; i++) y[r + i] = tile[i];
-            }
-            return;
-        }
         if (UsesQ8Activations(w.Type) && !job.Expand)
         {
             var q8 = job.Q8;
