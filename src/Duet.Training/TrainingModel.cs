@@ -65,7 +65,7 @@ public sealed unsafe class TrainingModel : IDisposable
     private readonly int* _inputs, _targets, _starts;
     private bool _packed;
     // Backward scratch.
-    private readonly float* _dR, _dXn, _dQ, _dK, _dV, _dAo, _dGate, _dUp, _dHh, _dwPartial, _scratch;
+    private readonly float* _dR, _dXn, _dQ, _dK, _dV, _dAo, _dGate, _dUp, _dHh, _dwPartial, _scratch, _attnScratch;
     private readonly int _chunks;
     private int _rows, _b; // rows and sequences of the current micro-batch
     // LoRA over a frozen base: the base, the adapters' scale and rank, per (layer, projection) u = x Aᵀ [N, r] saved
@@ -150,7 +150,8 @@ public sealed unsafe class TrainingModel : IDisposable
         _dGate = Alloc(n * _f); _dUp = Alloc(n * _f); _dHh = Alloc(n * _f);
         _chunks = (_n + ChunkRows - 1) / ChunkRows;
         _dwPartial = Alloc((long)_chunks * _d);
-        _scratch = Alloc((long)Math.Max(_chunks, batchSize * _kvh) * Math.Max(_d, seqLen));
+        _scratch = Alloc((long)_chunks * _d);
+        _attnScratch = Alloc(batchSize * _kvh * AttentionOp.ScratchFloats(seqLen));
     }
 
     /// <summary>Bytes of activation and scratch memory held.</summary>
@@ -296,7 +297,7 @@ public sealed unsafe class TrainingModel : IDisposable
         _pool.For(_b * _kvh, new AttentionGradHeads
         {
             DOut = _dAo, Q = _q[l], K = _k[l], V = _v[l], P = _att[l], SeqLen = SeqLen, Heads = _h, KvHeads = _kvh, HeadDim = _hd, Starts = _packed ? _starts : null,
-            DQ = _dQ, DK = _dK, DV = _dV, Scratch = _scratch, ScratchStride = Math.Max(_d, SeqLen),
+            DQ = _dQ, DK = _dK, DV = _dV, Scratch = _attnScratch, ScratchStride = AttentionOp.ScratchFloats(SeqLen),
         });
         _pool.For(rows, Rope(inverse: true, q: _dQ, k: _dK));
         // Over a frozen base nothing below layer 0's projections trains: its input gradient is not needed.
@@ -509,7 +510,7 @@ public sealed unsafe class TrainingModel : IDisposable
     /// <summary>(sequence, KV head) pairs: DQ, DK, DV += attention's gradients; each pair owns a scratch row.</summary>
     private struct AttentionGradHeads : IRangeOp
     {
-        public float* DOut, Q, K, V, P; public int SeqLen, Heads, KvHeads, HeadDim; public int* Starts; public float* DQ, DK, DV, Scratch; public int ScratchStride;
+        public float* DOut, Q, K, V, P; public int SeqLen, Heads, KvHeads, HeadDim; public int* Starts; public float* DQ, DK, DV, Scratch; public long ScratchStride;
         public readonly void Run(int start, int end)
         {
             int qd = Heads * HeadDim, kd = KvHeads * HeadDim;

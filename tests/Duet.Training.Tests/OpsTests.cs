@@ -72,7 +72,7 @@ public unsafe class OpsTests
         var f = Fixtures.Read(Fixtures.Train("ops", "attention_gqa.safetensors"));
         int t = (int)f["q"].Shape[0], h = (int)f["q"].Shape[1], hd = (int)f["q"].Shape[2], kvh = (int)f["k"].Shape[1];
         float[] q = f["q"].F(), k = f["k"].F(), v = f["v"].F(), dy = f["dy"].F();
-        float[] o = new float[t * h * hd], p = new float[h * t * t], dq = new float[q.Length], dk = new float[k.Length], dv = new float[v.Length], scratch = new float[t];
+        float[] o = new float[t * h * hd], p = new float[h * t * t], dq = new float[q.Length], dk = new float[k.Length], dv = new float[v.Length], scratch = new float[AttentionOp.ScratchFloats(t)];
         fixed (float* pq = q, pk = k, pv = v, po = o, pp = p, pdy = dy, pdq = dq, pdk = dk, pdv = dv, ps = scratch)
             for (int g = 0; g < kvh; g++)
             {

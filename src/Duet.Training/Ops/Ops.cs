@@ -8,6 +8,7 @@
 // Arguments in the order of docs/CONVENTIONS.md: inputs, then sizes and scalars, then outputs (buffers changed in
 // place count as outputs), then the range of rows this call covers. docs/HOWTO-add-op.md walks through adding one.
 using System.Numerics.Tensors;
+using Duet.Tensors.Kernels;
 
 namespace Duet.Training.Ops;
 
@@ -140,79 +141,90 @@ public static unsafe class SwiGluOp
 /// with query head h reading KV head h / (H / Hkv) (HF repeat_kv). q, o: [T, H·hd] rows of the sequence; k, v:
 /// [T, Hkv·hd]; P saved as [H, T, T] for the backward. The backward of a KV head sums over its query heads in a
 /// fixed order, so one job per (sequence, KV head) writes its dk, dv alone.
+/// Both directions run as matrix products on Sgemm's register tiles, a block of <see cref="BlockRows"/> query rows
+/// at a time against the keys up to the block's last position (the causal triangle costs one block's overhang, not
+/// the whole upper half): forward S = Q Kᵀ, the row softmax, O = P V; backward dP = dO Vᵀ, dS, dQ += dS K,
+/// dK += dSᵀ Q, dV += Pᵀ dO. Each job runs its products on its own thread in a fixed order, so the bits do not
+/// depend on the thread count.
 /// </summary>
 public static unsafe class AttentionOp
 {
+    /// <summary>Query rows per block.</summary>
+    public const int BlockRows = 64;
+
+    /// <summary>Floats of scratch one Backward call needs (one block's dP / dS rows).</summary>
+    public static long ScratchFloats(int seqLen) => (long)Math.Min(BlockRows, seqLen) * seqLen;
+
     /// <param name="starts">null, or per position the first position of its packed conversation: position t attends
     /// to starts[t]..t only (a block-diagonal causal mask), so packed conversations do not see each other.</param>
     public static void Forward(float* q, float* k, float* v, int seqLen, int heads, int kvHeads, int headDim, int kvHead, float* o, float* p, int* starts = null)
     {
         int group = heads / kvHeads, qw = heads * headDim, kw = kvHeads * headDim;
         float scale = 1f / MathF.Sqrt(headDim);
+        float* kh = k + kvHead * headDim, vh = v + kvHead * headDim;
         for (int h = kvHead * group; h < (kvHead + 1) * group; h++)
-            for (int t = 0; t < seqLen; t++)
+        {
+            float* ph = p + (long)h * seqLen * seqLen;
+            for (int t0 = 0; t0 < seqLen; t0 += BlockRows)
             {
-                var qt = new ReadOnlySpan<float>(q + (long)t * qw + h * headDim, headDim);
-                float* pr = p + ((long)h * seqLen + t) * seqLen;
-                float max = float.NegativeInfinity;
-                int first = starts == null ? 0 : starts[t];
-                for (int s = 0; s < first; s++) pr[s] = 0;
-                for (int s = first; s <= t; s++)
+                int rows = Math.Min(BlockRows, seqLen - t0), end = t0 + rows;
+                int kmin = starts == null ? 0 : starts[t0];   // conversations are contiguous: the block's first row starts earliest
+                float* pb = ph + (long)t0 * seqLen;
+                // S = Q Kᵀ for the block's rows and keys [kmin, end)
+                Sgemm.Gemm(false, true, rows, end - kmin, headDim, q + (long)t0 * qw + h * headDim, qw, kh + (long)kmin * kw, kw, pb + kmin, seqLen, accumulate: false);
+                for (int t = t0; t < end; t++)
                 {
-                    float sc = TensorPrimitives.Dot(qt, new ReadOnlySpan<float>(k + (long)s * kw + kvHead * headDim, headDim)) * scale;
-                    pr[s] = sc;
-                    if (sc > max) max = sc;
+                    float* pr = ph + (long)t * seqLen;
+                    int first = starts == null ? 0 : starts[t];
+                    new Span<float>(pr, first).Clear();
+                    new Span<float>(pr + t + 1, seqLen - t - 1).Clear();
+                    var row = new Span<float>(pr + first, t + 1 - first);
+                    TensorPrimitives.Multiply(row, scale, row);
+                    float max = TensorPrimitives.Max(row);
+                    TensorPrimitives.Subtract(row, max, row);
+                    TensorPrimitives.Exp(row, row);
+                    TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
                 }
-                float sum = 0;
-                for (int s = first; s <= t; s++) { float e = MathF.Exp(pr[s] - max); pr[s] = e; sum += e; }
-                float inv = 1f / sum;
-                var ot = new Span<float>(o + (long)t * qw + h * headDim, headDim);
-                ot.Clear();
-                for (int s = first; s <= t; s++)
-                {
-                    pr[s] *= inv;
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(v + (long)s * kw + kvHead * headDim, headDim), pr[s], ot, ot);
-                }
-                for (int s = t + 1; s < seqLen; s++) pr[s] = 0;
+                // O = P V over the same keys
+                Sgemm.Gemm(false, false, rows, headDim, end - kmin, pb + kmin, seqLen, vh + (long)kmin * kw, kw, o + (long)t0 * qw + h * headDim, qw, accumulate: false);
             }
+        }
     }
 
     /// <summary>
     /// dP = do vᵀ, dS = P ⊙ (dP − Σ_s P dP), dq += dS k / √hd, dk += dSᵀ q / √hd, dv += Pᵀ do.
-    /// <paramref name="scratch"/> holds seqLen floats.
+    /// <paramref name="scratch"/> holds <see cref="ScratchFloats"/>(seqLen) floats.
     /// </summary>
     public static void Backward(float* dout, float* q, float* k, float* v, float* p, int seqLen, int heads, int kvHeads, int headDim, int kvHead,
         float* dq, float* dk, float* dv, float* scratch, int* starts = null)
     {
         int group = heads / kvHeads, qw = heads * headDim, kw = kvHeads * headDim;
         float scale = 1f / MathF.Sqrt(headDim);
+        float* kh = k + kvHead * headDim, vh = v + kvHead * headDim, dkh = dk + kvHead * headDim, dvh = dv + kvHead * headDim;
         for (int h = kvHead * group; h < (kvHead + 1) * group; h++)
-            for (int t = 0; t < seqLen; t++)
+        {
+            float* ph = p + (long)h * seqLen * seqLen;
+            for (int t0 = 0; t0 < seqLen; t0 += BlockRows)
             {
-                var dot = new ReadOnlySpan<float>(dout + (long)t * qw + h * headDim, headDim);
-                var qt = new ReadOnlySpan<float>(q + (long)t * qw + h * headDim, headDim);
-                var dqt = new Span<float>(dq + (long)t * qw + h * headDim, headDim);
-                float* pr = p + ((long)h * seqLen + t) * seqLen;
-                float* dp = scratch;
-                float sum = 0;
-                int first = starts == null ? 0 : starts[t];
-                for (int s = first; s <= t; s++)
+                int rows = Math.Min(BlockRows, seqLen - t0), end = t0 + rows;
+                int kmin = starts == null ? 0 : starts[t0], n = end - kmin;
+                float* pb = ph + (long)t0 * seqLen + kmin, dob = dout + (long)t0 * qw + h * headDim, qb = q + (long)t0 * qw + h * headDim;
+                // dP = dO Vᵀ into the scratch [rows, n] (row stride seqLen), then dS = P ⊙ (dP − Σ P dP) / √hd in place
+                Sgemm.Gemm(false, true, rows, n, headDim, dob, qw, vh + (long)kmin * kw, kw, scratch, seqLen, accumulate: false);
+                for (int i = 0; i < rows; i++)
                 {
-                    var vs = new ReadOnlySpan<float>(v + (long)s * kw + kvHead * headDim, headDim);
-                    dp[s] = TensorPrimitives.Dot(dot, vs);
-                    sum += pr[s] * dp[s];
-                    var dvs = new Span<float>(dv + (long)s * kw + kvHead * headDim, headDim);
-                    TensorPrimitives.MultiplyAdd(dot, pr[s], dvs, dvs);
+                    var pr = new ReadOnlySpan<float>(pb + (long)i * seqLen, n);
+                    var ds = new Span<float>(scratch + (long)i * seqLen, n);
+                    float sum = TensorPrimitives.Dot(pr, ds);
+                    TensorPrimitives.Subtract(ds, sum, ds);
+                    TensorPrimitives.Multiply(ds, pr, ds);
+                    TensorPrimitives.Multiply(ds, scale, ds);
                 }
-                for (int s = first; s <= t; s++)
-                {
-                    float ds = pr[s] * (dp[s] - sum) * scale;
-                    var ks = new ReadOnlySpan<float>(k + (long)s * kw + kvHead * headDim, headDim);
-                    var dks = new Span<float>(dk + (long)s * kw + kvHead * headDim, headDim);
-                    TensorPrimitives.MultiplyAdd(ks, ds, dqt, dqt);
-                    TensorPrimitives.MultiplyAdd(qt, ds, dks, dks);
-                }
+                Sgemm.Gemm(false, false, rows, headDim, n, scratch, seqLen, kh + (long)kmin * kw, kw, dq + (long)t0 * qw + h * headDim, qw, accumulate: true);
+                Sgemm.Gemm(true, false, n, headDim, rows, scratch, seqLen, qb, qw, dkh + (long)kmin * kw, kw, accumulate: true);
+                Sgemm.Gemm(true, false, n, headDim, rows, pb, seqLen, dob, qw, dvh + (long)kmin * kw, kw, accumulate: true);
             }
+        }
     }
 }
 
