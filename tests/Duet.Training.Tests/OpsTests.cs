@@ -82,6 +82,34 @@ public unsafe class OpsTests
         Near("y", o, f["y"]); Near("dq", dq, f["dq"]); Near("dk", dk, f["dk"]); Near("dv", dv, f["dv"]);
     }
 
+    // Two blocks of query rows (T = 100 > BlockRows), the second starting inside a packed conversation, a head size
+    // (40) that leaves a partial register tile; the 1-D starts are the fixture's (conversations at 0, 58 and 85).
+    [Fact]
+    public void Attention_PackedConversationsOverSeveralBlocks_ForwardAndBackward_MatchAutograd()
+    {
+        var f = Fixtures.Read(Fixtures.Train("ops", "attention_gqa_packed.safetensors"));
+        int t = (int)f["q"].Shape[0], h = (int)f["q"].Shape[1], hd = (int)f["q"].Shape[2], kvh = (int)f["k"].Shape[1];
+        Assert.True(t > AttentionOp.BlockRows, "the fixture spans more than one block of rows");
+        float[] q = f["q"].F(), k = f["k"].F(), v = f["v"].F(), dy = f["dy"].F();
+        int[] starts = f["starts"].I();
+        Assert.NotEqual(0, starts[AttentionOp.BlockRows]);
+        float[] o = new float[t * h * hd], p = new float[h * t * t], dq = new float[q.Length], dk = new float[k.Length], dv = new float[v.Length];
+        float[] scratch = new float[AttentionOp.ScratchFloats(t)];
+        fixed (float* pq = q, pk = k, pv = v, po = o, pp = p, pdy = dy, pdq = dq, pdk = dk, pdv = dv, ps = scratch)
+        fixed (int* pst = starts)
+            for (int g = 0; g < kvh; g++)
+            {
+                AttentionOp.Forward(pq, pk, pv, t, h, kvh, hd, g, po, pp, pst);
+                AttentionOp.Backward(pdy, pq, pk, pv, pp, t, h, kvh, hd, g, pdq, pdk, pdv, ps, pst);
+            }
+        Near("y", o, f["y"]); Near("dq", dq, f["dq"]); Near("dk", dk, f["dk"]); Near("dv", dv, f["dv"]);
+        // P is a probability row over exactly the keys a position may see
+        for (int hh = 0; hh < h; hh++)
+            for (int r = 0; r < t; r++)
+                for (int s = 0; s < t; s++)
+                    Assert.True(s >= starts[r] && s <= r ? p[((long)hh * t + r) * t + s] > 0 : p[((long)hh * t + r) * t + s] == 0, $"P[{hh}, {r}, {s}]");
+    }
+
     [Fact]
     public void SwiGlu_ForwardAndBackward_MatchAutograd_IncludingLargeGates()
     {

@@ -524,7 +524,7 @@ def np_rope_bwd(cos, sin, dy):
     return np.concatenate([d1 * c + d2 * s, d2 * c - d1 * s], axis=-1)
 
 
-def np_attention_bwd(q, k, v, dy):
+def np_attention_bwd(q, k, v, dy, starts=None):
     """q [T, H, hd], k/v [T, Hkv, hd], dy [T, H*hd]. Per head: P = softmax(S), S = q k^T/sqrt(hd) masked;
     dV += P^T dO; dP = dO V^T; dS = P (dP - rowsum(dP P)); dQ = dS K/sqrt(hd); dK += dS^T Q/sqrt(hd)."""
     T, H, hd = q.shape
@@ -532,6 +532,8 @@ def np_attention_bwd(q, k, v, dy):
     sc = 1 / math.sqrt(hd)
     dq, dk, dv = np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)
     mask = np.tril(np.ones((T, T), dtype=bool))
+    if starts is not None:
+        mask &= np.arange(T)[None, :] >= starts[:, None]
     for h in range(H):
         g = h // (H // Hkv)
         S = np.where(mask, q[:, h] @ k[:, g].T * sc, -np.inf)
@@ -662,6 +664,23 @@ def op_cases():
         np_bwd=lambda a, dy: {"logits": float(dy) * np_cross_entropy_bwd(a["logits"], targets, -1)},
         formula="loss = mean over rows with target != -1 of logsumexp(logits[r]) - logits[r, target[r]] (natural "
                 "log; 4 of 6 rows count); dy is the scalar upstream gradient (1.0); masked rows get zero gradient"))
+
+    # causal GQA attention over several blocks of query rows, with packed conversations (its own generator, so the
+    # cases above keep their values): T = 100 spans two of Duet's 64-row blocks, the second block starts inside a
+    # conversation, hd = 40 is not a multiple of the 32-column register tile
+    rb = np.random.default_rng(4321)
+    T, H, Hkv, hd = 100, 2, 1, 40
+    qb = rb.standard_normal((T, H, hd))
+    kb = rb.standard_normal((T, Hkv, hd))
+    vb = rb.standard_normal((T, Hkv, hd))
+    st = np.array([0] * 58 + [58] * 27 + [85] * 15, dtype=np.int64)
+    cases.append(dict(
+        name="attention_gqa_packed", inputs={"q": qb, "k": kb, "v": vb}, consts={"starts": st},
+        scalars={"H": H, "Hkv": Hkv, "head_dim": hd},
+        fn=lambda q, k, v: causal_attention(q[None], k[None], v[None], starts=torch.from_numpy(st)[None])[0],
+        np_bwd=lambda a, dy: dict(zip(("q", "k", "v"), np_attention_bwd(a["q"], a["k"], a["v"], dy, st))),
+        formula="as attention_gqa, with packed conversations: position t sees keys starts[t]..t only "
+                "(conversations start at 0, 58 and 85)"))
     return cases
 
 
