@@ -20,6 +20,10 @@ public static unsafe class Sgemm
 {
 
     private const int MR = 8, NR = 32, KC = 256, NC = 2048;
+    /// <summary>Row panels per block of tiles: MCP · MR rows × KC floats of packed A (256 KB) stay in L2 while the block
+    /// meets every column panel (measured on the Intel Xeon: 2-thread products of the training shapes 10-40% faster than
+    /// sweeping all rows per column panel).</summary>
+    private const int MCP = 32;
     /// <summary>Below this many multiply-adds a product runs on the calling thread (a pool wake-up costs more).</summary>
     private const long ParallelWork = 1 << 18;
 
@@ -103,7 +107,11 @@ public static unsafe class Sgemm
         {
             float* dst = w.PackA + (long)p * MR * KC;
             int i0 = p * MR, rows = Math.Min(MR, w.M - i0);
-            for (int kk = 0; kk < w.Kc; kk++)
+            int kk = 0;
+            // a full panel of row-major A: 8 × 8 blocks transposed in registers (the scalar loop below gathers the rest)
+            if (!w.TransA && rows == MR && Avx.IsSupported)
+                for (; kk + 8 <= w.Kc; kk += 8) Transpose8x8(w.A + (long)i0 * w.Lda + w.K0 + kk, w.Lda, dst + kk * MR, MR);
+            for (; kk < w.Kc; kk++)
             {
                 int kx = w.K0 + kk;
                 float* d = dst + kk * MR;
@@ -130,14 +138,41 @@ public static unsafe class Sgemm
                 }
             else
             {
-                for (int q = 0; q < cols; q++)
+                int q = 0;
+                // columns of Bᵀ are rows of B: 8 × 8 blocks transposed in registers, the rest gathered one by one
+                if (Avx.IsSupported)
+                    for (; q + 8 <= cols; q += 8)
+                    {
+                        int kk = 0;
+                        float* src = w.B + (long)(j + q) * w.Ldb + w.K0;
+                        for (; kk + 8 <= w.Kc; kk += 8) Transpose8x8(src + kk, w.Ldb, dst + kk * NR + q, NR);
+                        for (; kk < w.Kc; kk++) for (int x = 0; x < 8; x++) dst[kk * NR + q + x] = src[(long)x * w.Ldb + kk];
+                    }
+                for (; q < cols; q++)
                 {
                     float* src = w.B + (long)(j + q) * w.Ldb + w.K0;
                     for (int kk = 0; kk < w.Kc; kk++) dst[kk * NR + q] = src[kk];
                 }
-                for (int q = cols; q < NR; q++) for (int kk = 0; kk < w.Kc; kk++) dst[kk * NR + q] = 0;
+                for (; q < NR; q++) for (int kk = 0; kk < w.Kc; kk++) dst[kk * NR + q] = 0;
             }
         }
+    }
+
+    // dst[j][r] = src[r][j] for an 8 × 8 block: rows of src lds floats apart, rows of dst ldd apart (unpack, shuffle,
+    // then swap 128-bit halves: the usual AVX transpose).
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Transpose8x8(float* src, long lds, float* dst, int ldd)
+    {
+        var r0 = Avx.LoadVector256(src); var r1 = Avx.LoadVector256(src + lds); var r2 = Avx.LoadVector256(src + 2 * lds); var r3 = Avx.LoadVector256(src + 3 * lds);
+        var r4 = Avx.LoadVector256(src + 4 * lds); var r5 = Avx.LoadVector256(src + 5 * lds); var r6 = Avx.LoadVector256(src + 6 * lds); var r7 = Avx.LoadVector256(src + 7 * lds);
+        var t0 = Avx.UnpackLow(r0, r1); var t1 = Avx.UnpackHigh(r0, r1); var t2 = Avx.UnpackLow(r2, r3); var t3 = Avx.UnpackHigh(r2, r3);
+        var t4 = Avx.UnpackLow(r4, r5); var t5 = Avx.UnpackHigh(r4, r5); var t6 = Avx.UnpackLow(r6, r7); var t7 = Avx.UnpackHigh(r6, r7);
+        var u0 = Avx.Shuffle(t0, t2, 0x44); var u1 = Avx.Shuffle(t0, t2, 0xEE); var u2 = Avx.Shuffle(t1, t3, 0x44); var u3 = Avx.Shuffle(t1, t3, 0xEE);
+        var u4 = Avx.Shuffle(t4, t6, 0x44); var u5 = Avx.Shuffle(t4, t6, 0xEE); var u6 = Avx.Shuffle(t5, t7, 0x44); var u7 = Avx.Shuffle(t5, t7, 0xEE);
+        Avx.Store(dst, Avx.Permute2x128(u0, u4, 0x20)); Avx.Store(dst + ldd, Avx.Permute2x128(u1, u5, 0x20));
+        Avx.Store(dst + 2 * ldd, Avx.Permute2x128(u2, u6, 0x20)); Avx.Store(dst + 3 * ldd, Avx.Permute2x128(u3, u7, 0x20));
+        Avx.Store(dst + 4 * ldd, Avx.Permute2x128(u0, u4, 0x31)); Avx.Store(dst + 5 * ldd, Avx.Permute2x128(u1, u5, 0x31));
+        Avx.Store(dst + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31)); Avx.Store(dst + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31));
     }
 
     private static void Compute(Work w, int t0, int t1)
@@ -145,7 +180,10 @@ public static unsafe class Sgemm
         float* tile = stackalloc float[MR * NR];
         for (int t = t0; t < t1; t++)
         {
-            int mp = t % w.MPanels, np = t / w.MPanels;
+            // tiles in blocks of MCP row panels: a block's packed rows of A stay in L2 while it meets every column panel
+            int block = t / (MCP * w.NPanels), inBlock = t - block * MCP * w.NPanels;
+            int bp = Math.Min(MCP, w.MPanels - block * MCP);
+            int mp = block * MCP + inBlock % bp, np = inBlock / bp;
             int i0 = mp * MR, j0 = w.J0 + np * NR;
             int rows = Math.Min(MR, w.M - i0), cols = Math.Min(NR, w.N - j0);
             float* pa = w.PackA + (long)mp * MR * KC, pb = w.PackB + (long)np * NR * KC;
