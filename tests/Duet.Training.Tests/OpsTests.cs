@@ -124,6 +124,29 @@ public unsafe class OpsTests
         Near("y", y, f["y"]); Near("dg", dg, f["dg"]); Near("du", du, f["du"]);
     }
 
+    // Threads split rows, so a range can end anywhere in a row of F values: every element must get the same bits
+    // whether it falls in a vector body or a range's tail.
+    [Fact]
+    public void SwiGlu_SplitRanges_SameBitsAsWhole()
+    {
+        var rng = new Random(7);
+        const int n = 203;
+        float[] g = new float[n], u = new float[n], dy = new float[n];
+        for (int i = 0; i < n; i++) { g[i] = (float)(rng.NextDouble() * 16 - 8); u[i] = (float)(rng.NextDouble() * 2 - 1); dy[i] = (float)(rng.NextDouble() * 2 - 1); }
+        float[] y1 = new float[n], y2 = new float[n], dg1 = new float[n], dg2 = new float[n], du1 = new float[n], du2 = new float[n];
+        fixed (float* pg = g, pu = u, pdy = dy, py1 = y1, py2 = y2, pdg1 = dg1, pdg2 = dg2, pdu1 = du1, pdu2 = du2)
+        {
+            SwiGluOp.Forward(pg, pu, py1, 0, n);
+            SwiGluOp.Backward(pdy, pg, pu, pdg1, pdu1, 0, n);
+            foreach (var (a, b) in new[] { (0, 5), (5, 37), (37, 38), (38, 120), (120, n) })
+            {
+                SwiGluOp.Forward(pg, pu, py2, a, b);
+                SwiGluOp.Backward(pdy, pg, pu, pdg2, pdu2, a, b);
+            }
+        }
+        Assert.Equal(y1, y2); Assert.Equal(dg1, dg2); Assert.Equal(du1, du2);
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]

@@ -115,7 +115,12 @@ public static unsafe class Sgemm
             {
                 int kx = w.K0 + kk;
                 float* d = dst + kk * MR;
-                if (w.TransA) { float* src = w.A + (long)kx * w.Lda + i0; for (int r = 0; r < rows; r++) d[r] = src[r]; }
+                if (w.TransA)
+                {
+                    float* src = w.A + (long)kx * w.Lda + i0;
+                    if (rows == MR && Vector256.IsHardwareAccelerated) { Vector256.Store(Vector256.Load(src), d); continue; }
+                    for (int r = 0; r < rows; r++) d[r] = src[r];
+                }
                 else for (int r = 0; r < rows; r++) d[r] = w.A[(long)(i0 + r) * w.Lda + kx];
                 for (int r = rows; r < MR; r++) d[r] = 0;
             }
