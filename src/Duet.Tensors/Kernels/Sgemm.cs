@@ -1,10 +1,12 @@
 // Single-precision matrix product for training: C[m×n] (= or +=) op(A)[m×k] · op(B)[k×n], row-major with leading
 // dimensions, op(X) = Xᵀ when asked.   torch: c = a @ b  (or addmm_)
-// GotoBLAS structure: for each block of KC values of k, op(A) is packed into panels of MR rows (MR values per k,
-// contiguous) and, for each block of NC columns, op(B) into panels of NR columns (NR values per k); a register-
-// blocked micro-kernel then multiplies an MR-row panel by an NR-column panel with FMAs into MR×NR accumulators
-// (8 × 32 floats: sixteen 512-bit registers on AVX-512). Packing absorbs the transposes, so the four variants run
-// the same kernel.
+// GotoBLAS structure: for each block of KC values of k and each block of NC columns, op(B) is packed into panels of
+// NR columns (NR values per k, shared by the threads); the rows are cut into blocks of up to MCP panels of MR rows,
+// and whichever thread takes a block packs its op(A) (MR values per k, contiguous) into its own buffer, which stays in
+// L2 while the block meets its column panels; a register-blocked micro-kernel multiplies an MR-row panel by an
+// NR-column panel with FMAs into MR×NR accumulators (8 × 32 floats: sixteen 512-bit registers on AVX-512). Packing
+// absorbs the transposes (8 × 8 register transposes where the source is row-major across the panel), so the four
+// variants run the same kernel.
 // Determinism: each element of C is the sum over k blocks in increasing order of the kernel's in-block sums, which
 // run k in increasing order; threads split only the tiles of C (rows and column panels), never k. So the bits of C
 // do not depend on the thread count or partition, which training needs to resume exactly.
@@ -20,9 +22,8 @@ public static unsafe class Sgemm
 {
 
     private const int MR = 8, NR = 32, KC = 256, NC = 2048;
-    /// <summary>Row panels per block of tiles: MCP · MR rows × KC floats of packed A (256 KB) stay in L2 while the block
-    /// meets every column panel (measured on the Intel Xeon: 2-thread products of the training shapes 10-40% faster than
-    /// sweeping all rows per column panel).</summary>
+    /// <summary>Most row panels per block: MCP · MR rows × KC floats of packed A (256 KB) stay in L2 while the block
+    /// meets its column panels.</summary>
     private const int MCP = 32;
     /// <summary>Below this many multiply-adds a product runs on the calling thread (a pool wake-up costs more).</summary>
     private const long ParallelWork = 1 << 18;
@@ -43,8 +44,8 @@ public static unsafe class Sgemm
 
     private sealed class Work
     {
-        public float* A, B, C, PackA, PackB;
-        public int M, N, K, Lda, Ldb, Ldc, Kc, K0, J0, Nc, MPanels, NPanels;
+        public float* A, B, C, PackB;
+        public int M, N, K, Lda, Ldb, Ldc, Kc, K0, J0, Nc, MPanels, NPanels, Mcp, MBlocks, Ncp, NGroups;
         public bool TransA, TransB, Add;
         public SimdLevel Isa;
     }
@@ -77,35 +78,40 @@ public static unsafe class Sgemm
         var w = t_work ??= new Work();
         w.A = a; w.B = b; w.C = c; w.M = m; w.N = n; w.K = k; w.Lda = lda; w.Ldb = ldb; w.Ldc = ldc; w.TransA = transA; w.TransB = transB;
         w.MPanels = mPanels; w.Isa = CpuProfile.Current.Level;
-        w.PackA = Buffer(ref t_packA, ref t_packALength, (long)mPanels * MR * KC);
         w.PackB = Buffer(ref t_packB, ref t_packBLength, (long)NC * KC);
         bool parallel = pool is { Threads: > 1 } && (long)m * n * k >= ParallelWork;
+        // Work items: a block of row panels (its A packed by the thread that takes it, kept in L2) against a group of
+        // column panels. At least four items per thread when the pool runs it, blocks as large as MCP allows.
+        int want = parallel ? 4 * pool!.Threads : 1;
+        w.Mcp = Math.Clamp((mPanels + want - 1) / want, 1, MCP);
+        w.MBlocks = (mPanels + w.Mcp - 1) / w.Mcp;
         for (int k0 = 0; k0 < k; k0 += KC)
         {
             w.K0 = k0; w.Kc = Math.Min(KC, k - k0);
             w.Add = accumulate || k0 > 0;
-            if (parallel) pool!.For(mPanels, new PackAPanels(w)); else PackA(w, 0, mPanels);
             for (int j0 = 0; j0 < n; j0 += NC)
             {
                 w.J0 = j0; w.Nc = Math.Min(NC, n - j0);
                 w.NPanels = (w.Nc + NR - 1) / NR;
+                w.NGroups = Math.Clamp((want + w.MBlocks - 1) / w.MBlocks, 1, w.NPanels);
+                w.Ncp = (w.NPanels + w.NGroups - 1) / w.NGroups;
+                w.NGroups = (w.NPanels + w.Ncp - 1) / w.Ncp;
                 if (parallel) pool!.For(w.NPanels, new PackBPanels(w)); else PackB(w, 0, w.NPanels);
-                int tiles = mPanels * w.NPanels;
-                if (parallel) pool!.For(tiles, new ComputeTiles(w)); else Compute(w, 0, tiles);
+                int items = w.MBlocks * w.NGroups;
+                if (parallel) pool!.For(items, new ComputeItems(w)); else Compute(w, 0, items);
             }
         }
     }
 
-    private readonly struct PackAPanels(Work w) : IRangeOp { public void Run(int start, int end) => PackA(w, start, end); }
     private readonly struct PackBPanels(Work w) : IRangeOp { public void Run(int start, int end) => PackB(w, start, end); }
-    private readonly struct ComputeTiles(Work w) : IRangeOp { public void Run(int start, int end) => Compute(w, start, end); }
+    private readonly struct ComputeItems(Work w) : IRangeOp { public void Run(int start, int end) => Compute(w, start, end); }
 
-    // Panel p of op(A)[rows p·MR.., k0..k0+kc]: for each k, MR row values (zero past the last row).
-    private static void PackA(Work w, int p0, int p1)
+    // Panels [p0, p1) of op(A)[rows p·MR.., k0..k0+kc] into dst: for each k, MR row values (zero past the last row).
+    private static void PackA(Work w, float* packA, int p0, int p1)
     {
         for (int p = p0; p < p1; p++)
         {
-            float* dst = w.PackA + (long)p * MR * KC;
+            float* dst = packA + (long)(p - p0) * MR * KC;
             int i0 = p * MR, rows = Math.Min(MR, w.M - i0);
             int kk = 0;
             // a full panel of row-major A: 8 × 8 blocks transposed in registers (the scalar loop below gathers the rest)
@@ -180,30 +186,38 @@ public static unsafe class Sgemm
         Avx.Store(dst + 6 * ldd, Avx.Permute2x128(u2, u6, 0x31)); Avx.Store(dst + 7 * ldd, Avx.Permute2x128(u3, u7, 0x31));
     }
 
-    private static void Compute(Work w, int t0, int t1)
+    // Items [i0, i1): item i is row block i / NGroups against column group i % NGroups; a block's A is packed once
+    // for the consecutive items of this range that share it.
+    private static void Compute(Work w, int i0, int i1)
     {
         float* tile = stackalloc float[MR * NR];
-        for (int t = t0; t < t1; t++)
+        float* packA = Buffer(ref t_packA, ref t_packALength, (long)w.Mcp * MR * KC);
+        int packed = -1;
+        for (int item = i0; item < i1; item++)
         {
-            // tiles in blocks of MCP row panels: a block's packed rows of A stay in L2 while it meets every column panel
-            int block = t / (MCP * w.NPanels), inBlock = t - block * MCP * w.NPanels;
-            int bp = Math.Min(MCP, w.MPanels - block * MCP);
-            int mp = block * MCP + inBlock % bp, np = inBlock / bp;
-            int i0 = mp * MR, j0 = w.J0 + np * NR;
-            int rows = Math.Min(MR, w.M - i0), cols = Math.Min(NR, w.N - j0);
-            float* pa = w.PackA + (long)mp * MR * KC, pb = w.PackB + (long)np * NR * KC;
-            float* c = w.C + (long)i0 * w.Ldc + j0;
-            if (rows == MR && cols == NR) Kernel(w.Isa, pa, pb, w.Kc, c, w.Ldc, w.Add);
-            else
-            {
-                Kernel(w.Isa, pa, pb, w.Kc, tile, NR, add: false);
-                for (int r = 0; r < rows; r++)
+            int block = item / w.NGroups, group = item - block * w.NGroups;
+            int p0 = block * w.Mcp, p1 = Math.Min(w.MPanels, p0 + w.Mcp);
+            if (block != packed) { PackA(w, packA, p0, p1); packed = block; }
+            int q0 = group * w.Ncp, q1 = Math.Min(w.NPanels, q0 + w.Ncp);
+            for (int np = q0; np < q1; np++)
+                for (int mp = p0; mp < p1; mp++)
                 {
-                    float* cr = c + (long)r * w.Ldc, tr = tile + r * NR;
-                    if (w.Add) for (int q = 0; q < cols; q++) cr[q] += tr[q];
-                    else for (int q = 0; q < cols; q++) cr[q] = tr[q];
+                    int r0 = mp * MR, j0 = w.J0 + np * NR;
+                    int rows = Math.Min(MR, w.M - r0), cols = Math.Min(NR, w.N - j0);
+                    float* pa = packA + (long)(mp - p0) * MR * KC, pb = w.PackB + (long)np * NR * KC;
+                    float* c = w.C + (long)r0 * w.Ldc + j0;
+                    if (rows == MR && cols == NR) Kernel(w.Isa, pa, pb, w.Kc, c, w.Ldc, w.Add);
+                    else
+                    {
+                        Kernel(w.Isa, pa, pb, w.Kc, tile, NR, add: false);
+                        for (int r = 0; r < rows; r++)
+                        {
+                            float* cr = c + (long)r * w.Ldc, tr = tile + r * NR;
+                            if (w.Add) for (int q = 0; q < cols; q++) cr[q] += tr[q];
+                            else for (int q = 0; q < cols; q++) cr[q] = tr[q];
+                        }
+                    }
                 }
-            }
         }
     }
 
