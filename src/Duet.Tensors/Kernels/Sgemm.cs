@@ -21,8 +21,8 @@ namespace Duet.Tensors.Kernels;
 public static unsafe class Sgemm
 {
 
-    private const int MR = 8, NR = 32, KC = 256, NC = 2048;
-    /// <summary>Most row panels per block: MCP · MR rows × KC floats of packed A (256 KB) stay in L2 while the block
+    private const int MR = 8, NR = 32, KC = 384, NC = 2048;
+    /// <summary>Most row panels per block: MCP · MR rows × KC floats of packed A (384 KB) stay in L2 while the block
     /// meets its column panels.</summary>
     private const int MCP = 32;
     /// <summary>Below this many multiply-adds a product runs on the calling thread (a pool wake-up costs more).</summary>
@@ -85,9 +85,12 @@ public static unsafe class Sgemm
         int want = parallel ? 4 * pool!.Threads : 1;
         w.Mcp = Math.Clamp((mPanels + want - 1) / want, 1, MCP);
         w.MBlocks = (mPanels + w.Mcp - 1) / w.Mcp;
-        for (int k0 = 0; k0 < k; k0 += KC)
+        // k in as few blocks of at most KC as it takes, of even length: 288 = one block, not 256 + 32 (each block
+        // reads and writes C once more). The cut depends on k alone, never on the threads.
+        int kcEven = (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC);
+        for (int k0 = 0; k0 < k; k0 += kcEven)
         {
-            w.K0 = k0; w.Kc = Math.Min(KC, k - k0);
+            w.K0 = k0; w.Kc = Math.Min(kcEven, k - k0);
             w.Add = accumulate || k0 > 0;
             for (int j0 = 0; j0 < n; j0 += NC)
             {
