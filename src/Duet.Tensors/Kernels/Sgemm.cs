@@ -112,7 +112,21 @@ public static unsafe class Sgemm
     // Panels [p0, p1) of op(A)[rows p·MR.., k0..k0+kc] into dst: for each k, MR row values (zero past the last row).
     private static void PackA(Work w, float* packA, int p0, int p1)
     {
-        for (int p = p0; p < p1; p++)
+        int rest = p0;
+        if (w.TransA && Vector256.IsHardwareAccelerated)
+        {
+            // op(A) = Aᵀ: a panel's MR values per k lie side by side in row k of A. Walk the rows (each row's stretch
+            // for the block read front to back, one page at a time) and deal each panel its eight values.
+            int full = Math.Min(p1, w.M / MR);
+            for (int kk = 0; kk < w.Kc; kk++)
+            {
+                float* src = w.A + (long)(w.K0 + kk) * w.Lda;
+                float* dst = packA + kk * MR;
+                for (int p = p0; p < full; p++) Vector256.Store(Vector256.Load(src + p * MR), dst + (long)(p - p0) * MR * KC);
+            }
+            rest = Math.Max(p0, full);   // a last, partial panel below
+        }
+        for (int p = rest; p < p1; p++)
         {
             float* dst = packA + (long)(p - p0) * MR * KC;
             int i0 = p * MR, rows = Math.Min(MR, w.M - i0);

@@ -314,12 +314,32 @@ public static unsafe class CrossEntropyOp
             if (t >= vocab) throw new ArgumentOutOfRangeException(nameof(targets), $"target {t} is outside the vocabulary of {vocab}");
             float max = TensorPrimitives.Max(z);
             float zt = t >= 0 ? z[t] : 0;
-            TensorPrimitives.Subtract(z, max, z);
-            TensorPrimitives.Exp(z, z);
-            float sum = TensorPrimitives.Sum(z);
+            float sum = ExpShifted(logits + (long)r * vocab, vocab, max);
             losses[r] = t < 0 ? 0f : max + MathF.Log(sum) - zt;
             TensorPrimitives.Multiply(z, 1f / sum, z);
         }
+    }
+
+    /// <summary>z ← exp(z − max) in place over n values and their sum, in one pass (a vocabulary row is the largest
+    /// activation of a small model: each pass over it counts).</summary>
+    private static float ExpShifted(float* z, int n, float max)
+    {
+        int i = 0;
+        float sum = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var acc = Vector512<float>.Zero; var m = Vector512.Create(max);
+            for (; i + 16 <= n; i += 16) { var e = Vector512.Exp(Vector512.Load(z + i) - m); e.Store(z + i); acc += e; }
+            sum = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var acc = Vector256<float>.Zero; var m = Vector256.Create(max);
+            for (; i + 8 <= n; i += 8) { var e = Vector256.Exp(Vector256.Load(z + i) - m); e.Store(z + i); acc += e; }
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < n; i++) { float e = MathF.Exp(z[i] - max); z[i] = e; sum += e; }
+        return sum;
     }
 
     /// <summary>In place: the softmax rows become dlogits = scale·(softmax(z) − onehot(target)); masked rows 0.</summary>
