@@ -15,9 +15,9 @@ internal static unsafe class MatOps
     public static void Forward(float* x, float* w, int rows, int inDim, int outDim, float* y, WorkerPool pool) =>
         Sgemm.Gemm(false, true, rows, outDim, inDim, x, inDim, w, inDim, y, outDim, accumulate: false, pool);
 
-    /// <summary>dx += dy · W.</summary>
-    public static void BackwardInput(float* dy, float* w, int rows, int inDim, int outDim, float* dx, WorkerPool pool) =>
-        Sgemm.Gemm(false, false, rows, inDim, outDim, dy, outDim, w, inDim, dx, inDim, accumulate: true, pool);
+    /// <summary>dx += dy · W (dx = dy · W when not <paramref name="accumulate"/>).</summary>
+    public static void BackwardInput(float* dy, float* w, int rows, int inDim, int outDim, float* dx, WorkerPool pool, bool accumulate = true) =>
+        Sgemm.Gemm(false, false, rows, inDim, outDim, dy, outDim, w, inDim, dx, inDim, accumulate, pool);
 
     /// <summary>dW += dyᵀ · x.</summary>
     public static void BackwardWeight(float* dy, float* x, int rows, int inDim, int outDim, float* dw, WorkerPool pool) =>

@@ -282,17 +282,14 @@ public sealed unsafe class TrainingModel : IDisposable
     {
         int rows = _rows;
         // FFN: x_{l+1} = m + h Wdᵀ, h = silu(xn2 Wgᵀ) ⊙ (xn2 Wuᵀ).
-        Clear(_dHh, (long)rows * _f);
-        LinearBackward(l, LayerTensor.Down, _dR, _hh[l], _dHh, p, g);
-        Clear(_dGate, (long)rows * _f); Clear(_dUp, (long)rows * _f);
+        // The first product into a scratch gradient overwrites it (no clearing pass over N × F floats); later ones add.
+        LinearBackward(l, LayerTensor.Down, _dR, _hh[l], _dHh, p, g, overwrite: true);
         _pool.For(rows, new SwiGluGradRows { DH = _dHh, Gate = _gate[l], Up = _up[l], Ffn = _f, DGate = _dGate, DUp = _dUp });
-        Clear(_dXn, (long)rows * _d);
-        LinearBackward(l, LayerTensor.Gate, _dGate, _xn2[l], _dXn, p, g);
+        LinearBackward(l, LayerTensor.Gate, _dGate, _xn2[l], _dXn, p, g, overwrite: true);
         LinearBackward(l, LayerTensor.Up, _dUp, _xn2[l], _dXn, p, g);
         RmsBackward(_dXn, _mid[l], Norm(l, attention: false, p), _rstd2[l], _dR, NormGrad(l, attention: false, g));   // _dR is now d(m)
         // Attention: m = x + a Woᵀ.
-        Clear(_dAo, (long)rows * _qd);
-        LinearBackward(l, LayerTensor.O, _dR, _ao[l], _dAo, p, g);
+        LinearBackward(l, LayerTensor.O, _dR, _ao[l], _dAo, p, g, overwrite: true);
         Clear(_dQ, (long)rows * _qd); Clear(_dK, (long)rows * _kd); Clear(_dV, (long)rows * _kd);
         _pool.For(_b * _kvh, new AttentionGradHeads
         {
@@ -359,17 +356,22 @@ public sealed unsafe class TrainingModel : IDisposable
         ? (_dropout, NormalRng.Mix(seed + 0x9E3779B97F4A7C15UL * _dropoutForward) ^ ((ulong)l << 8 | (uint)t))
         : default;
 
-    /// <summary>dx += dy W (dx null: not needed) and the trained weights' gradients of projection t of layer l.</summary>
-    private void LinearBackward(int l, LayerTensor t, float* dy, float* x, float* dx, float* p, float* g)
+    /// <summary>
+    /// dx += dy W (dx = dy W with <paramref name="overwrite"/>; dx null: not needed) and the trained weights' gradients
+    /// of projection t of layer l.
+    /// </summary>
+    private void LinearBackward(int l, LayerTensor t, float* dy, float* x, float* dx, float* p, float* g, bool overwrite = false)
     {
         if (_base is null)
         {
             var (outDim, inDim) = WeightNames.Shape(Config, t);
             long off = DenseOffset(l, t);
-            if (dx != null) MatOps.BackwardInput(dy, p + off, _rows, inDim, outDim, dx, _pool);
+            if (dx != null) MatOps.BackwardInput(dy, p + off, _rows, inDim, outDim, dx, _pool, accumulate: !overwrite);
             MatOps.BackwardWeight(dy, x, _rows, inDim, outDim, g + off, _pool);
+            return;
         }
-        else if (Layout.Lora.TryGetValue((l, t), out var ab))
+        if (overwrite && dx != null) Clear(dx, (long)_rows * WeightNames.Shape(Config, t).Cols);
+        if (Layout.Lora.TryGetValue((l, t), out var ab))
             LoraLinear.Backward(Frozen(l, t), x, _u![l, (int)t], dy, _rows, p + ab.A, p + ab.B, _rank, _loraScale, dx, g + ab.A, g + ab.B, _du, _wRows, _pool, Dropout(l, t), _xd);
         else if (dx != null) LoraLinear.BaseBackwardInput(Frozen(l, t), dy, _rows, dx, _wRows, _pool);
     }
@@ -543,11 +545,11 @@ public sealed unsafe class TrainingModel : IDisposable
         public readonly void Run(int start, int end) => SwiGluOp.Forward(Gate, Up, H, (long)start * Ffn, (long)end * Ffn);
     }
 
-    /// <summary>Rows: DGate, DUp += SwiGLU's gradients from DH.</summary>
+    /// <summary>Rows: DGate, DUp = SwiGLU's gradients from DH (written, not added: nothing else contributes).</summary>
     private struct SwiGluGradRows : IRangeOp
     {
         public float* DH, Gate, Up; public int Ffn; public float* DGate, DUp;
-        public readonly void Run(int start, int end) => SwiGluOp.Backward(DH, Gate, Up, DGate, DUp, (long)start * Ffn, (long)end * Ffn);
+        public readonly void Run(int start, int end) => SwiGluOp.Backward(DH, Gate, Up, DGate, DUp, (long)start * Ffn, (long)end * Ffn, overwrite: true);
     }
 
     /// <summary>Rows: Losses[r] = cross-entropy of row r; the logits become their softmax.</summary>

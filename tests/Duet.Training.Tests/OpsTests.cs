@@ -145,6 +145,11 @@ public unsafe class OpsTests
             }
         }
         Assert.Equal(y1, y2); Assert.Equal(dg1, dg2); Assert.Equal(du1, du2);
+        // overwrite: the values added into zeros, whatever the buffers held
+        float[] dg3 = Enumerable.Repeat(float.NaN, n).ToArray(), du3 = Enumerable.Repeat(float.NaN, n).ToArray();
+        fixed (float* pg = g, pu = u, pdy = dy, pdg3 = dg3, pdu3 = du3)
+            foreach (var (a, b) in new[] { (0, 37), (37, n) }) SwiGluOp.Backward(pdy, pg, pu, pdg3, pdu3, a, b, overwrite: true);
+        Assert.Equal(dg1, dg3); Assert.Equal(du1, du3);
     }
 
     [Theory]

@@ -136,27 +136,29 @@ public static unsafe class SwiGluOp
         }
     }
 
-    /// <summary>dg += dy·u·σ(g)(1 + g(1 − σ(g))),  du += dy·silu(g).</summary>
-    public static void Backward(float* dy, float* g, float* u, float* dg, float* du, long start, long end)
+    /// <summary>dg += dy·u·σ(g)(1 + g(1 − σ(g))),  du += dy·silu(g); with <paramref name="overwrite"/> dg, du = those
+    /// (their old values are not read: no clearing pass when nothing else adds to them).</summary>
+    public static void Backward(float* dy, float* g, float* u, float* dg, float* du, long start, long end, bool overwrite = false)
     {
         if (!Vector256.IsHardwareAccelerated)
         {
             for (long j = start; j < end; j++)
             {
                 float x = g[j], sg = 1f / (1f + MathF.Exp(-x));
-                dg[j] += dy[j] * u[j] * sg * (1f + x * (1f - sg));
-                du[j] += dy[j] * x * sg;
+                float a = dy[j] * u[j] * sg * (1f + x * (1f - sg)), b = dy[j] * x * sg;
+                dg[j] = overwrite ? a : dg[j] + a;
+                du[j] = overwrite ? b : du[j] + b;
             }
             return;
         }
         long i = start;
-        for (; i + 16 <= end; i += 16) Backward16(dy + i, g + i, u + i, dg + i, du + i);
+        for (; i + 16 <= end; i += 16) Backward16(dy + i, g + i, u + i, dg + i, du + i, overwrite);
         if (i < end)
         {
             int n = (int)(end - i);
             float* t = stackalloc float[5 * 16];
             Pad(dy + i, t, n); Pad(g + i, t + 16, n); Pad(u + i, t + 32, n); Pad(dg + i, t + 48, n); Pad(du + i, t + 64, n);
-            Backward16(t, t + 16, t + 32, t + 48, t + 64);
+            Backward16(t, t + 16, t + 32, t + 48, t + 64, overwrite);
             new ReadOnlySpan<float>(t + 48, n).CopyTo(new Span<float>(dg + i, n));
             new ReadOnlySpan<float>(t + 64, n).CopyTo(new Span<float>(du + i, n));
         }
@@ -183,22 +185,24 @@ public static unsafe class SwiGluOp
             }
     }
 
-    private static void Backward16(float* dy, float* g, float* u, float* dg, float* du)
+    private static void Backward16(float* dy, float* g, float* u, float* dg, float* du, bool overwrite)
     {
         if (Vector512.IsHardwareAccelerated)
         {
             var x = Vector512.Load(g); var d = Vector512.Load(dy); var one = Vector512<float>.One;
             var sg = one / (one + Vector512.Exp(-x));
-            (Vector512.Load(dg) + d * Vector512.Load(u) * sg * (one + x * (one - sg))).Store(dg);
-            (Vector512.Load(du) + d * x * sg).Store(du);
+            var a = d * Vector512.Load(u) * sg * (one + x * (one - sg)); var b = d * x * sg;
+            (overwrite ? a : Vector512.Load(dg) + a).Store(dg);
+            (overwrite ? b : Vector512.Load(du) + b).Store(du);
         }
         else
             for (int h = 0; h < 16; h += 8)
             {
                 var x = Vector256.Load(g + h); var d = Vector256.Load(dy + h); var one = Vector256<float>.One;
                 var sg = one / (one + Vector256.Exp(-x));
-                (Vector256.Load(dg + h) + d * Vector256.Load(u + h) * sg * (one + x * (one - sg))).Store(dg + h);
-                (Vector256.Load(du + h) + d * x * sg).Store(du + h);
+                var a = d * Vector256.Load(u + h) * sg * (one + x * (one - sg)); var b = d * x * sg;
+                (overwrite ? a : Vector256.Load(dg + h) + a).Store(dg + h);
+                (overwrite ? b : Vector256.Load(du + h) + b).Store(du + h);
             }
     }
 }
