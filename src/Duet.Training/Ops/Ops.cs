@@ -251,11 +251,8 @@ public static unsafe class AttentionOp
                     new Span<float>(pr, first).Clear();
                     new Span<float>(pr + t + 1, seqLen - t - 1).Clear();
                     var row = new Span<float>(pr + first, t + 1 - first);
-                    TensorPrimitives.Multiply(row, scale, row);
-                    float max = TensorPrimitives.Max(row);
-                    TensorPrimitives.Subtract(row, max, row);
-                    TensorPrimitives.Exp(row, row);
-                    TensorPrimitives.Multiply(row, 1f / TensorPrimitives.Sum(row), row);
+                    float sum = RowOps.ExpSum(pr + first, row.Length, TensorPrimitives.Max(row), scale);
+                    TensorPrimitives.Multiply(row, 1f / sum, row);
                 }
                 // O = P V over the same keys
                 Sgemm.Gemm(false, false, rows, headDim, end - kmin, pb + kmin, seqLen, vh + (long)kmin * kw, kw, o + (long)t0 * qw + h * headDim, qw, accumulate: false);
@@ -285,18 +282,56 @@ public static unsafe class AttentionOp
                 Sgemm.Gemm(false, true, rows, n, headDim, dob, qw, vh + (long)kmin * kw, kw, scratch, seqLen, accumulate: false);
                 for (int i = 0; i < rows; i++)
                 {
-                    var pr = new ReadOnlySpan<float>(pb + (long)i * seqLen, n);
-                    var ds = new Span<float>(scratch + (long)i * seqLen, n);
-                    float sum = TensorPrimitives.Dot(pr, ds);
-                    TensorPrimitives.Subtract(ds, sum, ds);
-                    TensorPrimitives.Multiply(ds, pr, ds);
-                    TensorPrimitives.Multiply(ds, scale, ds);
+                    float* pr = pb + (long)i * seqLen, ds = scratch + (long)i * seqLen;
+                    RowOps.SoftmaxGrad(pr, ds, n, TensorPrimitives.Dot(new ReadOnlySpan<float>(pr, n), new ReadOnlySpan<float>(ds, n)), scale);
                 }
                 Sgemm.Gemm(false, false, rows, headDim, n, scratch, seqLen, kh + (long)kmin * kw, kw, dq + (long)t0 * qw + h * headDim, qw, accumulate: true);
                 Sgemm.Gemm(true, false, n, headDim, rows, scratch, seqLen, qb, qw, dkh + (long)kmin * kw, kw, accumulate: true);
                 Sgemm.Gemm(true, false, n, headDim, rows, pb, seqLen, dob, qw, dvh + (long)kmin * kw, kw, accumulate: true);
             }
         }
+    }
+}
+
+/// <summary>One-pass row loops of the softmaxes (cross-entropy, attention): each pass over a row counts.</summary>
+internal static unsafe class RowOps
+{
+    /// <summary>z ← exp((z − shift)·scale) in place over n values; returns their sum.</summary>
+    public static float ExpSum(float* z, int n, float shift, float scale)
+    {
+        int i = 0;
+        float sum = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var acc = Vector512<float>.Zero; var m = Vector512.Create(shift); var sc = Vector512.Create(scale);
+            for (; i + 16 <= n; i += 16) { var e = Vector512.Exp((Vector512.Load(z + i) - m) * sc); e.Store(z + i); acc += e; }
+            sum = Vector512.Sum(acc);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var acc = Vector256<float>.Zero; var m = Vector256.Create(shift); var sc = Vector256.Create(scale);
+            for (; i + 8 <= n; i += 8) { var e = Vector256.Exp((Vector256.Load(z + i) - m) * sc); e.Store(z + i); acc += e; }
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < n; i++) { float e = MathF.Exp((z[i] - shift) * scale); z[i] = e; sum += e; }
+        return sum;
+    }
+
+    /// <summary>ds ← p ⊙ (ds − dot)·scale over n values (softmax backward, dot = Σ p ⊙ ds).</summary>
+    public static void SoftmaxGrad(float* p, float* ds, int n, float dot, float scale)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var d = Vector512.Create(dot); var sc = Vector512.Create(scale);
+            for (; i + 16 <= n; i += 16) ((Vector512.Load(ds + i) - d) * Vector512.Load(p + i) * sc).Store(ds + i);
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var d = Vector256.Create(dot); var sc = Vector256.Create(scale);
+            for (; i + 8 <= n; i += 8) ((Vector256.Load(ds + i) - d) * Vector256.Load(p + i) * sc).Store(ds + i);
+        }
+        for (; i < n; i++) ds[i] = (ds[i] - dot) * p[i] * scale;
     }
 }
 
@@ -318,32 +353,10 @@ public static unsafe class CrossEntropyOp
             if (t >= vocab) throw new ArgumentOutOfRangeException(nameof(targets), $"target {t} is outside the vocabulary of {vocab}");
             float max = TensorPrimitives.Max(z);
             float zt = t >= 0 ? z[t] : 0;
-            float sum = ExpShifted(logits + (long)r * vocab, vocab, max);
+            float sum = RowOps.ExpSum(logits + (long)r * vocab, vocab, max, 1f);
             losses[r] = t < 0 ? 0f : max + MathF.Log(sum) - zt;
             TensorPrimitives.Multiply(z, 1f / sum, z);
         }
-    }
-
-    /// <summary>z ← exp(z − max) in place over n values and their sum, in one pass (a vocabulary row is the largest
-    /// activation of a small model: each pass over it counts).</summary>
-    private static float ExpShifted(float* z, int n, float max)
-    {
-        int i = 0;
-        float sum = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var acc = Vector512<float>.Zero; var m = Vector512.Create(max);
-            for (; i + 16 <= n; i += 16) { var e = Vector512.Exp(Vector512.Load(z + i) - m); e.Store(z + i); acc += e; }
-            sum = Vector512.Sum(acc);
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            var acc = Vector256<float>.Zero; var m = Vector256.Create(max);
-            for (; i + 8 <= n; i += 8) { var e = Vector256.Exp(Vector256.Load(z + i) - m); e.Store(z + i); acc += e; }
-            sum = Vector256.Sum(acc);
-        }
-        for (; i < n; i++) { float e = MathF.Exp(z[i] - max); z[i] = e; sum += e; }
-        return sum;
     }
 
     /// <summary>In place: the softmax rows become dlogits = scale·(softmax(z) − onehot(target)); masked rows 0.</summary>
