@@ -64,6 +64,12 @@ public sealed unsafe class TrainingModel : IDisposable
     private readonly float* _xnF, _rstdF, _probs, _losses;
     private readonly int* _inputs, _targets, _starts;
     private bool _packed;
+    // Whole models keep a layer's gate and up activations (and their gradients) side by side in one [N, 2F] buffer, row r
+    // = [gate | up]: Wg and Wu are adjacent in the parameter layout, so [Wg; Wu] is one [2F, d] matrix and the two
+    // projections run as one product each way (xn2's panels packed once, one pass over dxn instead of two). LoRA
+    // models keep separate [N, F] buffers (their projections have separate adapters).
+    private readonly bool _stackedFfn;
+    private readonly int _ffnStride;
     // Backward scratch.
     private readonly float* _dR, _dXn, _dQ, _dK, _dV, _dAo, _dGate, _dUp, _dHh, _dwPartial, _scratch, _attnScratch;
     private readonly int _chunks;
@@ -143,11 +149,23 @@ public sealed unsafe class TrainingModel : IDisposable
         float*[] PerLayer(long size) { var a = new float*[_layers]; for (int l = 0; l < _layers; l++) a[l] = Alloc(size); return a; }
         _xn1 = PerLayer(n * _d); _rstd1 = PerLayer(n); _q = PerLayer(n * _qd); _k = PerLayer(n * _kd); _v = PerLayer(n * _kd);
         _att = PerLayer((long)batchSize * _h * seqLen * seqLen); _ao = PerLayer(n * _qd); _mid = PerLayer(n * _d);
-        _xn2 = PerLayer(n * _d); _rstd2 = PerLayer(n); _gate = PerLayer(n * _f); _up = PerLayer(n * _f); _hh = PerLayer(n * _f);
+        _xn2 = PerLayer(n * _d); _rstd2 = PerLayer(n); _hh = PerLayer(n * _f);
+        _stackedFfn = !layout.IsLora;
+        _ffnStride = _stackedFfn ? 2 * _f : _f;
+        if (_stackedFfn)
+        {
+            for (int l = 0; l < _layers; l++)
+                if (layout.Wu[l] != layout.Wg[l] + (long)_f * _d) throw new InvalidOperationException("the layout does not keep Wg and Wu adjacent");
+            _gate = PerLayer(n * 2 * _f); _up = new float*[_layers];
+            for (int l = 0; l < _layers; l++) _up[l] = _gate[l] + _f;
+        }
+        else { _gate = PerLayer(n * _f); _up = PerLayer(n * _f); }
         _xnF = Alloc(n * _d); _rstdF = Alloc(n); _probs = Alloc(n * _vocab); _losses = Alloc(n);
         _inputs = (int*)Alloc(n); _targets = (int*)Alloc(n); _starts = (int*)Alloc(n);
         _dR = Alloc(n * _d); _dXn = Alloc(n * _d); _dQ = Alloc(n * _qd); _dK = Alloc(n * _kd); _dV = Alloc(n * _kd); _dAo = Alloc(n * _qd);
-        _dGate = Alloc(n * _f); _dUp = Alloc(n * _f); _dHh = Alloc(n * _f);
+        if (_stackedFfn) { _dGate = Alloc(n * 2 * _f); _dUp = _dGate + _f; }
+        else { _dGate = Alloc(n * _f); _dUp = Alloc(n * _f); }
+        _dHh = Alloc(n * _f);
         _chunks = (_n + ChunkRows - 1) / ChunkRows;
         _dwPartial = Alloc((long)_chunks * _d);
         _scratch = Alloc((long)_chunks * _d);
@@ -235,9 +253,13 @@ public sealed unsafe class TrainingModel : IDisposable
         Linear(l, LayerTensor.O, _ao[l], _mid[l], p);
         _pool.For(rows, new AddRows { B = _resid[l], Dim = _d, A = _mid[l] });
         _pool.For(rows, new RmsNormRows { X = _mid[l], W = Norm(l, attention: false, p), Dim = _d, Eps = _eps, Y = _xn2[l], Rstd = _rstd2[l] });
-        Linear(l, LayerTensor.Gate, _xn2[l], _gate[l], p);
-        Linear(l, LayerTensor.Up, _xn2[l], _up[l], p);
-        _pool.For(rows, new SwiGluRows { Gate = _gate[l], Up = _up[l], Ffn = _f, H = _hh[l] });
+        if (_stackedFfn) MatOps.Forward(_xn2[l], p + Layout.Wg[l], rows, _d, 2 * _f, _gate[l], _pool);   // [gate | up] = xn2 [Wg; Wu]ᵀ
+        else
+        {
+            Linear(l, LayerTensor.Gate, _xn2[l], _gate[l], p);
+            Linear(l, LayerTensor.Up, _xn2[l], _up[l], p);
+        }
+        _pool.For(rows, new SwiGluRows { Gate = _gate[l], Up = _up[l], Ffn = _f, Stride = _ffnStride, H = _hh[l] });
         Linear(l, LayerTensor.Down, _hh[l], _resid[l + 1], p);
         _pool.For(rows, new AddRows { B = _mid[l], Dim = _d, A = _resid[l + 1] });
     }
@@ -284,9 +306,18 @@ public sealed unsafe class TrainingModel : IDisposable
         // FFN: x_{l+1} = m + h Wdᵀ, h = silu(xn2 Wgᵀ) ⊙ (xn2 Wuᵀ).
         // The first product into a scratch gradient overwrites it (no clearing pass over N × F floats); later ones add.
         LinearBackward(l, LayerTensor.Down, _dR, _hh[l], _dHh, p, g, overwrite: true);
-        _pool.For(rows, new SwiGluGradRows { DH = _dHh, Gate = _gate[l], Up = _up[l], Ffn = _f, DGate = _dGate, DUp = _dUp });
-        LinearBackward(l, LayerTensor.Gate, _dGate, _xn2[l], _dXn, p, g, overwrite: true);
-        LinearBackward(l, LayerTensor.Up, _dUp, _xn2[l], _dXn, p, g);
+        _pool.For(rows, new SwiGluGradRows { DH = _dHh, Gate = _gate[l], Up = _up[l], Ffn = _f, Stride = _ffnStride, DGate = _dGate, DUp = _dUp });
+        if (_stackedFfn)
+        {
+            // dxn = [dgate | dup] [Wg; Wu];  d[Wg; Wu] += [dgate | dup]ᵀ xn2
+            MatOps.BackwardInput(_dGate, p + Layout.Wg[l], rows, _d, 2 * _f, _dXn, _pool, accumulate: false);
+            MatOps.BackwardWeight(_dGate, _xn2[l], rows, _d, 2 * _f, g + Layout.Wg[l], _pool);
+        }
+        else
+        {
+            LinearBackward(l, LayerTensor.Gate, _dGate, _xn2[l], _dXn, p, g, overwrite: true);
+            LinearBackward(l, LayerTensor.Up, _dUp, _xn2[l], _dXn, p, g);
+        }
         RmsBackward(_dXn, _mid[l], Norm(l, attention: false, p), _rstd2[l], _dR, NormGrad(l, attention: false, g));   // _dR is now d(m)
         // Attention: m = x + a Woᵀ.
         LinearBackward(l, LayerTensor.O, _dR, _ao[l], _dAo, p, g, overwrite: true);
@@ -538,18 +569,30 @@ public sealed unsafe class TrainingModel : IDisposable
         }
     }
 
-    /// <summary>Rows: H = silu(Gate) ⊙ Up.</summary>
+    /// <summary>Rows: H = silu(Gate) ⊙ Up; Gate and Up rows Stride floats apart (2F when side by side, else F).</summary>
     private struct SwiGluRows : IRangeOp
     {
-        public float* Gate, Up; public int Ffn; public float* H;
-        public readonly void Run(int start, int end) => SwiGluOp.Forward(Gate, Up, H, (long)start * Ffn, (long)end * Ffn);
+        public float* Gate, Up; public int Ffn, Stride; public float* H;
+        public readonly void Run(int start, int end)
+        {
+            if (Stride == Ffn) { SwiGluOp.Forward(Gate, Up, H, (long)start * Ffn, (long)end * Ffn); return; }
+            for (int r = start; r < end; r++) SwiGluOp.Forward(Gate + (long)r * Stride, Up + (long)r * Stride, H + (long)r * Ffn, 0, Ffn);
+        }
     }
 
     /// <summary>Rows: DGate, DUp = SwiGLU's gradients from DH (written, not added: nothing else contributes).</summary>
     private struct SwiGluGradRows : IRangeOp
     {
-        public float* DH, Gate, Up; public int Ffn; public float* DGate, DUp;
-        public readonly void Run(int start, int end) => SwiGluOp.Backward(DH, Gate, Up, DGate, DUp, (long)start * Ffn, (long)end * Ffn, overwrite: true);
+        public float* DH, Gate, Up; public int Ffn, Stride; public float* DGate, DUp;
+        public readonly void Run(int start, int end)
+        {
+            if (Stride == Ffn) { SwiGluOp.Backward(DH, Gate, Up, DGate, DUp, (long)start * Ffn, (long)end * Ffn, overwrite: true); return; }
+            for (int r = start; r < end; r++)
+            {
+                long o = (long)r * Stride;
+                SwiGluOp.Backward(DH + (long)r * Ffn, Gate + o, Up + o, DGate + o, DUp + o, 0, Ffn, overwrite: true);
+            }
+        }
     }
 
     /// <summary>Rows: Losses[r] = cross-entropy of row r; the logits become their softmax.</summary>
