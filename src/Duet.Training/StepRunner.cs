@@ -61,11 +61,13 @@ public sealed class StepRunner
             finally { Model.Gradients = total; }
             if (!first) System.Numerics.Tensors.TensorPrimitives.Add(total, _single!, total);
         }
+        Model.Profile?.Skip();
         int step = Optimizer.Steps;
         double lr = Options.LearningRateAt(step);
         double norm = Optimizer.GlobalNorm(Model.Gradients);
         bool clip = Options.GradClip > 0 && norm > Options.GradClip;
         Optimizer.Update(Model.Parameters, Model.Gradients, lr, clip ? Options.GradClip / (norm + 1e-6) : 1.0);
+        Model.Profile?.Mark("optimizer: norm, AdamW");
         return new StepResult(step, loss, norm, lr, clip, tokens);
     }
 

@@ -50,6 +50,9 @@ public sealed unsafe class TrainingModel : IDisposable
     /// Only for whole models (a LoRA model's gradient is small and sent at the end).
     /// </summary>
     public Action<long, long>? GradientReady { get; set; }
+    /// <summary>Wall time by part of Forward and Backward (null, the default: not measured).</summary>
+    public StepProfile? Profile { get; set; }
+
     /// <summary>Sequences and positions per micro-batch the buffers hold.</summary>
     public int BatchSize { get; }
     public int SeqLen { get; }
@@ -201,6 +204,7 @@ public sealed unsafe class TrainingModel : IDisposable
     /// </param>
     public (double LossSum, int Count) Forward(ReadOnlySpan<int> inputs, ReadOnlySpan<int> targets, int batch, ReadOnlySpan<int> starts = default)
     {
+        Profile?.Skip();
         if (batch <= 0 || batch > BatchSize) throw new ArgumentOutOfRangeException(nameof(batch), $"batch {batch} is not in 1..{BatchSize}");
         int rows = batch * SeqLen;
         if (inputs.Length != rows || targets.Length != rows) throw new ArgumentException($"inputs and targets must hold {batch} × {SeqLen} = {rows} ids");
@@ -228,11 +232,14 @@ public sealed unsafe class TrainingModel : IDisposable
             else _pool.For(rows, new EmbedFrozenRows { Table = _base.Embedding, Ids = _inputs, Dim = _d, X = _resid[0] });
             if (Noise is { Alpha: > 0 } noise)
                 _pool.For(rows, new NoiseRows { Dim = _d, SeqLen = SeqLen, Scale = noise.Alpha / MathF.Sqrt((float)SeqLen * _d), Seed = noise.Seed + 0x9E3779B97F4A7C15UL * _noiseForwards++, X = _resid[0] });
+            Profile?.Mark("forward: embedding");
             for (int l = 0; l < _layers; l++) ForwardLayer(l, p);
             _pool.For(rows, new RmsNormRows { X = _resid[_layers], W = _base is null ? p + L.OutputNorm : _outNormF, Dim = _d, Eps = _eps, Y = _xnF, Rstd = _rstdF });
             if (_base is null) MatOps.Forward(_xnF, p + L.Output, rows, _d, _vocab, _probs, _pool);
             else LoraLinear.BaseForward(_base.Output, _xnF, rows, _probs, _pool);
+            Profile?.Mark("forward: final norm, head");
             _pool.For(rows, new CrossEntropyRows { Logits = _probs, Targets = _targets, Vocab = _vocab, Losses = _losses });
+            Profile?.Mark("forward: cross-entropy");
         }
         double sum = 0;
         int count = 0;
@@ -248,7 +255,9 @@ public sealed unsafe class TrainingModel : IDisposable
         Linear(l, LayerTensor.K, _xn1[l], _k[l], p);
         Linear(l, LayerTensor.V, _xn1[l], _v[l], p);
         _pool.For(rows, Rope(inverse: false, q: _q[l], k: _k[l]));
+        Profile?.Mark("forward: norm, Q/K/V, RoPE");
         _pool.For(_b * _kvh, new AttentionHeads { Q = _q[l], K = _k[l], V = _v[l], SeqLen = SeqLen, Heads = _h, KvHeads = _kvh, HeadDim = _hd, Starts = _packed ? _starts : null, O = _ao[l], P = _att[l] });
+        Profile?.Mark("forward: attention");
         // m = x + a Woᵀ: the product into mid, then the residual added.
         Linear(l, LayerTensor.O, _ao[l], _mid[l], p);
         _pool.For(rows, new AddRows { B = _resid[l], Dim = _d, A = _mid[l] });
@@ -262,6 +271,7 @@ public sealed unsafe class TrainingModel : IDisposable
         _pool.For(rows, new SwiGluRows { Gate = _gate[l], Up = _up[l], Ffn = _f, Stride = _ffnStride, H = _hh[l] });
         Linear(l, LayerTensor.Down, _hh[l], _resid[l + 1], p);
         _pool.For(rows, new AddRows { B = _mid[l], Dim = _d, A = _resid[l + 1] });
+        Profile?.Mark("forward: O, norm, FFN");
     }
 
     /// <summary>
@@ -276,7 +286,9 @@ public sealed unsafe class TrainingModel : IDisposable
         fixed (float* p = Parameters)
         fixed (float* g = Gradients)
         {
+            Profile?.Skip();
             _pool.For(rows, new CrossEntropyGradRows { Targets = _targets, Vocab = _vocab, Scale = lossScale, Probs = _probs }); // probs -> dlogits
+            Profile?.Mark("backward: cross-entropy");
             Clear(_dXn, (long)rows * _d);
             if (_base is null)
             {
@@ -290,6 +302,7 @@ public sealed unsafe class TrainingModel : IDisposable
             // The layout is embedding, layers 0..L-1, final norm, untied head: the tail [OutputNorm, end) is done now
             // (a tied head's gradient is in the embedding's, which the input side adds to last).
             ready?.Invoke(L.OutputNorm, L.Count - L.OutputNorm);
+            Profile?.Mark("backward: head, final norm");
             for (int l = _layers - 1; l >= 0; l--)
             {
                 BackwardLayer(l, p, g);
@@ -297,6 +310,7 @@ public sealed unsafe class TrainingModel : IDisposable
             }
             if (_base is null) _pool.For(_d, new EmbedGradColumns { DX = _dR, Ids = _inputs, Dim = _d, Rows = rows, DTable = g + L.Embedding });
             ready?.Invoke(L.Embedding, L.AttnNorm[0] - L.Embedding);
+            Profile?.Mark("backward: embedding");
         }
     }
 
@@ -322,11 +336,13 @@ public sealed unsafe class TrainingModel : IDisposable
         // Attention: m = x + a Woᵀ.
         LinearBackward(l, LayerTensor.O, _dR, _ao[l], _dAo, p, g, overwrite: true);
         Clear(_dQ, (long)rows * _qd); Clear(_dK, (long)rows * _kd); Clear(_dV, (long)rows * _kd);
+        Profile?.Mark("backward: FFN, norm, O");
         _pool.For(_b * _kvh, new AttentionGradHeads
         {
             DOut = _dAo, Q = _q[l], K = _k[l], V = _v[l], P = _att[l], SeqLen = SeqLen, Heads = _h, KvHeads = _kvh, HeadDim = _hd, Starts = _packed ? _starts : null,
             DQ = _dQ, DK = _dK, DV = _dV, Scratch = _attnScratch, ScratchStride = AttentionOp.ScratchFloats(SeqLen),
         });
+        Profile?.Mark("backward: attention");
         _pool.For(rows, Rope(inverse: true, q: _dQ, k: _dK));
         // Over a frozen base nothing below layer 0's projections trains: its input gradient is not needed.
         float* dxn = _base is not null && l == 0 ? null : _dXn;
@@ -335,6 +351,7 @@ public sealed unsafe class TrainingModel : IDisposable
         LinearBackward(l, LayerTensor.K, _dK, _xn1[l], dxn, p, g);
         LinearBackward(l, LayerTensor.V, _dV, _xn1[l], dxn, p, g);
         if (dxn != null) RmsBackward(_dXn, _resid[l], Norm(l, attention: true, p), _rstd1[l], _dR, NormGrad(l, attention: true, g));  // _dR is now d(x_l)
+        Profile?.Mark("backward: RoPE, Q/K/V, norm");
     }
 
     // ---- the weights a layer reads: the trained model's slots, or the frozen base and its adapters ----

@@ -138,9 +138,10 @@ internal static class TrainCommands
         var steps = new Option<int>("--steps") { Description = "timed steps (after 2 warm-up steps)", DefaultValueFactory = _ => 10 };
         var threads = ModelCommands.ThreadsOption();
         var json = new Option<bool>("--json") { Description = "print one JSON line" };
+        var parts = new Option<bool>("--parts") { Description = "also print the wall time of each part of a step (embedding, per-layer blocks summed over the layers, head, cross-entropy, optimizer)" };
         var cmd = new Command("bench-train", "Training speed: tokens/s and MFU of whole steps (forward, backward, AdamW) on random tokens.")
         {
-            preset, vocab, batch, seq, steps, threads, json,
+            preset, vocab, batch, seq, steps, threads, json, parts,
         };
         cmd.SetAction(r =>
         {
@@ -157,9 +158,12 @@ internal static class TrainCommands
             var targets = new int[b * t];
             var times = new List<double>();
             double loss = 0;
+            var profile = r.GetValue(parts) ? new StepProfile() : null;
+            model.Profile = profile;
             for (int s = 0; s < n + 2; s++)
             {
                 for (int i = 0; i < inputs.Length; i++) { inputs[i] = rng.Next(v); targets[i] = rng.Next(v); }
+                if (s == 2) profile?.Clear();
                 var sw = Stopwatch.StartNew();
                 loss = runner.Step(inputs, targets).Loss;
                 if (s >= 2) times.Add(sw.Elapsed.TotalSeconds);
@@ -170,15 +174,25 @@ internal static class TrainCommands
             double peak = PeakFlops.Measure(WorkerPool.Shared);
             double mfu = tps * PeakFlops.PerToken(config, t) / peak;
             if (r.GetValue(json))
-                Console.WriteLine(JsonSerializer.Serialize(new Dictionary<string, object>
+            {
+                var line = new Dictionary<string, object>
                 {
                     ["peer"] = "duet", ["preset"] = name, ["vocab"] = v, ["batch"] = b, ["seq"] = t, ["threads"] = WorkerPool.Shared.Threads,
                     ["step_ms"] = Math.Round(median * 1e3, 2), ["tokens_per_s"] = Math.Round(tps, 1), ["mfu"] = Math.Round(mfu, 4),
                     ["peak_gflops"] = Math.Round(peak / 1e9, 1), ["params"] = model.Layout.Count, ["loss"] = Math.Round(loss, 4),
-                }));
+                };
+                if (profile is not null) line["parts_ms"] = profile.Parts.ToDictionary(x => x.Part, x => Math.Round(x.Milliseconds / n, 2));
+                Console.WriteLine(JsonSerializer.Serialize(line));
+            }
             else
                 Console.WriteLine($"{name} (vocab {v}, {model.Layout.Count:N0} parameters), batch {b} × {t}, {WorkerPool.Shared.Threads} threads: " +
                     $"{median * 1e3:F1} ms/step, {tps:N0} tokens/s, MFU {mfu:P1} of {peak / 1e9:F0} GFLOP/s");
+            if (profile is not null && !r.GetValue(json))
+            {
+                // mean over the timed steps (the line above gives the median step)
+                double total = profile.Parts.Sum(x => x.Milliseconds);
+                foreach (var (part, ms) in profile.Parts) Console.WriteLine($"  {part,-32} {ms / n,9:F1} ms/step {ms / total,7:P1}");
+            }
             return 0;
         });
         return cmd;
