@@ -8,22 +8,31 @@ namespace Duet.Training.Tests;
 
 public class AllocationTests
 {
+    private static readonly LlamaConfig Config = new()
+    {
+        Dim = 64, Layers = 2, Heads = 4, KvHeads = 2, HeadDim = 16, RopeDim = 16, FfnDim = 128, Vocab = 300, ContextLength = 32,
+        RopeStyle = Duet.Tensors.Kernels.RopeStyle.NeoX,
+    };
+
+    /// <summary>A small random model (2 sequences of 32 per micro-batch), its step runner and a batch, warmed up by three steps.</summary>
+    private static (TrainingModel Model, StepRunner Runner, int[] Inputs, int[] Targets) Warm(WorkerPool pool, int microBatches, StepProfile? profile = null)
+    {
+        var model = new TrainingModel(Config, 2, 32, pool) { Profile = profile };
+        model.Layout.Load(CanonicalModel.Random(Config, 3), model.Parameters);
+        var runner = new StepRunner(model, new OptimizerOptions { MaxSteps = 100, WarmupSteps = 2 }, microBatches);
+        var rng = new Random(1);
+        var inputs = Enumerable.Range(0, microBatches * 2 * 32).Select(_ => rng.Next(Config.Vocab)).ToArray();
+        var targets = Enumerable.Range(0, inputs.Length).Select(i => i % 17 == 0 ? -1 : rng.Next(Config.Vocab)).ToArray();
+        for (int i = 0; i < 3; i++) runner.Step(inputs, targets);
+        return (model, runner, inputs, targets);
+    }
+
     [Fact]
     public void TrainingStep_AfterWarmUp_AllocatesNothing()
     {
-        var config = new LlamaConfig
-        {
-            Dim = 64, Layers = 2, Heads = 4, KvHeads = 2, HeadDim = 16, RopeDim = 16, FfnDim = 128, Vocab = 300, ContextLength = 32,
-            RopeStyle = Duet.Tensors.Kernels.RopeStyle.NeoX,
-        };
         using var pool = new WorkerPool(2);
-        using var model = new TrainingModel(config, 2, 32, pool);
-        model.Layout.Load(CanonicalModel.Random(config, 3), model.Parameters);
-        var runner = new StepRunner(model, new OptimizerOptions { MaxSteps = 100, WarmupSteps = 2 }, microBatches: 2);
-        var rng = new Random(1);
-        var inputs = Enumerable.Range(0, 2 * 2 * 32).Select(_ => rng.Next(config.Vocab)).ToArray();
-        var targets = Enumerable.Range(0, inputs.Length).Select(i => i % 17 == 0 ? -1 : rng.Next(config.Vocab)).ToArray();
-        for (int i = 0; i < 3; i++) runner.Step(inputs, targets);
+        var (model, runner, inputs, targets) = Warm(pool, microBatches: 2);
+        using var _ = model;
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 10; i++) runner.Step(inputs, targets);
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
@@ -35,20 +44,11 @@ public class AllocationTests
     [Fact]
     public void StepProfile_TimesEveryPartInOrder_AndAllocatesNothingWhenWarm()
     {
-        var config = new LlamaConfig
-        {
-            Dim = 64, Layers = 2, Heads = 4, KvHeads = 2, HeadDim = 16, RopeDim = 16, FfnDim = 128, Vocab = 300, ContextLength = 32,
-            RopeStyle = Duet.Tensors.Kernels.RopeStyle.NeoX,
-        };
         using var pool = new WorkerPool(2);
-        using var model = new TrainingModel(config, 2, 32, pool) { Profile = new StepProfile() };
-        model.Layout.Load(CanonicalModel.Random(config, 3), model.Parameters);
-        var runner = new StepRunner(model, new OptimizerOptions { MaxSteps = 100, WarmupSteps = 2 }, microBatches: 1);
-        var rng = new Random(1);
-        var inputs = Enumerable.Range(0, 2 * 32).Select(_ => rng.Next(config.Vocab)).ToArray();
-        var targets = Enumerable.Range(0, inputs.Length).Select(_ => rng.Next(config.Vocab)).ToArray();
-        for (int i = 0; i < 3; i++) runner.Step(inputs, targets);
-        model.Profile.Clear();
+        var profile = new StepProfile();
+        var (model, runner, inputs, targets) = Warm(pool, microBatches: 1, profile);
+        using var _ = model;
+        profile.Clear();
         long before = GC.GetAllocatedBytesForCurrentThread();
         long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         for (int i = 0; i < 5; i++) runner.Step(inputs, targets);
@@ -61,9 +61,9 @@ public class AllocationTests
             "forward: cross-entropy", "backward: cross-entropy", "backward: head, final norm", "backward: FFN, norm, O", "backward: attention",
             "backward: RoPE, Q/K/V, norm", "backward: embedding", "optimizer: norm, AdamW",
         ];
-        Assert.Equal(expected, model.Profile.Parts.Select(x => x.Part));
-        Assert.All(model.Profile.Parts, x => Assert.True(x.Milliseconds > 0, $"{x.Part}: {x.Milliseconds} ms"));
-        double total = model.Profile.Parts.Sum(x => x.Milliseconds);
+        Assert.Equal(expected, profile.Parts.Select(x => x.Part));
+        Assert.All(profile.Parts, x => Assert.True(x.Milliseconds > 0, $"{x.Part}: {x.Milliseconds} ms"));
+        double total = profile.Parts.Sum(x => x.Milliseconds);
         Assert.True(total <= wall, $"the parts add up to {total:F2} ms, more than the {wall:F2} ms the steps took");
     }
 }
