@@ -81,9 +81,12 @@ public static unsafe class Sgemm
         w.PackB = Buffer(ref t_packB, ref t_packBLength, (long)NC * KC);
         bool parallel = pool is { Threads: > 1 } && (long)m * n * k >= ParallelWork;
         // Work items: a block of row panels (its A packed by the thread that takes it, kept in L2) against a group of
-        // column panels. At least four items per thread when the pool runs it, blocks as large as MCP allows.
-        int want = parallel ? 4 * pool!.Threads : 1;
-        w.Mcp = Math.Clamp((mPanels + want - 1) / want, 1, MCP);
+        // column panels. Row blocks as large as MCP allows, of even size (each column panel meets as many rows as it
+        // can while it is in L1); the columns are split into groups when that leaves fewer than four items per thread,
+        // into a multiple of the thread count of items.
+        int threads = parallel ? pool!.Threads : 1, want = 4 * threads;
+        w.MBlocks = (mPanels + MCP - 1) / MCP;
+        w.Mcp = (mPanels + w.MBlocks - 1) / w.MBlocks;
         w.MBlocks = (mPanels + w.Mcp - 1) / w.Mcp;
         // k in as few blocks of at most KC as it takes, of even length: 288 = one block, not 256 + 32 (each block
         // reads and writes C once more). The cut depends on k alone, never on the threads.
@@ -96,8 +99,9 @@ public static unsafe class Sgemm
             {
                 w.J0 = j0; w.Nc = Math.Min(NC, n - j0);
                 w.NPanels = (w.Nc + NR - 1) / NR;
-                w.NGroups = Math.Clamp((want + w.MBlocks - 1) / w.MBlocks, 1, w.NPanels);
-                w.Ncp = (w.NPanels + w.NGroups - 1) / w.NGroups;
+                int groups = parallel ? Math.Clamp((want + w.MBlocks - 1) / w.MBlocks, 1, w.NPanels) : 1;
+                while (parallel && w.MBlocks * groups % threads != 0 && groups < w.NPanels) groups++;
+                w.Ncp = (w.NPanels + groups - 1) / groups;
                 w.NGroups = (w.NPanels + w.Ncp - 1) / w.Ncp;
                 if (parallel) pool!.For(w.NPanels, new PackBPanels(w)); else PackB(w, 0, w.NPanels);
                 int items = w.MBlocks * w.NGroups;
