@@ -210,7 +210,7 @@ public sealed unsafe class AdamW
                 var (start, end, decayed) = Segments[s];
                 float decay = decayed ? Decay : 1f;
                 int go = (int)(start - GFirst), mo = (int)(start - MFirst), n = (int)(end - start), po = (int)start;
-                int i = Vector512.IsHardwareAccelerated ? Update512(go, mo, po, n, decay) : Vector256.IsHardwareAccelerated ? Update256(go, mo, po, n, decay) : 0;
+                int i = Vector256.IsHardwareAccelerated ? Update256(go, mo, po, n, decay) : 0;
                 for (; i < n; i++)
                 {
                     float g = G[go + i] * Scale;
@@ -224,27 +224,8 @@ public sealed unsafe class AdamW
         }
 
         // The loop above on whole vectors: the same operations in the same order (no fused multiply-adds), so each
-        // element gets the bits the scalar loop gives it. Returns how many elements it did.
-        private int Update512(int go, int mo, int po, int n, float decay)
-        {
-            int i = 0;
-            ref float g0 = ref MemoryMarshal.GetArrayDataReference(G), m0 = ref MemoryMarshal.GetArrayDataReference(M);
-            ref float v0 = ref MemoryMarshal.GetArrayDataReference(V), p0 = ref MemoryMarshal.GetArrayDataReference(P);
-            var scale = Vector512.Create(Scale); var b1 = Vector512.Create(1 - B1); var b2 = Vector512.Create(B2); var nb2 = Vector512.Create(1 - B2);
-            var dec = Vector512.Create(decay); var step = Vector512.Create(StepSize); var bc2 = Vector512.Create(Bc2Sqrt); var eps = Vector512.Create(Eps);
-            for (; i + 16 <= n; i += 16)
-            {
-                var g = Vector512.LoadUnsafe(ref g0, (nuint)(go + i)) * scale;
-                var m = Vector512.LoadUnsafe(ref m0, (nuint)(mo + i));
-                m += b1 * (g - m);
-                var v = Vector512.LoadUnsafe(ref v0, (nuint)(mo + i)) * b2 + nb2 * g * g;
-                m.StoreUnsafe(ref m0, (nuint)(mo + i)); v.StoreUnsafe(ref v0, (nuint)(mo + i));
-                var p = Vector512.LoadUnsafe(ref p0, (nuint)(po + i)) * dec;
-                (p - step * (m / (Vector512.Sqrt(v) / bc2 + eps))).StoreUnsafe(ref p0, (nuint)(po + i));
-            }
-            return i;
-        }
-
+        // element gets the bits the scalar loop gives it. Returns how many elements it did. 256 bits on every x86 CPU:
+        // the update streams four arrays, so it is bound by memory, not by the vector width.
         private int Update256(int go, int mo, int po, int n, float decay)
         {
             int i = 0;

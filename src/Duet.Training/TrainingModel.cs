@@ -72,7 +72,6 @@ public sealed unsafe class TrainingModel : IDisposable
     // projections run as one product each way (xn2's panels packed once, one pass over dxn instead of two). LoRA
     // models keep separate [N, F] buffers (their projections have separate adapters).
     private readonly bool _stackedFfn;
-    private readonly int _ffnStride;
     // Backward scratch.
     private readonly float* _dR, _dXn, _dQ, _dK, _dV, _dAo, _dGate, _dUp, _dHh, _dwPartial, _scratch, _attnScratch;
     private readonly int _chunks;
@@ -154,7 +153,6 @@ public sealed unsafe class TrainingModel : IDisposable
         _att = PerLayer((long)batchSize * _h * seqLen * seqLen); _ao = PerLayer(n * _qd); _mid = PerLayer(n * _d);
         _xn2 = PerLayer(n * _d); _rstd2 = PerLayer(n); _hh = PerLayer(n * _f);
         _stackedFfn = !layout.IsLora;
-        _ffnStride = _stackedFfn ? 2 * _f : _f;
         if (_stackedFfn)
         {
             for (int l = 0; l < _layers; l++)
@@ -268,7 +266,7 @@ public sealed unsafe class TrainingModel : IDisposable
             Linear(l, LayerTensor.Gate, _xn2[l], _gate[l], p);
             Linear(l, LayerTensor.Up, _xn2[l], _up[l], p);
         }
-        _pool.For(rows, new SwiGluRows { Gate = _gate[l], Up = _up[l], Ffn = _f, Stride = _ffnStride, H = _hh[l] });
+        _pool.For(rows, new SwiGluRows { Gate = _gate[l], Up = _up[l], Ffn = _f, Stride = _stackedFfn ? 2 * _f : _f, H = _hh[l] });
         Linear(l, LayerTensor.Down, _hh[l], _resid[l + 1], p);
         _pool.For(rows, new AddRows { B = _mid[l], Dim = _d, A = _resid[l + 1] });
         Profile?.Mark("forward: O, norm, FFN");
@@ -320,7 +318,7 @@ public sealed unsafe class TrainingModel : IDisposable
         // FFN: x_{l+1} = m + h Wdᵀ, h = silu(xn2 Wgᵀ) ⊙ (xn2 Wuᵀ).
         // The first product into a scratch gradient overwrites it (no clearing pass over N × F floats); later ones add.
         LinearBackward(l, LayerTensor.Down, _dR, _hh[l], _dHh, p, g, overwrite: true);
-        _pool.For(rows, new SwiGluGradRows { DH = _dHh, Gate = _gate[l], Up = _up[l], Ffn = _f, Stride = _ffnStride, DGate = _dGate, DUp = _dUp });
+        _pool.For(rows, new SwiGluGradRows { DH = _dHh, Gate = _gate[l], Up = _up[l], Ffn = _f, Stride = _stackedFfn ? 2 * _f : _f, DGate = _dGate, DUp = _dUp });
         if (_stackedFfn)
         {
             // dxn = [dgate | dup] [Wg; Wu];  d[Wg; Wu] += [dgate | dup]ᵀ xn2
@@ -586,13 +584,13 @@ public sealed unsafe class TrainingModel : IDisposable
         }
     }
 
-    /// <summary>Rows: H = silu(Gate) ⊙ Up; Gate and Up rows Stride floats apart (2F when side by side, else F).</summary>
+    /// <summary>Rows: H = silu(Gate) ⊙ Up; Gate and Up rows Stride floats apart (2F when side by side, else F). Row by
+    /// row: SwiGluOp gives an element the same bits wherever a range ends, so this equals one call over contiguous rows.</summary>
     private struct SwiGluRows : IRangeOp
     {
         public float* Gate, Up; public int Ffn, Stride; public float* H;
         public readonly void Run(int start, int end)
         {
-            if (Stride == Ffn) { SwiGluOp.Forward(Gate, Up, H, (long)start * Ffn, (long)end * Ffn); return; }
             for (int r = start; r < end; r++) SwiGluOp.Forward(Gate + (long)r * Stride, Up + (long)r * Stride, H + (long)r * Ffn, 0, Ffn);
         }
     }
@@ -603,7 +601,6 @@ public sealed unsafe class TrainingModel : IDisposable
         public float* DH, Gate, Up; public int Ffn, Stride; public float* DGate, DUp;
         public readonly void Run(int start, int end)
         {
-            if (Stride == Ffn) { SwiGluOp.Backward(DH, Gate, Up, DGate, DUp, (long)start * Ffn, (long)end * Ffn, overwrite: true); return; }
             for (int r = start; r < end; r++)
             {
                 long o = (long)r * Stride;

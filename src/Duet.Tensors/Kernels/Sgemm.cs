@@ -90,7 +90,7 @@ public static unsafe class Sgemm
         w.MBlocks = (mPanels + w.Mcp - 1) / w.Mcp;
         // k in as few blocks of at most KC as it takes, of even length: 288 = one block, not 256 + 32 (each block
         // reads and writes C once more). The cut depends on k alone, never on the threads.
-        int kcEven = (k + (k + KC - 1) / KC - 1) / ((k + KC - 1) / KC);
+        int kBlocks = (k + KC - 1) / KC, kcEven = (k + kBlocks - 1) / kBlocks;
         for (int k0 = 0; k0 < k; k0 += kcEven)
         {
             w.K0 = k0; w.Kc = Math.Min(kcEven, k - k0);
@@ -142,12 +142,7 @@ public static unsafe class Sgemm
             {
                 int kx = w.K0 + kk;
                 float* d = dst + kk * MR;
-                if (w.TransA)
-                {
-                    float* src = w.A + (long)kx * w.Lda + i0;
-                    if (rows == MR && Vector256.IsHardwareAccelerated) { Vector256.Store(Vector256.Load(src), d); continue; }
-                    for (int r = 0; r < rows; r++) d[r] = src[r];
-                }
+                if (w.TransA) { float* src = w.A + (long)kx * w.Lda + i0; for (int r = 0; r < rows; r++) d[r] = src[r]; }
                 else for (int r = 0; r < rows; r++) d[r] = w.A[(long)(i0 + r) * w.Lda + kx];
                 for (int r = rows; r < MR; r++) d[r] = 0;
             }
