@@ -618,6 +618,63 @@ public unsafe class KernelTests
         }
     }
 
+    [Theory]
+    [InlineData(GgmlType.F32, QuantizedMath.Integer, 1)]
+    [InlineData(GgmlType.F16, QuantizedMath.Integer, 1)]
+    [InlineData(GgmlType.F16, QuantizedMath.Integer, 2)]
+    [InlineData(GgmlType.Q8_0, QuantizedMath.Float, 2)]
+    public void MatMul_FloatRows_CacheBlocks_SameBitsAsOneToken(GgmlType type, QuantizedMath math, int threads)
+    {
+        // With a 64 KiB L2, FloatRows cuts 23 rows of 416 columns into blocks of 12 (a short last tile, blocks that end
+        // mid-range, the next block's rows prefetched) and a batch into blocks of 12 tokens (the last one 1 to 5
+        // tokens: the 4-token, 2-3-token and 1-token tiles). Every (row, token) must keep the bits it has alone, from
+        // activations on a 64-byte boundary and from ones that are not (copied to one), and match a double reference.
+        using var profile = CpuProfile.Use(CpuProfile.Detected with { L2Bytes = 64 << 10 });
+        var rng = new Random(11);
+        const int rows = 23, cols = 416, tokens = 41;
+        long rowBytes = GgmlTypeInfo.RowSize(type, cols);
+        var data = new byte[rows * rowBytes];
+        var w = RandomVector(rng, rows * cols, 0.5f);
+        for (int r = 0; r < rows; r++) Quantizer.QuantizeRow(type, w.AsSpan(r * cols, cols), data.AsSpan((int)(r * rowBytes), (int)rowBytes));
+        var stored = new float[rows * cols];
+        fixed (byte* p = data) for (int r = 0; r < rows; r++) new WeightMatrix(type, p, rows, cols).DequantizeRow(r, stored.AsSpan(r * cols, cols));
+        float* aligned = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)((tokens * cols + 16) * 4), 64);
+        try
+        {
+            var xs = new Span<float>(aligned, tokens * cols + 16);
+            var values = RandomVector(rng, tokens * cols);
+            using var pool = new WorkerPool(threads);
+            fixed (byte* p = data)
+            {
+                var m = new WeightMatrix(type, p, rows, cols);
+                var alone = new float[tokens][];
+                for (int t = 0; t < tokens; t++)
+                {
+                    alone[t] = new float[rows];
+                    MatMul.Multiply(m, values.AsSpan(t * cols, cols), alone[t], 1, pool, invariant: true, math);
+                    for (int r = 0; r < rows; r++)
+                    {
+                        double e = 0, abs = 0;
+                        for (int k = 0; k < cols; k++) { double term = (double)stored[r * cols + k] * values[t * cols + k]; e += term; abs += Math.Abs(term); }
+                        Assert.True(Math.Abs(alone[t][r] - e) <= 1e-5 * (1 + abs), $"row {r} token {t}: {alone[t][r]} vs {e}");
+                    }
+                }
+                foreach (int shift in new[] { 0, 5 }) // floats: 0 on the boundary, 5 off it
+                {
+                    values.CopyTo(xs[shift..]);
+                    foreach (int batch in new[] { 13, 37, 38, 39, 40, 41 })
+                    {
+                        var y = new float[batch * rows];
+                        MatMul.Multiply(m, xs.Slice(shift, batch * cols), y, batch, pool, invariant: false, math);
+                        for (int t = 0; t < batch; t++)
+                            Assert.True(alone[t].AsSpan().SequenceEqual(y.AsSpan(t * rows, rows)), $"shift {shift} batch {batch} token {t}");
+                    }
+                }
+            }
+        }
+        finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(aligned); }
+    }
+
     [Theory, MemberData(nameof(CpuPaths.Names), MemberType = typeof(CpuPaths))] // the scaled form where free_denormals is on
     public void HalfDot_EveryFiniteHalf_ConvertsExactly(string cpu)
     {

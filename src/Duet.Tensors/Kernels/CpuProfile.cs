@@ -51,6 +51,12 @@ public sealed record CpuProfile
     public string Vendor { get; init; } = "";
     /// <summary>The processor's brand string, as CPUID gives it.</summary>
     public string Model { get; init; } = "";
+    /// <summary>
+    /// One core's level-2 cache in bytes, from CPUID's cache descriptors (leaf 4 on Intel, 0x8000001D on AMD); 1 MiB
+    /// where CPUID does not say. Blocked kernels size the operands they keep resident by it (FloatGemm's row and
+    /// token blocks).
+    /// </summary>
+    public long L2Bytes { get; init; } = 1 << 20;
 
     /// <summary>AVX2 and FMA kernels run.</summary>
     public bool Avx2 => Level >= SimdLevel.Avx2;
@@ -74,6 +80,7 @@ public sealed record CpuProfile
         var sb = new StringBuilder();
         sb.Append(Model.Length > 0 ? Model : Vendor.Length > 0 ? Vendor : "unknown CPU").Append(": ").Append(Level.ToString().ToLowerInvariant());
         foreach (var (name, on) in Switches()) sb.Append(on ? " +" : " -").Append(name);
+        sb.Append($", L2 {L2Bytes >> 10} KiB");
         sb.Append(s_override is { } o ? $" (DUET_CPU={o})" : " (detected)");
         return sb.ToString();
     }
@@ -119,7 +126,29 @@ public sealed record CpuProfile
             FreeDenormals = amd,
             Vendor = vendor,
             Model = model,
+            L2Bytes = L2Size(vendor) ?? 1 << 20,
         };
+    }
+
+    // CPUID's deterministic cache parameters: subleaf i describes one cache (EAX[4:0] type, 0 = no more; EAX[7:5]
+    // level); its size is ways x partitions x line size x sets, each stored minus one (EBX[31:22], EBX[21:12],
+    // EBX[11:0], ECX). Intel lists them under leaf 4, AMD under 0x8000001D, in the same layout.
+    private static long? L2Size(string vendor)
+    {
+        if (!X86Base.IsSupported) return null;
+        uint leaf = vendor == "AuthenticAMD" ? 0x8000001D : 4;
+        var (max, _, _, _) = X86Base.CpuId(unchecked((int)(leaf & 0x80000000)), 0);
+        if ((uint)max < leaf) return null;
+        for (int i = 0; i < 16; i++)
+        {
+            var (a, b, c, _) = X86Base.CpuId(unchecked((int)leaf), i);
+            int type = a & 31, level = (a >> 5) & 7;
+            if (type == 0) break;
+            if (level != 2 || type == 1) continue; // 1: data only (an L2 is unified, type 3)
+            long size = (long)(((uint)b >> 22) + 1) * ((((uint)b >> 12) & 0x3FF) + 1) * (((uint)b & 0xFFF) + 1) * ((uint)c + 1L);
+            return size is >= 64 << 10 and <= 64 << 20 ? size : null;
+        }
+        return null;
     }
 
     private static string Ascii(params int[] words)

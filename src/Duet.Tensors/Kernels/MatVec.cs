@@ -5,6 +5,7 @@
 // QuantizedMath.Float skips the activation rounding: every quantized row is expanded to floats and dotted with
 // the activation as it is (what PyTorch/transformers compute after dequantizing a GGUF).
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 using System.Numerics.Tensors;
 using Duet.Tensors.Parallel;
 using Duet.Tensors.Quant;
@@ -211,7 +212,8 @@ public static unsafe class MatMul
         public short[] KBsums = [];
     }
 
-    [ThreadStatic] private static float[]? t_row;
+    [ThreadStatic] private static float* t_panel, t_x;
+    [ThreadStatic] private static long t_panelLength, t_xLength;
     [ThreadStatic] private static Job? t_job;
     [ThreadStatic] private static byte[]? t_packed;
     [ThreadStatic] private static float[]? t_packedScales;
@@ -232,9 +234,17 @@ public static unsafe class MatMul
         // float types run 4x4 tiles and their one-token twin (FloatGemm), never MatVec's dot, when invariant.
         bool floatRows = math == QuantizedMath.Float || !(w.Type is GgmlType.Q8_0 or GgmlType.Q4_0) && !KQuantDot.Supports(w.Type);
         if (batch == 1 && !(invariant && floatRows)) { MatVec.Multiply(w, x[..w.Cols], y[..w.Rows], pool, math); return; }
-        fixed (float* px = x)
+        fixed (float* px0 = x)
         fixed (float* py = y)
         {
+            // Float rows meet the activations in 512-bit loads: on a 64-byte boundary (a copy when they are not)
+            // every load is one cache line, not two.
+            float* px = px0;
+            if (floatRows && ((nint)px0 & 63) != 0)
+            {
+                px = AlignedScratch.Floats(ref t_x, ref t_xLength, (long)batch * w.Cols);
+                x[..(batch * w.Cols)].CopyTo(new Span<float>(px, batch * w.Cols));
+            }
             var job = t_job ??= new Job();
             job.W = w; job.X = px; job.Y = py; job.Batch = batch; job.Invariant = invariant; job.Expand = floatRows;
             if (floatRows) { }
@@ -402,66 +412,103 @@ public static unsafe class MatMul
         throw new InvalidOperationException($"MatMul: no kernel for {w.Type}");
     }
 
+    /// <summary>Shares of one core's L2 for FloatRows' resident row block and token block (experiments set them).</summary>
+    internal static double RowShare = 0.375, TokenShare = 0.375;
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void FloatRows(Job job, int start, int end)
     {
         var w = job.W;
         int cols = w.Cols, batch = job.Batch;
-        // Float rows: F32 in place, other formats expanded into a 4-row panel once per batch; register tiles of 4 rows
+        bool inPlace = w.Type == GgmlType.F32;
+        // Float rows: F32 in place, other formats expanded into float rows once per batch; register tiles of 4 rows
         // by 6 tokens (Tile4x6: 1.26x the 4x4 tiles at 1.1 B parameters, bench/README.md#kernel-choices), then 4, then the
-        // last 2 or 3 tokens together (Tile4xN), a single one through Tile4x1, all summing in one order: every (row, token) result is the same bits whatever
-        // the batch (what invariant mode needs; it costs the fast mode nothing).
-        var panel = t_row is { } bb && bb.Length >= 4 * cols ? bb : t_row = new float[4 * cols];
+        // last 2 or 3 tokens together (Tile4xN), a single one through Tile4x1, all summing in one order: every (row, token)
+        // result is the same bits whatever the batch (what invariant mode needs; it costs the fast mode nothing).
+        // Cache blocks: a block of rows (expanded once) meets the batch a block of tokens at a time, both sized to stay in
+        // L2 together, so a tile's operands come from L2 rather than from L3 or memory. Only the order in which tiles run
+        // changes, never a sum: the tiles take every row's whole length.
+        long rowBytes = (long)cols * sizeof(float), l2 = CpuProfile.Current.L2Bytes;
+        int tb = (int)Math.Max(6, (long)(l2 * TokenShare) / rowBytes / 6 * 6);
+        int rb = batch <= tb ? 4 : (int)Math.Max(4, (long)(l2 * RowShare) / rowBytes / 4 * 4); // one token block: nothing to keep
+        float* pp = inPlace ? null : AlignedScratch.Floats(ref t_panel, ref t_panelLength, (long)Math.Min(rb, end - start + 3 & ~3) * cols);
         float* tile = stackalloc float[24];
         var rows = stackalloc float*[4];
-        fixed (float* pp = panel)
         {
             float* x = job.X;
-            for (int r = start; r < end; r += 4)
+            for (int r0 = start; r0 < end; r0 += rb)
             {
-                int nr = Math.Min(4, end - r);
-                for (int i = 0; i < 4; i++)
-                {
-                    int ri = r + Math.Min(i, nr - 1); // a short last tile repeats its last row
-                    if (w.Type == GgmlType.F32) rows[i] = (float*)(w.Data + (long)ri * cols * 4);
-                    else
+                int r1 = Math.Min(end, r0 + rb);
+                if (!inPlace)
+                    for (int r = r0; r < r1; r++)
                     {
-                        rows[i] = pp + i * cols;
-                        if (i >= nr) { rows[i] = rows[nr - 1]; continue; }
-                        if (w.Type == GgmlType.F16) HalfDot.ToSingle((ushort*)(w.Data + (long)ri * cols * 2), rows[i], cols);
-                        else if (FloatQuantDot.CanExpand(w.Type)) FloatQuantDot.Expand(w.Type, w.Data + ri * w.RowBytes, rows[i], cols / GgmlTypeInfo.BlockSize(w.Type));
-                        else w.DequantizeRow(ri, new Span<float>(rows[i], cols));
+                        float* dst = pp + (long)(r - r0) * cols;
+                        if (w.Type == GgmlType.F16) HalfDot.ToSingle((ushort*)(w.Data + (long)r * cols * 2), dst, cols);
+                        else if (FloatQuantDot.CanExpand(w.Type)) FloatQuantDot.Expand(w.Type, w.Data + r * w.RowBytes, dst, cols / GgmlTypeInfo.BlockSize(w.Type));
+                        else w.DequantizeRow(r, new Span<float>(dst, cols));
+                    }
+                // The next block's stored rows (one contiguous range) are prefetched a few lines per tile while this block
+                // computes: expanding them then reads from cache, not from memory a page at a time.
+                byte* pf = null, pfEnd = null;
+                int pfLines = 0;
+                if (!inPlace && r1 < end && Sse.IsSupported)
+                {
+                    pf = w.Data + r1 * w.RowBytes;
+                    pfEnd = w.Data + Math.Min(end, r1 + rb) * w.RowBytes;
+                    long tiles = (long)(r1 - r0 + 3) / 4 * ((batch + 5) / 6);
+                    pfLines = (int)Math.Min(64, ((pfEnd - pf) / 64 + tiles - 1) / tiles);
+                }
+                for (int b0 = 0; b0 < batch; b0 += tb)
+                {
+                    int b1 = Math.Min(batch, b0 + tb);
+                    for (int r = r0; r < r1; r += 4)
+                    {
+                        int nr = Math.Min(4, r1 - r);
+                        for (int i = 0; i < 4; i++)
+                        {
+                            int ri = r + Math.Min(i, nr - 1); // a short last tile repeats its last row
+                            rows[i] = inPlace ? (float*)(w.Data + ri * rowBytes) : pp + (long)(ri - r0) * cols;
+                        }
+                        // F32 rows are read in place: the first tile over them prefetches the next four rows.
+                        float* next = inPlace && b0 == 0 && r + 8 <= end ? (float*)(w.Data + (r + 4) * rowBytes) : null;
+                        Tiles(rows, x, cols, b0, b1, nr, job.Y + r, w.Rows, tile, next, ref pf, pfEnd, pfLines);
                     }
                 }
-                // F32 rows are read in place: the first tile over them prefetches the next four rows.
-                float* next = w.Type == GgmlType.F32 && r + 8 <= end ? (float*)(w.Data + (long)(r + 4) * cols * 4) : null;
-                int b = 0;
-                for (; b + 6 <= batch; b += 6, next = null)
-                {
-                    FloatGemm.Tile4x6(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, tile, next);
-                    for (int t = 0; t < 6; t++)
-                        for (int i = 0; i < nr; i++) job.Y[(long)(b + t) * w.Rows + r + i] = tile[4 * t + i];
-                }
-                for (; b + 4 <= batch; b += 4, next = null)
-                {
-                    FloatGemm.Tile4x4(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, tile, next);
-                    for (int t = 0; t < 4; t++)
-                        for (int i = 0; i < nr; i++) job.Y[(long)(b + t) * w.Rows + r + i] = tile[4 * t + i];
-                }
-                if (batch - b >= 2)
-                {
-                    int n = batch - b;
-                    FloatGemm.Tile4xN(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, n, tile, next);
-                    next = null;
-                    for (int t = 0; t < n; t++)
-                        for (int i = 0; i < nr; i++) job.Y[(long)(b + t) * w.Rows + r + i] = tile[4 * t + i];
-                    b = batch;
-                }
-                for (; b < batch; b++, next = null)
-                {
-                    FloatGemm.Tile4x1(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, tile, next);
-                    for (int i = 0; i < nr; i++) job.Y[(long)b * w.Rows + r + i] = tile[i];
-                }
             }
+        }
+    }
+
+    // Tokens [b0, b1) against four rows: 6 at a time, then 4, then the last 2 or 3 together, a single one alone.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tiles(float** rows, float* x, int cols, int b0, int b1, int nr, float* y, int ldy, float* tile, float* next,
+        ref byte* pf, byte* pfEnd, int pfLines)
+    {
+        int b = b0;
+        for (; b + 6 <= b1; b += 6, next = null)
+        {
+            for (int l = 0; l < pfLines && pf < pfEnd; l++, pf += 64) Sse.Prefetch1(pf);
+            FloatGemm.Tile4x6(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, tile, next);
+            for (int t = 0; t < 6; t++)
+                for (int i = 0; i < nr; i++) y[(long)(b + t) * ldy + i] = tile[4 * t + i];
+        }
+        for (; b + 4 <= b1; b += 4, next = null)
+        {
+            FloatGemm.Tile4x4(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, tile, next);
+            for (int t = 0; t < 4; t++)
+                for (int i = 0; i < nr; i++) y[(long)(b + t) * ldy + i] = tile[4 * t + i];
+        }
+        if (b1 - b >= 2)
+        {
+            int n = b1 - b;
+            FloatGemm.Tile4xN(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, cols, n, tile, next);
+            for (int t = 0; t < n; t++)
+                for (int i = 0; i < nr; i++) y[(long)(b + t) * ldy + i] = tile[4 * t + i];
+            return;
+        }
+        if (b < b1)
+        {
+            FloatGemm.Tile4x1(rows[0], rows[1], rows[2], rows[3], x + (long)b * cols, cols, tile, next);
+            for (int i = 0; i < nr; i++) y[(long)b * ldy + i] = tile[i];
         }
     }
 }

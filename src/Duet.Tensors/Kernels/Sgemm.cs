@@ -54,16 +54,6 @@ public static unsafe class Sgemm
     [ThreadStatic] private static float* t_packA, t_packB;
     [ThreadStatic] private static long t_packALength, t_packBLength;
 
-    private static float* Buffer(ref float* p, ref long length, long need)
-    {
-        if (length < need)
-        {
-            if (p != null) NativeMemory.AlignedFree(p);
-            p = (float*)NativeMemory.AlignedAlloc((nuint)(need * 4), 64);
-            length = need;
-        }
-        return p;
-    }
 
     /// <summary>C[m×n] (=|+=) op(A)·op(B) on raw pointers (no checks beyond sizes ≥ 0).</summary>
     public static void Gemm(bool transA, bool transB, int m, int n, int k, float* a, int lda, float* b, int ldb, float* c, int ldc, bool accumulate, WorkerPool? pool = null)
@@ -78,7 +68,7 @@ public static unsafe class Sgemm
         var w = t_work ??= new Work();
         w.A = a; w.B = b; w.C = c; w.M = m; w.N = n; w.K = k; w.Lda = lda; w.Ldb = ldb; w.Ldc = ldc; w.TransA = transA; w.TransB = transB;
         w.MPanels = mPanels; w.Isa = CpuProfile.Current.Level;
-        w.PackB = Buffer(ref t_packB, ref t_packBLength, (long)NC * KC);
+        w.PackB = AlignedScratch.Floats(ref t_packB, ref t_packBLength, (long)NC * KC);
         bool parallel = pool is { Threads: > 1 } && (long)m * n * k >= ParallelWork;
         // Work items: a block of row panels (its A packed by the thread that takes it, kept in L2) against a group of
         // column panels. Row blocks as large as MCP allows, of even size (each column panel meets as many rows as it
@@ -207,7 +197,7 @@ public static unsafe class Sgemm
     private static void Compute(Work w, int i0, int i1)
     {
         float* tile = stackalloc float[MR * NR];
-        float* packA = Buffer(ref t_packA, ref t_packALength, (long)w.Mcp * MR * KC);
+        float* packA = AlignedScratch.Floats(ref t_packA, ref t_packALength, (long)w.Mcp * MR * KC);
         int packed = -1;
         for (int item = i0; item < i1; item++)
         {
