@@ -40,22 +40,40 @@ public sealed class LlamaState
     public void Reset() => Length = 0;
 
     /// <summary>
-    /// Rows processed together by <see cref="LlamaModel.ForwardRows"/> (prompt batches, perplexity chunks): each weight
-    /// matrix is read once per batch. 128 rather than 32: 14-17% more perplexity tokens/s on duet-tiny (F32, Q8_0),
-    /// the same as 256 (bench/README.md#kernel-choices).
+    /// Rows batched together by the callers that gather rows from many sequences or chunks (the server's step,
+    /// perplexity chunks, task requests): 128 rather than 32 gave 14-17% more perplexity tokens/s on duet-tiny (F32,
+    /// Q8_0), the same as 256 (bench/README.md#kernel-choices).
     /// </summary>
     public const int MaxBatch = 128;
-    private float[]? _bx, _bxb, _bxb2, _bq, _bk, _bv, _bh, _bh2, _bcos, _bsin;
-    internal float[] BX => _bx ??= new float[MaxBatch * Config.Dim];
-    internal float[] BXb => _bxb ??= new float[MaxBatch * Math.Max(Config.Dim, Config.QDim)];
-    internal float[] BXb2 => _bxb2 ??= new float[MaxBatch * Config.Dim];
-    internal float[] BQ => _bq ??= new float[MaxBatch * Config.QDim];
-    internal float[] BK => _bk ??= new float[MaxBatch * Config.KvDim];
-    internal float[] BV => _bv ??= new float[MaxBatch * Config.KvDim];
-    internal float[] BH => _bh ??= new float[MaxBatch * Config.FfnDim];
-    internal float[] BH2 => _bh2 ??= new float[MaxBatch * Config.FfnDim];
-    internal float[] BCos => _bcos ??= new float[MaxBatch * (Config.RopeDim / 2)];
-    internal float[] BSin => _bsin ??= new float[MaxBatch * (Config.RopeDim / 2)];
+    /// <summary>
+    /// The most rows one <see cref="LlamaModel.ForwardRows"/> call takes, and <see cref="LlamaModel.Prefill"/>'s chunk
+    /// (llama.cpp's default micro-batch): each weight matrix is read, and an F16 one expanded, once per chunk, so a
+    /// 512-token prompt in one chunk spends a quarter of what four chunks of 128 spend on that.
+    /// </summary>
+    public const int PromptBatch = 512;
+    private int _batchRows;
+    private float[] _bx = [], _bxb = [], _bxb2 = [], _bq = [], _bk = [], _bv = [], _bh = [], _bh2 = [], _bcos = [], _bsin = [];
+    /// <summary>Sizes the batch buffers for <paramref name="rows"/> rows (they grow to the largest batch run, never shrink).</summary>
+    internal void EnsureBatch(int rows)
+    {
+        if (rows <= _batchRows) return;
+        var c = Config;
+        _bx = new float[rows * c.Dim]; _bxb = new float[rows * Math.Max(c.Dim, c.QDim)]; _bxb2 = new float[rows * c.Dim];
+        _bq = new float[rows * c.QDim]; _bk = new float[rows * c.KvDim]; _bv = new float[rows * c.KvDim];
+        _bh = new float[rows * c.FfnDim]; _bh2 = new float[rows * c.FfnDim];
+        _bcos = new float[rows * (c.RopeDim / 2)]; _bsin = new float[rows * (c.RopeDim / 2)];
+        _batchRows = rows;
+    }
+    internal float[] BX => _bx;
+    internal float[] BXb => _bxb;
+    internal float[] BXb2 => _bxb2;
+    internal float[] BQ => _bq;
+    internal float[] BK => _bk;
+    internal float[] BV => _bv;
+    internal float[] BH => _bh;
+    internal float[] BH2 => _bh2;
+    internal float[] BCos => _bcos;
+    internal float[] BSin => _bsin;
 }
 
 public sealed class LlamaModel : IDisposable
@@ -139,8 +157,8 @@ public sealed class LlamaModel : IDisposable
     // consecutive positions. Groups own distinct states, so each task owns its row of a score buffer.
     private sealed class AttendJob
     {
-        public LlamaState[] States = new LlamaState[LlamaState.MaxBatch];
-        public int[] Starts = new int[LlamaState.MaxBatch], Counts = new int[LlamaState.MaxBatch], Rows = new int[LlamaState.MaxBatch];
+        public LlamaState[] States = new LlamaState[LlamaState.PromptBatch];
+        public int[] Starts = new int[LlamaState.PromptBatch], Counts = new int[LlamaState.PromptBatch], Rows = new int[LlamaState.PromptBatch];
         public int Groups;
         public float[] Query = [], Output = [];
         public int Layer;
@@ -199,7 +217,7 @@ public sealed class LlamaModel : IDisposable
     }
 
     /// <summary>
-    /// Processes a prompt in batches of <see cref="LlamaState.MaxBatch"/> tokens: the same computation as
+    /// Processes a prompt in batches of <see cref="LlamaState.PromptBatch"/> tokens: the same computation as
     /// <see cref="Forward"/> token by token, with each weight matrix streamed once per batch (MatMul).
     /// state.Logits ends with the last token's logits; <paramref name="allLogits"/> ([T, vocab]), if given, gets every position's.
     /// </summary>
@@ -208,13 +226,14 @@ public sealed class LlamaModel : IDisposable
         if (s.Length + tokens.Length > s.Capacity)
             throw new InvalidOperationException($"{tokens.Length} tokens do not fit in the context ({s.Capacity - s.Length} left)");
         if (allLogits is not null && allLogits.Length < (long)tokens.Length * Config.Vocab) throw new ArgumentException("allLogits is too small");
-        var rows = new LlamaState[LlamaState.MaxBatch];
+        int chunk = Math.Min(LlamaState.PromptBatch, Math.Max(1, tokens.Length));
+        var rows = new LlamaState[chunk];
         Array.Fill(rows, s);
-        Span<int> all = stackalloc int[LlamaState.MaxBatch];
+        var all = new int[chunk];
         for (int i = 0; i < all.Length; i++) all[i] = i;
-        for (int i = 0; i < tokens.Length; i += LlamaState.MaxBatch)
+        for (int i = 0; i < tokens.Length; i += chunk)
         {
-            int n = Math.Min(LlamaState.MaxBatch, tokens.Length - i);
+            int n = Math.Min(chunk, tokens.Length - i);
             if (allLogits is null)
             {
                 if (i + n < tokens.Length) ForwardRows(s, rows.AsSpan(0, n), tokens.Slice(i, n), [], []);
@@ -223,7 +242,7 @@ public sealed class LlamaModel : IDisposable
             else
             {
                 var dst = allLogits.AsSpan(i * Config.Vocab, n * Config.Vocab);
-                ForwardRows(s, rows.AsSpan(0, n), tokens.Slice(i, n), all[..n], dst);
+                ForwardRows(s, rows.AsSpan(0, n), tokens.Slice(i, n), all.AsSpan(0, n), dst);
                 dst.Slice((n - 1) * Config.Vocab, Config.Vocab).CopyTo(s.Logits);
             }
         }
@@ -247,7 +266,7 @@ public sealed class LlamaModel : IDisposable
         var w = Weights;
         int B = tokens.Length, D = c.Dim, hd = c.HeadDim, V = c.Vocab;
         if (B == 0) return;
-        if (B > LlamaState.MaxBatch) throw new ArgumentException($"at most {LlamaState.MaxBatch} rows per batch, got {B}");
+        if (B > LlamaState.PromptBatch) throw new ArgumentException($"at most {LlamaState.PromptBatch} rows per batch, got {B}");
         if (rowStates.Length != B) throw new ArgumentException("one state per row is needed");
         if (logits.Length < logitRows.Length * V) throw new ArgumentException("the logits buffer is too small");
         if (!hidden.IsEmpty && hidden.Length < B * D) throw new ArgumentException("the hidden-state buffer is too small");
@@ -277,6 +296,7 @@ public sealed class LlamaModel : IDisposable
         }
         job.Groups = groups;
 
+        scratch.EnsureBatch(B);
         float[] X = scratch.BX, Xb = scratch.BXb, Xb2 = scratch.BXb2, Q = scratch.BQ, K = scratch.BK, Vv = scratch.BV, H = scratch.BH, H2 = scratch.BH2;
         for (int b = 0; b < B; b++) w.Embedding.DequantizeRow(tokens[b], X.AsSpan(b * D, D));
         float[] cos = scratch.BCos, sin = scratch.BSin;

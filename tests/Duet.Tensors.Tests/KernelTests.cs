@@ -675,6 +675,45 @@ public unsafe class KernelTests
         finally { System.Runtime.InteropServices.NativeMemory.AlignedFree(aligned); }
     }
 
+    [Theory]
+    [InlineData(GgmlType.Q8_0, 1)]
+    [InlineData(GgmlType.Q8_0, 2)]
+    [InlineData(GgmlType.Q4_0, 2)]
+    public void MatMul_PackedRows_CacheBlocks_SameBitsAsOneBlock(GgmlType type, int threads)
+    {
+        // Q8_0/Q4_0 prompts (QuantGemm on packed rows): with a 16 KiB L2 the rows are cut into blocks of 12 (odd-sized
+        // ranges, a lone last row) and the tokens into blocks of 4, with 416 columns (one group of eight blocks and a
+        // padded tail group); the results must be the bits of one block over everything (a 64 MiB L2).
+        if (!QuantGemm.Supported) return;
+        var rng = new Random(13);
+        const int rows = 23, cols = 416;
+        long rowBytes = GgmlTypeInfo.RowSize(type, cols);
+        var data = new byte[rows * rowBytes];
+        var w = RandomVector(rng, rows * cols, 0.5f);
+        for (int r = 0; r < rows; r++) Quantizer.QuantizeRow(type, w.AsSpan(r * cols, cols), data.AsSpan((int)(r * rowBytes), (int)rowBytes));
+        var x = RandomVector(rng, 41 * cols);
+        using var pool = new WorkerPool(threads);
+        fixed (byte* p = data)
+        {
+            var m = new WeightMatrix(type, p, rows, cols);
+            foreach (int batch in new[] { 5, 13, 38, 41 })
+            {
+                var whole = new float[batch * rows];
+                var blocked = new float[batch * rows];
+                using (CpuProfile.Use(CpuProfile.Detected with { L2Bytes = 64 << 20 })) MatMul.Multiply(m, x.AsSpan(0, batch * cols), whole, batch, pool);
+                using (CpuProfile.Use(CpuProfile.Detected with { L2Bytes = 16 << 10 })) MatMul.Multiply(m, x.AsSpan(0, batch * cols), blocked, batch, pool);
+                Assert.True(whole.AsSpan().SequenceEqual(blocked), $"batch {batch}");
+                for (int t = 0; t < batch; t++) // and both near the float product (the activations' 8-bit rounding)
+                    for (int r = 0; r < rows; r++)
+                    {
+                        double e = 0, abs = 0;
+                        for (int k = 0; k < cols; k++) { double term = (double)w[r * cols + k] * x[t * cols + k]; e += term; abs += Math.Abs(term); }
+                        Assert.True(Math.Abs(whole[t * rows + r] - e) <= 0.03 * (1 + abs), $"batch {batch} row {r} token {t}: {whole[t * rows + r]} vs {e}");
+                    }
+            }
+        }
+    }
+
     [Theory, MemberData(nameof(CpuPaths.Names), MemberType = typeof(CpuPaths))] // the scaled form where free_denormals is on
     public void HalfDot_EveryFiniteHalf_ConvertsExactly(string cpu)
     {

@@ -283,8 +283,16 @@ public static unsafe class MatMul
         bool q4 = w.Type == GgmlType.Q4_0;
         int bs = q4 ? 18 : 34;
         long rb = w.RowBytes;
-        var packed = t_packed is { } pb && pb.Length >= 2 * (groups + 1) * 256 ? pb : t_packed = new byte[2 * (groups + 1) * 256];
-        var pscales = t_packedScales is { } ps && ps.Length >= 2 * (blocks + 8) ? ps : t_packedScales = new float[2 * (blocks + 8)];
+        // Cache blocks, as FloatRows: a block of rows, packed once, meets the batch a block of tokens at a time, both
+        // sized to stay in L2 together (a packed row and a token's codes take about a byte per column); one token
+        // block needs no more than two rows at a time. The tiles and their sums do not change.
+        int xs = groups * 256, ss = groups * 8;
+        long rowCost = xs + 256 + 4 * (blocks + 8), l2 = CpuProfile.Current.L2Bytes;
+        int tb = (int)Math.Max(4, (long)(l2 * PackedTokenShare) / rowCost / 4 * 4);
+        int rbk = batch <= tb ? 2 : (int)Math.Max(2, (long)(l2 * PackedRowShare) / rowCost / 2 * 2);
+        int blockRows = Math.Min(rbk, end - start + 1 & ~1);
+        var packed = t_packed is { } pb && pb.Length >= blockRows * (xs + 256) ? pb : t_packed = new byte[blockRows * (xs + 256)];
+        var pscales = t_packedScales is { } ps && ps.Length >= blockRows * (blocks + 8) ? ps : t_packedScales = new float[blockRows * (blocks + 8)];
         // The blocks past the last whole group of eight (duet-tiny's FFN width 704 is 22 blocks: 6 of them) as one more
         // group, zero-padded, through the same kernels (Q8Activations.TailCodes); they took a plain dot per (row, token).
         int rest = blocks - full;
@@ -300,17 +308,16 @@ public static unsafe class MatMul
         fixed (byte* pw = packed)
         fixed (float* pws = pscales)
         {
-            int xs = groups * 256, ss = groups * 8;
-            byte* tw = pw + 2 * xs;          // the two rows' packed tail groups, 256 bytes apart
-            float* tws = pws + 2 * blocks;   // and their 8 scales each
-            for (int r = start; r < end; r += 2)
+            byte* tw = pw + (long)blockRows * xs;       // the rows' packed tail groups, 256 bytes apart
+            float* tws = pws + (long)blockRows * blocks; // and their 8 scales each
+            for (int r0 = start; r0 < end; r0 += rbk)
             {
-                // Two rows at a time (each activation load serves both), an odd last one alone.
-                int nr = Math.Min(2, end - r);
-                for (int i = 0; i < nr; i++)
+                int r1 = Math.Min(end, r0 + rbk);
+                for (int r = r0; r < r1; r++)
                 {
-                    byte* wr = w.Data + (r + i) * rb;
-                    if (groups > 0) QuantGemm.PackRow(w.Type, wr, blocks, pw + i * xs, pws + i * blocks);
+                    int i = r - r0;
+                    byte* wr = w.Data + r * rb;
+                    if (groups > 0) QuantGemm.PackRow(w.Type, wr, blocks, pw + (long)i * xs, pws + (long)i * blocks);
                     if (rest > 0)
                     {
                         new Span<byte>(padded, 8 * bs).Clear();
@@ -318,14 +325,23 @@ public static unsafe class MatMul
                         QuantGemm.PackRow(w.Type, padded, 8, tw + i * 256, tws + i * 8);
                     }
                 }
-                for (int b = 0; b < batch; b += 4)
+                for (int b0 = 0; b0 < batch; b0 += tb)
                 {
-                    int n = Math.Min(4, batch - b);
-                    Dots(w.Type, nr, n, pw, xs, pws, blocks, gx + b * xs, gs + b * ss, xd + b * blocks, ss, groups, eight);
-                    if (rest > 0) Dots(w.Type, nr, n, tw, 256, tws, 8, tx + b * 256, ts + b * 8, td + b * 8, 8, 1, tail);
-                    for (int i = 0; i < nr; i++)
-                        for (int k = 0; k < n; k++)
-                            job.Y[(long)(b + k) * w.Rows + r + i] = rest > 0 ? eight[4 * i + k] + tail[4 * i + k] : eight[4 * i + k];
+                    int b1 = Math.Min(batch, b0 + tb);
+                    for (int r = r0; r < r1; r += 2)
+                    {
+                        // Two rows at a time (each activation load serves both), an odd last one alone.
+                        int nr = Math.Min(2, r1 - r), i = r - r0;
+                        for (int b = b0; b < b1; b += 4)
+                        {
+                            int n = Math.Min(4, b1 - b);
+                            Dots(w.Type, nr, n, pw + (long)i * xs, xs, pws + (long)i * blocks, blocks, gx + (long)b * xs, gs + b * ss, xd + b * blocks, ss, groups, eight);
+                            if (rest > 0) Dots(w.Type, nr, n, tw + i * 256, 256, tws + i * 8, 8, tx + b * 256, ts + b * 8, td + b * 8, 8, 1, tail);
+                            for (int k = 0; k < nr; k++)
+                                for (int t = 0; t < n; t++)
+                                    job.Y[(long)(b + t) * w.Rows + r + k] = rest > 0 ? eight[4 * k + t] + tail[4 * k + t] : eight[4 * k + t];
+                        }
+                    }
                 }
             }
         }
@@ -412,8 +428,11 @@ public static unsafe class MatMul
         throw new InvalidOperationException($"MatMul: no kernel for {w.Type}");
     }
 
-    /// <summary>Shares of one core's L2 for FloatRows' resident row block and token block (experiments set them).</summary>
-    internal static double RowShare = 0.375, TokenShare = 0.375;
+    // Shares of one core's L2 for the resident row block and token block. Float rows: 3/8 each (F16 pp512 on the Intel
+    // Xeon: 44 -> 106 GFLOP/s against no blocks). Packed int8 rows: 1/2 for the rows and 1/16 for the tokens' codes, a
+    // block of ~50 tokens at 2048 columns that stays near L1 (Q8_0 pp512 on the same CPU: 3/8 and 3/8 gave 55-56
+    // tokens/s, 1/2 and 1/8 61-64, 1/2 and 1/16 66-67, 1/2 and 1/32 62-67).
+    private const double FloatRowShare = 0.375, FloatTokenShare = 0.375, PackedRowShare = 0.5, PackedTokenShare = 0.0625;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void FloatRows(Job job, int start, int end)
@@ -429,8 +448,8 @@ public static unsafe class MatMul
         // L2 together, so a tile's operands come from L2 rather than from L3 or memory. Only the order in which tiles run
         // changes, never a sum: the tiles take every row's whole length.
         long rowBytes = (long)cols * sizeof(float), l2 = CpuProfile.Current.L2Bytes;
-        int tb = (int)Math.Max(6, (long)(l2 * TokenShare) / rowBytes / 6 * 6);
-        int rb = batch <= tb ? 4 : (int)Math.Max(4, (long)(l2 * RowShare) / rowBytes / 4 * 4); // one token block: nothing to keep
+        int tb = (int)Math.Max(6, (long)(l2 * FloatTokenShare) / rowBytes / 6 * 6);
+        int rb = batch <= tb ? 4 : (int)Math.Max(4, (long)(l2 * FloatRowShare) / rowBytes / 4 * 4); // one token block: nothing to keep
         float* pp = inPlace ? null : AlignedScratch.Floats(ref t_panel, ref t_panelLength, (long)Math.Min(rb, end - start + 3 & ~3) * cols);
         float* tile = stackalloc float[24];
         var rows = stackalloc float*[4];
