@@ -176,24 +176,28 @@ public sealed class LlamaModel : IDisposable
     private void Attend(AttendJob job, int layer, float[] queries, float[] output)
     {
         job.Query = queries; job.Output = output; job.Layer = layer;
-        Pool.For(job.Groups * Config.Heads, new AttendHeads(job));
+        Pool.For(job.Groups * Config.Heads / HeadsPerTask, new AttendHeads(job, HeadsPerTask));
     }
 
-    /// <summary>Items are (group, head) pairs, group-major.</summary>
-    private readonly struct AttendHeads(AttendJob job) : IRangeOp
+    // Heads of one grouped-query group four at a time where the group allows (Attention.Head4: each key and value
+    // vector loaded once for four heads, every head's bits as Head gives them), else one.
+    private int HeadsPerTask => Config.Heads / Config.KvHeads % 4 == 0 ? 4 : 1;
+
+    /// <summary>Items are (group, run of <c>per</c> heads) pairs, group-major.</summary>
+    private readonly struct AttendHeads(AttendJob job, int per) : IRangeOp
     {
         public void Run(int start, int end)
         {
-            int heads = job.States[0].Config.Heads;
+            int units = job.States[0].Config.Heads / per;
             for (int i = start; i < end; i++)
             {
-                int g = i / heads, h = i % heads;
-                AttendHead(job.States[g], job.Layer, job.Query, job.Rows[g], job.Starts[g], job.Counts[g], h, job.Output);
+                int g = i / units, h = i % units * per;
+                AttendHead(job.States[g], job.Layer, job.Query, job.Rows[g], job.Starts[g], job.Counts[g], h, per, job.Output);
             }
         }
     }
 
-    private static void AttendHead(LlamaState s, int layer, float[] queries, int row0, int start, int count, int h, float[] output)
+    private static void AttendHead(LlamaState s, int layer, float[] queries, int row0, int start, int count, int h, int per, float[] output)
     {
         var c = s.Config;
         int hd = c.HeadDim, group = c.Heads / c.KvHeads, kvOff = (h / group) * hd;
@@ -202,9 +206,13 @@ public sealed class LlamaModel : IDisposable
         var values = s.ValueCache[layer];
         for (int b = 0; b < count; b++)
         {
-            int pos = start + b;
-            Attention.Head(queries.AsSpan((row0 + b) * c.QDim + h * hd, hd), keys, values, c.KvDim, kvOff, pos + 1, scale,
-                s.Att.AsSpan(h * s.Capacity, pos + 1), output.AsSpan((row0 + b) * c.QDim + h * hd, hd));
+            int pos = start + b, at = (row0 + b) * c.QDim + h * hd;
+            if (per == 4)
+                Attention.Head4(queries.AsSpan(at, 4 * hd), keys, values, c.KvDim, kvOff, pos + 1, scale,
+                    s.Att.AsSpan(h * s.Capacity, 3 * s.Capacity + pos + 1), s.Capacity, output.AsSpan(at, 4 * hd));
+            else
+                Attention.Head(queries.AsSpan(at, hd), keys, values, c.KvDim, kvOff, pos + 1, scale,
+                    s.Att.AsSpan(h * s.Capacity, pos + 1), output.AsSpan(at, hd));
         }
     }
 

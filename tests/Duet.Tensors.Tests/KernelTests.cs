@@ -95,6 +95,34 @@ public unsafe class KernelTests
         }
     }
 
+    /// <summary>
+    /// Attention.Head4 (four heads over shared keys and values) gives each head exactly Head's bits, on every CPU path
+    /// and head dim above, for 1 to 70 positions, the scores rows apart in a wider buffer.
+    /// </summary>
+    [Theory, MemberData(nameof(AttentionCases))]
+    public void AttentionHead4_AnyPath_SameBitsAsHead(int hd, string cpu)
+    {
+        using var profile = CpuProfile.Use(cpu);
+        var rng = new Random(hd + 1);
+        int stride = 3 * hd, offset = hd, capacity = 80;
+        for (int n = 1; n <= 70; n += n < 10 ? 1 : 7)
+        {
+            var q = RandomVector(rng, 4 * hd, 3f);
+            var k = RandomVector(rng, n * stride, 3f);
+            var v = RandomVector(rng, n * stride);
+            float scale = 1f / MathF.Sqrt(hd);
+            var scores = new float[4 * capacity];
+            var o = new float[4 * hd];
+            Attention.Head4(q, k, v, stride, offset, n, scale, scores, capacity, o);
+            for (int j = 0; j < 4; j++)
+            {
+                var one = new float[hd];
+                Attention.Head(q.AsSpan(j * hd, hd), k, v, stride, offset, n, scale, new float[n], one);
+                Assert.True(one.AsSpan().SequenceEqual(o.AsSpan(j * hd, hd)), $"{cpu} hd {hd} n {n} head {j}");
+            }
+        }
+    }
+
     [Fact]
     public void AttentionHead_BuffersTooSmall_Throw()
     {
