@@ -52,28 +52,49 @@ public sealed class LlamaState
     /// </summary>
     public const int PromptBatch = 512;
     private int _batchRows;
-    private float[] _bx = [], _bxb = [], _bxb2 = [], _bq = [], _bk = [], _bv = [], _bh = [], _bh2 = [], _bcos = [], _bsin = [];
+    private AlignedFloats _bx, _bxb, _bxb2, _bq, _bk, _bv, _bh, _bh2;
+    private float[] _bcos = [], _bsin = [];
     /// <summary>Sizes the batch buffers for <paramref name="rows"/> rows (they grow to the largest batch run, never shrink).</summary>
     internal void EnsureBatch(int rows)
     {
         if (rows <= _batchRows) return;
         var c = Config;
-        _bx = new float[rows * c.Dim]; _bxb = new float[rows * Math.Max(c.Dim, c.QDim)]; _bxb2 = new float[rows * c.Dim];
-        _bq = new float[rows * c.QDim]; _bk = new float[rows * c.KvDim]; _bv = new float[rows * c.KvDim];
-        _bh = new float[rows * c.FfnDim]; _bh2 = new float[rows * c.FfnDim];
+        _bx = new(rows * c.Dim); _bxb = new(rows * Math.Max(c.Dim, c.QDim)); _bxb2 = new(rows * c.Dim);
+        _bq = new(rows * c.QDim); _bk = new(rows * c.KvDim); _bv = new(rows * c.KvDim);
+        _bh = new(rows * c.FfnDim); _bh2 = new(rows * c.FfnDim);
         _bcos = new float[rows * (c.RopeDim / 2)]; _bsin = new float[rows * (c.RopeDim / 2)];
         _batchRows = rows;
     }
-    internal float[] BX => _bx;
-    internal float[] BXb => _bxb;
-    internal float[] BXb2 => _bxb2;
-    internal float[] BQ => _bq;
-    internal float[] BK => _bk;
-    internal float[] BV => _bv;
-    internal float[] BH => _bh;
-    internal float[] BH2 => _bh2;
+    internal AlignedFloats BX => _bx;
+    internal AlignedFloats BXb => _bxb;
+    internal AlignedFloats BXb2 => _bxb2;
+    internal AlignedFloats BQ => _bq;
+    internal AlignedFloats BK => _bk;
+    internal AlignedFloats BV => _bv;
+    internal AlignedFloats BH => _bh;
+    internal AlignedFloats BH2 => _bh2;
     internal float[] BCos => _bcos;
     internal float[] BSin => _bsin;
+}
+
+/// <summary>
+/// Floats whose first element sits on a 64-byte boundary: a pinned array (it never moves) entered at the offset that
+/// aligns it. MatMul's 512-bit loads from it never straddle two cache lines, and it takes the batch as it is (an
+/// unaligned batch is copied to an aligned scratch first).
+/// </summary>
+internal readonly struct AlignedFloats
+{
+    public readonly float[] Array;
+    public readonly int Offset, Length;
+
+    public unsafe AlignedFloats(int length)
+    {
+        Array = GC.AllocateArray<float>(length + 16, pinned: true);
+        fixed (float* p = Array) Offset = (int)((64 - ((nint)p & 63)) & 63) / sizeof(float);
+        Length = length;
+    }
+
+    public Span<float> Span => Array.AsSpan(Offset, Length);
 }
 
 public sealed class LlamaModel : IDisposable
@@ -161,7 +182,7 @@ public sealed class LlamaModel : IDisposable
         public int[] Starts = new int[LlamaState.PromptBatch], Counts = new int[LlamaState.PromptBatch], Rows = new int[LlamaState.PromptBatch];
         public int Groups;
         public float[] Query = [], Output = [];
-        public int Layer;
+        public int QueryOffset, OutputOffset, Layer;
     }
 
     private readonly AttendJob _attend = new();
@@ -173,9 +194,9 @@ public sealed class LlamaModel : IDisposable
     /// h / (Heads / KvHeads). Heads and groups are independent, so (group, head) pairs are split across the pool.
     /// torch: softmax(q·Kᵀ / sqrt(d) + causal mask) · V per head.
     /// </summary>
-    private void Attend(AttendJob job, int layer, float[] queries, float[] output)
+    private void Attend(AttendJob job, int layer, float[] queries, int queryOffset, float[] output, int outputOffset)
     {
-        job.Query = queries; job.Output = output; job.Layer = layer;
+        job.Query = queries; job.Output = output; job.QueryOffset = queryOffset; job.OutputOffset = outputOffset; job.Layer = layer;
         Pool.For(job.Groups * Config.Heads / HeadsPerTask, new AttendHeads(job, HeadsPerTask));
     }
 
@@ -192,12 +213,13 @@ public sealed class LlamaModel : IDisposable
             for (int i = start; i < end; i++)
             {
                 int g = i / units, h = i % units * per;
-                AttendHead(job.States[g], job.Layer, job.Query, job.Rows[g], job.Starts[g], job.Counts[g], h, per, job.Output);
+                AttendHead(job.States[g], job.Layer, job.Query, job.QueryOffset, job.Rows[g], job.Starts[g], job.Counts[g], h, per, job.Output, job.OutputOffset);
             }
         }
     }
 
-    private static void AttendHead(LlamaState s, int layer, float[] queries, int row0, int start, int count, int h, int per, float[] output)
+    private static void AttendHead(LlamaState s, int layer, float[] queries, int queryOffset, int row0, int start, int count, int h, int per,
+        float[] output, int outputOffset)
     {
         var c = s.Config;
         int hd = c.HeadDim, group = c.Heads / c.KvHeads, kvOff = (h / group) * hd;
@@ -208,11 +230,11 @@ public sealed class LlamaModel : IDisposable
         {
             int pos = start + b, at = (row0 + b) * c.QDim + h * hd;
             if (per == 4)
-                Attention.Head4(queries.AsSpan(at, 4 * hd), keys, values, c.KvDim, kvOff, pos + 1, scale,
-                    s.Att.AsSpan(h * s.Capacity, 3 * s.Capacity + pos + 1), s.Capacity, output.AsSpan(at, 4 * hd));
+                Attention.Head4(queries.AsSpan(queryOffset + at, 4 * hd), keys, values, c.KvDim, kvOff, pos + 1, scale,
+                    s.Att.AsSpan(h * s.Capacity, 3 * s.Capacity + pos + 1), s.Capacity, output.AsSpan(outputOffset + at, 4 * hd));
             else
-                Attention.Head(queries.AsSpan(at, hd), keys, values, c.KvDim, kvOff, pos + 1, scale,
-                    s.Att.AsSpan(h * s.Capacity, pos + 1), output.AsSpan(at, hd));
+                Attention.Head(queries.AsSpan(queryOffset + at, hd), keys, values, c.KvDim, kvOff, pos + 1, scale,
+                    s.Att.AsSpan(h * s.Capacity, pos + 1), output.AsSpan(outputOffset + at, hd));
         }
     }
 
@@ -220,7 +242,7 @@ public sealed class LlamaModel : IDisposable
     {
         var job = _attend;
         job.States[0] = s; job.Rows[0] = 0; job.Starts[0] = start; job.Counts[0] = count; job.Groups = 1;
-        Attend(job, layer, queries, output);
+        Attend(job, layer, queries, 0, output, 0);
         job.States[0] = null!;
     }
 
@@ -305,8 +327,9 @@ public sealed class LlamaModel : IDisposable
         job.Groups = groups;
 
         scratch.EnsureBatch(B);
-        float[] X = scratch.BX, Xb = scratch.BXb, Xb2 = scratch.BXb2, Q = scratch.BQ, K = scratch.BK, Vv = scratch.BV, H = scratch.BH, H2 = scratch.BH2;
-        for (int b = 0; b < B; b++) w.Embedding.DequantizeRow(tokens[b], X.AsSpan(b * D, D));
+        Span<float> X = scratch.BX.Span, Xb = scratch.BXb.Span, Xb2 = scratch.BXb2.Span, Q = scratch.BQ.Span, K = scratch.BK.Span, Vv = scratch.BV.Span,
+            H = scratch.BH.Span, H2 = scratch.BH2.Span;
+        for (int b = 0; b < B; b++) w.Embedding.DequantizeRow(tokens[b], X.Slice(b * D, D));
         float[] cos = scratch.BCos, sin = scratch.BSin;
         int half = _invFreq.Length;
         for (int b = 0; b < B; b++)
@@ -321,7 +344,7 @@ public sealed class LlamaModel : IDisposable
             for (int l = 0; l < c.Layers; l++)
             {
                 var L = w.Layers[l];
-                for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.AttnNorm, c.NormEps, Xb.AsSpan(b * D, D));
+                for (int b = 0; b < B; b++) Ops.RmsNorm(X.Slice(b * D, D), L.AttnNorm, c.NormEps, Xb.Slice(b * D, D));
                 MatMul.Multiply(L.Q, Xb, Q, B, Pool, invariant, QuantizedMath);
                 Lora(l, LayerTensor.Q, Xb, Q, B);
                 MatMul.Multiply(L.K, Xb, K, B, Pool, invariant, QuantizedMath);
@@ -332,26 +355,26 @@ public sealed class LlamaModel : IDisposable
                 {
                     var cb = cos.AsSpan(b * half, half);
                     var sb = sin.AsSpan(b * half, half);
-                    Ops.Rope(Q.AsSpan(b * c.QDim, c.QDim), hd, cb, sb, c.RopeStyle);
-                    Ops.Rope(K.AsSpan(b * c.KvDim, c.KvDim), hd, cb, sb, c.RopeStyle);
+                    Ops.Rope(Q.Slice(b * c.QDim, c.QDim), hd, cb, sb, c.RopeStyle);
+                    Ops.Rope(K.Slice(b * c.KvDim, c.KvDim), hd, cb, sb, c.RopeStyle);
                     var st = rowStates[b];
-                    K.AsSpan(b * c.KvDim, c.KvDim).CopyTo(st.KeyCache[l].AsSpan(positions[b] * c.KvDim, c.KvDim));
-                    Vv.AsSpan(b * c.KvDim, c.KvDim).CopyTo(st.ValueCache[l].AsSpan(positions[b] * c.KvDim, c.KvDim));
+                    K.Slice(b * c.KvDim, c.KvDim).CopyTo(st.KeyCache[l].AsSpan(positions[b] * c.KvDim, c.KvDim));
+                    Vv.Slice(b * c.KvDim, c.KvDim).CopyTo(st.ValueCache[l].AsSpan(positions[b] * c.KvDim, c.KvDim));
                 }
                 // Causal attention: row b sees its sequence's positions 0..positions[b].
-                Attend(job, l, Q, Xb);
+                Attend(job, l, scratch.BQ.Array, scratch.BQ.Offset, scratch.BXb.Array, scratch.BXb.Offset);
                 MatMul.Multiply(L.O, Xb, Xb2, B, Pool, invariant, QuantizedMath);
                 Lora(l, LayerTensor.O, Xb, Xb2, B);
-                System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
-                for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), L.FfnNorm, c.NormEps, Xb.AsSpan(b * D, D));
+                System.Numerics.Tensors.TensorPrimitives.Add(X.Slice(0, B * D), Xb2.Slice(0, B * D), X.Slice(0, B * D));
+                for (int b = 0; b < B; b++) Ops.RmsNorm(X.Slice(b * D, D), L.FfnNorm, c.NormEps, Xb.Slice(b * D, D));
                 MatMul.Multiply(L.Gate, Xb, H, B, Pool, invariant, QuantizedMath);
                 Lora(l, LayerTensor.Gate, Xb, H, B);
                 MatMul.Multiply(L.Up, Xb, H2, B, Pool, invariant, QuantizedMath);
                 Lora(l, LayerTensor.Up, Xb, H2, B);
-                Ops.SwiGlu(H.AsSpan(0, B * c.FfnDim), H2.AsSpan(0, B * c.FfnDim));
+                Ops.SwiGlu(H.Slice(0, B * c.FfnDim), H2.Slice(0, B * c.FfnDim));
                 MatMul.Multiply(L.Down, H, Xb2, B, Pool, invariant, QuantizedMath);
                 Lora(l, LayerTensor.Down, H, Xb2, B);
-                System.Numerics.Tensors.TensorPrimitives.Add(X.AsSpan(0, B * D), Xb2.AsSpan(0, B * D), X.AsSpan(0, B * D));
+                System.Numerics.Tensors.TensorPrimitives.Add(X.Slice(0, B * D), Xb2.Slice(0, B * D), X.Slice(0, B * D));
             }
         }
         finally
@@ -364,11 +387,11 @@ public sealed class LlamaModel : IDisposable
             st.Length = Math.Max(st.Length, positions[b] + 1);
         }
         if (!hidden.IsEmpty)
-            for (int b = 0; b < B; b++) Ops.RmsNorm(X.AsSpan(b * D, D), w.OutputNorm, c.NormEps, hidden.Slice(b * D, D));
+            for (int b = 0; b < B; b++) Ops.RmsNorm(X.Slice(b * D, D), w.OutputNorm, c.NormEps, hidden.Slice(b * D, D));
         int n = logitRows.Length;
         if (n == 0) return;
-        for (int i = 0; i < n; i++) Ops.RmsNorm(X.AsSpan(logitRows[i] * D, D), w.OutputNorm, c.NormEps, Xb.AsSpan(i * D, D));
-        if (n == 1 && !invariant) MatVec.Multiply(w.Output, Xb.AsSpan(0, D), logits[..V], Pool, QuantizedMath);
+        for (int i = 0; i < n; i++) Ops.RmsNorm(X.Slice(logitRows[i] * D, D), w.OutputNorm, c.NormEps, Xb.Slice(i * D, D));
+        if (n == 1 && !invariant) MatVec.Multiply(w.Output, Xb.Slice(0, D), logits[..V], Pool, QuantizedMath);
         else MatMul.Multiply(w.Output, Xb, logits, n, Pool, invariant, QuantizedMath);
     }
 
