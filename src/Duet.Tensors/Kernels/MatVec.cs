@@ -449,6 +449,7 @@ public static unsafe class MatMul
         // changes, never a sum: the tiles take every row's whole length.
         long rowBytes = (long)cols * sizeof(float), l2 = CpuProfile.Current.L2Bytes;
         int tb = (int)Math.Max(6, (long)(l2 * FloatTokenShare) / rowBytes / 6 * 6);
+        if (batch > tb) { int blocks = (batch + tb - 1) / tb; tb = ((batch + blocks - 1) / blocks + 5) / 6 * 6; } // even blocks: 128 = 66 + 62, not 96 + 32
         int rb = batch <= tb ? 4 : (int)Math.Max(4, (long)(l2 * FloatRowShare) / rowBytes / 4 * 4); // one token block: nothing to keep
         float* pp = inPlace ? null : AlignedScratch.Floats(ref t_panel, ref t_panelLength, (long)Math.Min(rb, end - start + 3 & ~3) * cols);
         float* tile = stackalloc float[24];
