@@ -206,6 +206,7 @@ public static unsafe class MatMul
         public int Batch;
         public bool Invariant;
         public bool Expand;            // every row expanded to floats (float types, or QuantizedMath.Float)
+        public int Next, Chunk;        // float rows: the next row block to take, rows per block
         public Q8Activations Q8 = new();
         public sbyte[] KCodes = [];    // Q8_K activations, batch rows one after another
         public float[] KScales = [];
@@ -265,11 +266,33 @@ public static unsafe class MatMul
                 for (int b = 0; b < batch; b++)
                     KQuantDot.QuantizeActivationsQ8K(x.Slice(b * w.Cols, w.Cols), job.KCodes.AsSpan(b * w.Cols, w.Cols), job.KScales.AsSpan(b * sb, sb), job.KBsums.AsSpan(b * sb * 16, sb * 16));
             }
-            (pool ?? WorkerPool.Shared).For(w.Rows, new WeightRows(job));
+            var p = pool ?? WorkerPool.Shared;
+            if (floatRows)
+            {
+                // Row blocks taken one at a time by whichever thread is free: on a busy machine a thread that is held
+                // up takes fewer blocks instead of holding up the whole product.
+                job.Chunk = FloatRowBlock(w.Cols, batch);
+                job.Next = 0;
+                p.For(Math.Min(p.Threads, (w.Rows + job.Chunk - 1) / job.Chunk), new FloatRowBlocks(job, p.Threads));
+            }
+            else p.For(w.Rows, new WeightRows(job));
         }
     }
 
     private readonly struct WeightRows(Job job) : IRangeOp { public void Run(int start, int end) => Rows(job, start, end); }
+
+    private readonly struct FloatRowBlocks(Job job, int threads) : IRangeOp
+    {
+        public void Run(int start, int end)
+        {
+            int rows = job.W.Rows, chunk = job.Chunk, blocks = (rows + chunk - 1) / chunk;
+            for (int c; (c = Interlocked.Increment(ref job.Next) - 1) < blocks;)
+            {
+                int next = Math.Min(blocks, c + threads); // the block this thread most likely takes next, to prefetch
+                FloatRows(job, c * chunk, Math.Min(rows, (c + 1) * chunk), next * chunk, Math.Min(rows, (next + 1) * chunk));
+            }
+        }
+    }
 
     // Q8_0/Q4_0 with AVX-VNNI or AVX2: each weight row packed once, then two rows by four tokens at a time (QuantGemm;
     // faster prompts than one row by four tokens, bench/README.md#kernel-choices); blocks past the last whole group of eight take the
@@ -366,7 +389,7 @@ public static unsafe class MatMul
     {
         var w = job.W;
         int cols = w.Cols, batch = job.Batch;
-        if (job.Expand) { FloatRows(job, start, end); return; }
+        if (job.Expand) { FloatRows(job, start, end, end, end); return; }
         if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0 && QuantGemm.Supported && !job.Invariant)
         {
             Grouped(job, start, end);
@@ -435,7 +458,16 @@ public static unsafe class MatMul
     private const double FloatRowShare = 0.375, FloatTokenShare = 0.375, PackedRowShare = 0.5, PackedTokenShare = 0.0625;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FloatRows(Job job, int start, int end)
+    /// <summary>FloatRows' row block: 3/8 of the L2 in expanded rows (a multiple of 4), or 16 rows when one token block holds the batch.</summary>
+    private static int FloatRowBlock(int cols, int batch)
+    {
+        long rowBytes = (long)cols * sizeof(float), l2 = CpuProfile.Current.L2Bytes;
+        int tb = (int)Math.Max(6, (long)(l2 * FloatTokenShare) / rowBytes / 6 * 6);
+        return batch <= tb ? 16 : (int)Math.Max(4, (long)(l2 * FloatRowShare) / rowBytes / 4 * 4);
+    }
+
+    /// <summary>Rows [start, end) against the batch; rows [prefetchStart, prefetchEnd) (stored form) are prefetched meanwhile.</summary>
+    private static void FloatRows(Job job, int start, int end, int prefetchStart, int prefetchEnd)
     {
         var w = job.W;
         int cols = w.Cols, batch = job.Batch;
@@ -471,10 +503,11 @@ public static unsafe class MatMul
                 // computes: expanding them then reads from cache, not from memory a page at a time.
                 byte* pf = null, pfEnd = null;
                 int pfLines = 0;
-                if (!inPlace && r1 < end && Sse.IsSupported)
+                int p0 = r1 < end ? r1 : prefetchStart, p1 = r1 < end ? Math.Min(end, r1 + rb) : prefetchEnd;
+                if (!inPlace && p0 < p1 && Sse.IsSupported)
                 {
-                    pf = w.Data + r1 * w.RowBytes;
-                    pfEnd = w.Data + Math.Min(end, r1 + rb) * w.RowBytes;
+                    pf = w.Data + p0 * w.RowBytes;
+                    pfEnd = w.Data + p1 * w.RowBytes;
                     long tiles = (long)(r1 - r0 + 3) / 4 * ((batch + 5) / 6);
                     pfLines = (int)Math.Min(64, ((pfEnd - pf) / 64 + tiles - 1) / tiles);
                 }
