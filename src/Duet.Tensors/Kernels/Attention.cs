@@ -106,11 +106,7 @@ public static unsafe class Attention
                 ps[t] = Sum(a0) * scale;
             }
             // exp(s - max), vectorized; the sum divides the output once at the end.
-            var att = scores[..n];
-            float max = TensorPrimitives.Max(att);
-            TensorPrimitives.Subtract(att, max, att);
-            TensorPrimitives.Exp(att, att);
-            float inv = 1f / TensorPrimitives.Sum(att);
+            float inv = ExpInPlace(scores[..n]);
             // The output one vector of head dims at a time over all positions: four accumulators hide the FMA latency.
             for (int c = 0; c < hd; c += w)
             {
@@ -183,14 +179,7 @@ public static unsafe class Attention
             }
             // Each head's softmax as HeadVector's.
             float* inv = stackalloc float[4];
-            for (int j = 0; j < 4; j++)
-            {
-                var att = scores.Slice(j * ss, n);
-                float max = TensorPrimitives.Max(att);
-                TensorPrimitives.Subtract(att, max, att);
-                TensorPrimitives.Exp(att, att);
-                inv[j] = 1f / TensorPrimitives.Sum(att);
-            }
+            for (int j = 0; j < 4; j++) inv[j] = ExpInPlace(scores.Slice(j * ss, n));
             // The output: each value vector serves the four heads, four accumulators per head as HeadVector's.
             for (int c = 0; c < hd; c += w)
             {
@@ -223,6 +212,15 @@ public static unsafe class Attention
                 Store(Mul(Add(Add(o30, o31), Add(o32, o33)), Broadcast<TV>(inv[3])), po + 3 * hd + c);
             }
         }
+    }
+
+    /// <summary>att[t] = exp(att[t] - max), vectorized; returns 1 / Σ exp, which divides the output once at the end.</summary>
+    private static float ExpInPlace(Span<float> att)
+    {
+        float max = TensorPrimitives.Max(att);
+        TensorPrimitives.Subtract(att, max, att);
+        TensorPrimitives.Exp(att, att);
+        return 1f / TensorPrimitives.Sum(att);
     }
 
     // Vector512 / Vector256 through one generic body; the JIT specializes each and drops the other branch.
