@@ -259,7 +259,7 @@ public sealed class LlamaModel : IDisposable
         int chunk = Math.Min(LlamaState.PromptBatch, Math.Max(1, tokens.Length));
         var rows = new LlamaState[chunk];
         Array.Fill(rows, s);
-        var all = new int[chunk];
+        Span<int> all = stackalloc int[chunk];
         for (int i = 0; i < all.Length; i++) all[i] = i;
         for (int i = 0; i < tokens.Length; i += chunk)
         {
@@ -272,7 +272,7 @@ public sealed class LlamaModel : IDisposable
             else
             {
                 var dst = allLogits.AsSpan(i * Config.Vocab, n * Config.Vocab);
-                ForwardRows(s, rows.AsSpan(0, n), tokens.Slice(i, n), all.AsSpan(0, n), dst);
+                ForwardRows(s, rows.AsSpan(0, n), tokens.Slice(i, n), all[..n], dst);
                 dst.Slice((n - 1) * Config.Vocab, Config.Vocab).CopyTo(s.Logits);
             }
         }

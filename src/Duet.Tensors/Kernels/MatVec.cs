@@ -205,7 +205,6 @@ public static unsafe class MatMul
         public float* Y;
         public int Batch;
         public bool Invariant;
-        public bool Expand;            // every row expanded to floats (float types, or QuantizedMath.Float)
         public int Next, Chunk;        // float rows: the next row block to take, rows per block
         public Q8Activations Q8 = new();
         public sbyte[] KCodes = [];    // Q8_K activations, batch rows one after another
@@ -247,7 +246,7 @@ public static unsafe class MatMul
                 x[..(batch * w.Cols)].CopyTo(new Span<float>(px, batch * w.Cols));
             }
             var job = t_job ??= new Job();
-            job.W = w; job.X = px; job.Y = py; job.Batch = batch; job.Invariant = invariant; job.Expand = floatRows;
+            job.W = w; job.X = px; job.Y = py; job.Batch = batch; job.Invariant = invariant;
             if (floatRows) { }
             else if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
             {
@@ -271,7 +270,7 @@ public static unsafe class MatMul
             {
                 // Row blocks taken one at a time by whichever thread is free: on a busy machine a thread that is held
                 // up takes fewer blocks instead of holding up the whole product.
-                job.Chunk = FloatRowBlock(w.Cols, batch);
+                job.Chunk = FloatBlocks(w.Cols, batch).Rows;
                 job.Next = 0;
                 p.For(Math.Min(p.Threads, (w.Rows + job.Chunk - 1) / job.Chunk), new FloatRowBlocks(job, p.Threads));
             }
@@ -389,7 +388,6 @@ public static unsafe class MatMul
     {
         var w = job.W;
         int cols = w.Cols, batch = job.Batch;
-        if (job.Expand) { FloatRows(job, start, end, end, end); return; }
         if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0 && QuantGemm.Supported && !job.Invariant)
         {
             Grouped(job, start, end);
@@ -458,12 +456,18 @@ public static unsafe class MatMul
     private const double FloatRowShare = 0.375, FloatTokenShare = 0.375, PackedRowShare = 0.5, PackedTokenShare = 0.0625;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    /// <summary>FloatRows' row block: 3/8 of the L2 in expanded rows (a multiple of 4), or 16 rows when one token block holds the batch.</summary>
-    private static int FloatRowBlock(int cols, int batch)
+    /// <summary>
+    /// FloatRows' blocks for <paramref name="batch"/> tokens of <paramref name="cols"/> columns: tokens per block (3/8 of
+    /// the L2 in float rows, a multiple of 6, blocks of even size: 128 = 66 + 62, not 96 + 32) and rows per block (3/8 of
+    /// the L2, a multiple of 4; 16 rows, taken 4 at a time, when one token block holds the batch: nothing to keep).
+    /// </summary>
+    private static (int Tokens, int Rows, int PanelRows) FloatBlocks(int cols, int batch)
     {
         long rowBytes = (long)cols * sizeof(float), l2 = CpuProfile.Current.L2Bytes;
         int tb = (int)Math.Max(6, (long)(l2 * FloatTokenShare) / rowBytes / 6 * 6);
-        return batch <= tb ? 16 : (int)Math.Max(4, (long)(l2 * FloatRowShare) / rowBytes / 4 * 4);
+        if (batch <= tb) return (tb, 16, 4);
+        int blocks = (batch + tb - 1) / tb, rb = (int)Math.Max(4, (long)(l2 * FloatRowShare) / rowBytes / 4 * 4);
+        return (((batch + blocks - 1) / blocks + 5) / 6 * 6, rb, rb);
     }
 
     /// <summary>Rows [start, end) against the batch; rows [prefetchStart, prefetchEnd) (stored form) are prefetched meanwhile.</summary>
@@ -479,10 +483,8 @@ public static unsafe class MatMul
         // Cache blocks: a block of rows (expanded once) meets the batch a block of tokens at a time, both sized to stay in
         // L2 together, so a tile's operands come from L2 rather than from L3 or memory. Only the order in which tiles run
         // changes, never a sum: the tiles take every row's whole length.
-        long rowBytes = (long)cols * sizeof(float), l2 = CpuProfile.Current.L2Bytes;
-        int tb = (int)Math.Max(6, (long)(l2 * FloatTokenShare) / rowBytes / 6 * 6);
-        if (batch > tb) { int blocks = (batch + tb - 1) / tb; tb = ((batch + blocks - 1) / blocks + 5) / 6 * 6; } // even blocks: 128 = 66 + 62, not 96 + 32
-        int rb = batch <= tb ? 4 : (int)Math.Max(4, (long)(l2 * FloatRowShare) / rowBytes / 4 * 4); // one token block: nothing to keep
+        long rowBytes = (long)cols * sizeof(float);
+        var (tb, _, rb) = FloatBlocks(cols, batch);
         float* pp = inPlace ? null : AlignedScratch.Floats(ref t_panel, ref t_panelLength, (long)Math.Min(rb, end - start + 3 & ~3) * cols);
         float* tile = stackalloc float[24];
         var rows = stackalloc float*[4];
