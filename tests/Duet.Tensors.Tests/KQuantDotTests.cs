@@ -193,4 +193,50 @@ public unsafe class KQuantDotTests
             }
         }
     }
+    // Prompts (a batch of at least ten tokens, not invariant) take K-quant rows as float rows: every result has the bits
+    // of the same product over the dequantized F32 rows, and is near the float64 product; invariant mode keeps the
+    // Q8_K dots of decoding.
+    [Theory, MemberData(nameof(TypesAndPaths))]
+    public void MatMul_KQuantPrompt_SameBitsAsDequantizedF32Rows(string name, string cpu)
+    {
+        using var profile = CpuProfile.Use(cpu);
+        var type = Enum.Parse<GgmlType>(name);
+        var rng = new Random(11);
+        const int rows = 37, nb = 2, cols = nb * QK, batch = 13;
+        var w = RandomRows(rng, type, rows, nb);
+        var x = Enumerable.Range(0, batch * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        long rowBytes = GgmlTypeInfo.RowSize(type, cols);
+        var deq = new float[rows * cols];
+        for (int r = 0; r < rows; r++) BlockFormats.DequantizeRow(type, w.AsSpan((int)(r * rowBytes), (int)rowBytes), deq.AsSpan(r * cols, cols));
+        var y = new float[batch * rows];
+        var yf = new float[batch * rows];
+        var yi = new float[batch * rows];
+        using var pool = new WorkerPool(3);
+        fixed (byte* pw = w)
+        fixed (float* pf = deq)
+        {
+            var m = new WeightMatrix(type, pw, rows, cols);
+            MatMul.Multiply(m, x, y, batch, pool);
+            MatMul.Multiply(new WeightMatrix(GgmlType.F32, (byte*)pf, rows, cols), x, yf, batch, pool);
+            MatMul.Multiply(m, x, yi, batch, pool, invariant: true);
+            var codes = new sbyte[cols]; var scales = new float[nb]; var sums = new short[nb * 16];
+            for (int b = 0; b < batch; b++)
+            {
+                KQuantDot.QuantizeActivationsQ8K(x.AsSpan(b * cols, cols), codes, scales, sums);
+                for (int r = 0; r < rows; r++)
+                {
+                    int at = b * rows + r;
+                    Assert.True(BitConverter.SingleToInt32Bits(y[at]) == BitConverter.SingleToInt32Bits(yf[at]), $"{name} token {b} row {r}: {y[at]:R} vs F32 rows {yf[at]:R}");
+                    double expected = 0, magnitude = 0;
+                    for (int c = 0; c < cols; c++) { double term = (double)deq[r * cols + c] * x[b * cols + c]; expected += term; magnitude += Math.Abs(term); }
+                    Assert.True(Math.Abs(y[at] - expected) <= 1e-5 * magnitude, $"{name} token {b} row {r}: {y[at]:R} vs float64 {expected:R}");
+                    fixed (sbyte* pq = codes) fixed (float* pd = scales) fixed (short* pb = sums)
+                    {
+                        float dot = KQuantDot.Dot(type, pw + r * rowBytes, pq, pd, pb, nb);
+                        Assert.True(BitConverter.SingleToInt32Bits(yi[at]) == BitConverter.SingleToInt32Bits(dot), $"{name} invariant token {b} row {r}: {yi[at]:R} vs dot {dot:R}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -232,7 +232,8 @@ public static unsafe class MatMul
             throw new ArgumentException($"MatMul: W is [{w.Rows}, {w.Cols}], batch {batch}, x has {x.Length}, y has {y.Length}");
         // Quantized types run MatVec's kernels per token in invariant mode, so one token may take MatVec itself;
         // float types run 4x4 tiles and their one-token twin (FloatGemm), never MatVec's dot, when invariant.
-        bool floatRows = math == QuantizedMath.Float || !(w.Type is GgmlType.Q8_0 or GgmlType.Q4_0) && !KQuantDot.Supports(w.Type);
+        bool floatRows = math == QuantizedMath.Float || !(w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
+            && !(KQuantDot.Supports(w.Type) && (invariant || batch < KQuantFloatBatch));
         if (batch == 1 && !(invariant && floatRows)) { MatVec.Multiply(w, x[..w.Cols], y[..w.Rows], pool, math); return; }
         fixed (float* px0 = x)
         fixed (float* py = y)
@@ -453,6 +454,14 @@ public static unsafe class MatMul
     // Xeon: 44 -> 106 GFLOP/s against no blocks). Packed int8 rows: 1/2 for the rows and 1/16 for the tokens' codes, a
     // block of ~50 tokens at 2048 columns that stays near L1 (Q8_0 pp512 on the same CPU: 3/8 and 3/8 gave 55-56
     // tokens/s, 1/2 and 1/8 61-64, 1/2 and 1/16 66-67, 1/2 and 1/32 62-67).
+    // K-quant rows (Q4_K, Q5_K, Q6_K) meet a batch of at least this many tokens as float rows: expanded once per row block
+    // (FloatQuantDot.Expand, exactly the dequantized weights) and multiplied by the float activations in FloatRows'
+    // tiles, instead of one Q8_K dot per (row, token). Below it the dots win, the expansion not being paid back.
+    // TinyLlama Q4_K_M, two threads, Intel Xeon (AVX-512): 4 tokens 33 (dots) against 23 tokens/s (float rows), 8: 41
+    // against 34, 10: 38-41 against 41-45, 12: 40-42 against 49, 32: 43 against 69, 128: 40 against 76. Invariant
+    // mode keeps the dots: a token's result must not depend on its batch.
+    private const int KQuantFloatBatch = 10;
+
     private const double FloatRowShare = 0.375, FloatTokenShare = 0.375, PackedRowShare = 0.5, PackedTokenShare = 0.0625;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
