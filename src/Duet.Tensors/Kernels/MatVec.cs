@@ -183,6 +183,11 @@ public static unsafe class MatVec
             }
             return;
         }
+        if (w.Type == GgmlType.BF16)
+        {
+            for (int r = start; r < end; r++) y[r] = BFloat16Rows.Dot((ushort*)(w.Data + (long)r * w.Cols * 2), job.X, w.Cols);
+            return;
+        }
         for (int r = start; r < end; r++)
         {
             w.DequantizeRow(r, row);
@@ -507,6 +512,7 @@ public static unsafe class MatMul
                     {
                         float* dst = pp + (long)(r - r0) * cols;
                         if (w.Type == GgmlType.F16) HalfDot.ToSingle((ushort*)(w.Data + (long)r * cols * 2), dst, cols);
+                        else if (w.Type == GgmlType.BF16) BFloat16Rows.ToSingle((ushort*)(w.Data + (long)r * cols * 2), dst, cols);
                         else if (FloatQuantDot.CanExpand(w.Type)) FloatQuantDot.Expand(w.Type, w.Data + r * w.RowBytes, dst, cols / GgmlTypeInfo.BlockSize(w.Type));
                         else w.DequantizeRow(r, new Span<float>(dst, cols));
                     }
