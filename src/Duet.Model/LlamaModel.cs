@@ -14,21 +14,21 @@ public sealed class LlamaState
 {
     public LlamaConfig Config { get; }
     public int Capacity { get; }
-    /// <summary>Keys and values per layer: [Capacity, KvDim].</summary>
-    public float[][] KeyCache { get; }
-    public float[][] ValueCache { get; }
+    /// <summary>Keys and values per layer: [Capacity, KvDim], in the cache types the state was made with.</summary>
+    public KvCache[] Keys { get; }
+    public KvCache[] Values { get; }
     public int Length { get; set; }
 
     internal readonly float[] X, Xb, Xb2, Q, K, V, Att, Hb, Hb2, Cos, Sin;
     public float[] Logits { get; }
 
-    public LlamaState(LlamaConfig c, int capacity)
+    public LlamaState(LlamaConfig c, int capacity, KvCacheType keyType = KvCacheType.F32, KvCacheType valueType = KvCacheType.F32)
     {
         if (capacity <= 0) throw new ArgumentOutOfRangeException(nameof(capacity), "context capacity must be positive");
         Config = c;
         Capacity = capacity;
-        KeyCache = Enumerable.Range(0, c.Layers).Select(_ => new float[(long)capacity * c.KvDim]).ToArray();
-        ValueCache = Enumerable.Range(0, c.Layers).Select(_ => new float[(long)capacity * c.KvDim]).ToArray();
+        Keys = Enumerable.Range(0, c.Layers).Select(_ => new KvCache(keyType, capacity, c.KvDim, c.HeadDim)).ToArray();
+        Values = Enumerable.Range(0, c.Layers).Select(_ => new KvCache(valueType, capacity, c.KvDim, c.HeadDim)).ToArray();
         X = new float[c.Dim]; Xb = new float[Math.Max(c.Dim, c.QDim)]; Xb2 = new float[c.Dim];
         Q = new float[c.QDim]; K = new float[c.KvDim]; V = new float[c.KvDim];
         Att = new float[c.Heads * capacity];
@@ -118,7 +118,11 @@ public sealed class LlamaModel : IDisposable
             for (int i = 0; i < _invFreq.Length; i++) _invFreq[i] /= f[i];
     }
 
-    public LlamaState CreateState(int? capacity = null) => new(Config, capacity ?? Config.ContextLength);
+    /// <summary>The element types of the KV caches of the states this model creates (<see cref="CreateState"/>); F32 unless set.</summary>
+    public KvCacheType KeyCacheType { get; set; } = KvCacheType.F32;
+    public KvCacheType ValueCacheType { get; set; } = KvCacheType.F32;
+
+    public LlamaState CreateState(int? capacity = null) => new(Config, capacity ?? Config.ContextLength, KeyCacheType, ValueCacheType);
 
     /// <summary>Runs one token at position state.Length and appends it to the cache; logits land in state.Logits.</summary>
     public void Forward(LlamaState s, int token)
@@ -150,8 +154,8 @@ public sealed class LlamaModel : IDisposable
             Lora(l, LayerTensor.V, xb, s.V, 1);
             Ops.Rope(s.Q, hd, s.Cos, s.Sin, c.RopeStyle);
             Ops.Rope(s.K, hd, s.Cos, s.Sin, c.RopeStyle);
-            s.K.CopyTo(s.KeyCache[l].AsSpan(pos * c.KvDim, c.KvDim));
-            s.V.CopyTo(s.ValueCache[l].AsSpan(pos * c.KvDim, c.KvDim));
+            s.Keys[l].Store(pos, s.K);
+            s.Values[l].Store(pos, s.V);
 
             var outAtt = s.Xb.AsSpan(0, c.QDim);
             Attend(s, l, s.Q, pos, 1, s.Xb);
@@ -224,18 +228,46 @@ public sealed class LlamaModel : IDisposable
         var c = s.Config;
         int hd = c.HeadDim, group = c.Heads / c.KvHeads, kvOff = (h / group) * hd;
         float scale = 1f / MathF.Sqrt(hd);
-        var keys = s.KeyCache[layer];
-        var values = s.ValueCache[layer];
+        var kc = s.Keys[layer];
+        var vc = s.Values[layer];
+        float[] keys, values;
+        int stride = c.KvDim, offset = kvOff;
+        if (kc.Floats is { } kf && vc.Floats is { } vf) { keys = kf; values = vf; }
+        else
+        {
+            // An F16 or Q8_0 cache: this KV head's positions up to the last row's, expanded once for the task's rows.
+            int n = start + count;
+            keys = ExpandHead(kc, ref t_keys, n, kvOff, hd);
+            values = ExpandHead(vc, ref t_values, n, kvOff, hd);
+            stride = hd; offset = 0;
+        }
         for (int b = 0; b < count; b++)
         {
             int pos = start + b, at = (row0 + b) * c.QDim + h * hd;
             if (per == 4)
-                Attention.Head4(queries.AsSpan(queryOffset + at, 4 * hd), keys, values, c.KvDim, kvOff, pos + 1, scale,
+                Attention.Head4(queries.AsSpan(queryOffset + at, 4 * hd), keys, values, stride, offset, pos + 1, scale,
                     s.Att.AsSpan(h * s.Capacity, 3 * s.Capacity + pos + 1), s.Capacity, output.AsSpan(outputOffset + at, 4 * hd));
             else
-                Attention.Head(queries.AsSpan(queryOffset + at, hd), keys, values, c.KvDim, kvOff, pos + 1, scale,
+                Attention.Head(queries.AsSpan(queryOffset + at, hd), keys, values, stride, offset, pos + 1, scale,
                     s.Att.AsSpan(h * s.Capacity, pos + 1), output.AsSpan(outputOffset + at, hd));
         }
+    }
+
+    [ThreadStatic] private static float[]? t_keys, t_values;
+
+    /// <summary>
+    /// Columns [offset, offset + hd) of positions [0, n) of a cache as floats [n, hd], in a per-thread buffer sized once
+    /// for the state's whole context (an F32 side is copied when the other side is not F32, so that both are read with
+    /// one stride).
+    /// </summary>
+    private static unsafe float[] ExpandHead(KvCache cache, ref float[]? buffer, int n, int offset, int hd)
+    {
+        var buf = buffer is { } b && b.Length >= (long)n * hd ? b : buffer = new float[(long)cache.Capacity * hd];
+        if (cache.Floats is { } f)
+            for (int t = 0; t < n; t++) Array.Copy(f, (long)t * cache.Width + offset, buf, (long)t * hd, hd);
+        else
+            fixed (float* p = buf) cache.Expand(n, offset, hd, p);
+        return buf;
     }
 
     private void Attend(LlamaState s, int layer, float[] queries, int start, int count, float[] output)
@@ -358,8 +390,8 @@ public sealed class LlamaModel : IDisposable
                     Ops.Rope(Q.Slice(b * c.QDim, c.QDim), hd, cb, sb, c.RopeStyle);
                     Ops.Rope(K.Slice(b * c.KvDim, c.KvDim), hd, cb, sb, c.RopeStyle);
                     var st = rowStates[b];
-                    K.Slice(b * c.KvDim, c.KvDim).CopyTo(st.KeyCache[l].AsSpan(positions[b] * c.KvDim, c.KvDim));
-                    Vv.Slice(b * c.KvDim, c.KvDim).CopyTo(st.ValueCache[l].AsSpan(positions[b] * c.KvDim, c.KvDim));
+                    st.Keys[l].Store(positions[b], K.Slice(b * c.KvDim, c.KvDim));
+                    st.Values[l].Store(positions[b], Vv.Slice(b * c.KvDim, c.KvDim));
                 }
                 // Causal attention: row b sees its sequence's positions 0..positions[b].
                 Attend(job, l, scratch.BQ.Array, scratch.BQ.Offset, scratch.BXb.Array, scratch.BXb.Offset);

@@ -142,6 +142,8 @@ public sealed class ModelHost : IDisposable
             var (model, tokenizer) = ModelLoader.Load(Path);
             _model = model;
             model.QuantizedMath = _options.QuantizedMath;
+            model.KeyCacheType = _options.KeyCacheType;
+            model.ValueCacheType = _options.ValueCacheType;
             foreach (var (path, scale) in _options.Adapters.Concat(Adapters)) model.AddAdapter(Duet.Model.LoraAdapter.Read(path, model.Config), scale);
             int ctx = _options.Context ?? Math.Min(model.Config.ContextLength, 4096);
             if (ctx > model.Config.ContextLength)
@@ -151,6 +153,8 @@ public sealed class ModelHost : IDisposable
             if (_options.DraftPath is { } draftPath && Path == _options.ModelPath)
             {
                 var draft = _draft = Speculation.LoadDraft(draftPath, tokenizer);
+                draft.KeyCacheType = _options.KeyCacheType;
+                draft.ValueCacheType = _options.ValueCacheType;
                 speculation = new Speculation { Draft = draft, MaxTokens = _options.DraftMax, MinProbability = _options.DraftPMin };
             }
             else if (_options.Lookup) speculation = new Speculation { MaxTokens = _options.DraftMax };

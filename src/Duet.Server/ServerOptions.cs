@@ -17,6 +17,9 @@ public sealed record ServerOptions
     public int Threads { get; init; }
     /// <summary>How quantized weights meet activations (Integer, as llama.cpp; or Float, as PyTorch on a dequantized GGUF).</summary>
     public Duet.Tensors.Kernels.QuantizedMath QuantizedMath { get; init; }
+    /// <summary>The KV cache's element types for keys and values (--cache-type-k / -v): F32, F16 or Q8_0.</summary>
+    public Duet.Model.KvCacheType KeyCacheType { get; init; }
+    public Duet.Model.KvCacheType ValueCacheType { get; init; }
     /// <summary>LoRA adapters applied at run time, unmerged: (GGUF adapter or PEFT folder, scale).</summary>
     public IReadOnlyList<(string Path, float Scale)> Adapters { get; init; } = [];
 

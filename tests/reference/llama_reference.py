@@ -144,7 +144,25 @@ def _t(tensors, name):
 # ---------------------------------------------------------------------------------------------
 # PyTorch float64 implementation (the reference)
 
-def forward_torch(cfg, tensors, ids):
+def kv_through(t, qtype):
+    """Keys or values [T, Hkv, hd] (float64) as a KV cache of qtype holds them: each position's row of Hkv*hd values
+    rounded to float32 (what the engine computes), then to F16, or through Q8_0 blocks of 32 along the row with ggml's
+    reference quantizer (llama.cpp's --cache-type-k/-v q8_0), and back."""
+    import torch
+    if qtype is None:
+        return t
+    T = t.shape[0]
+    rows = t.reshape(T, -1).numpy().astype(np.float32)
+    if qtype == "F16":
+        back = rows.astype(np.float16).astype(np.float32)
+    else:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import ggml_quants as gq
+        back = gq.dequantize(qtype, gq.quantize(qtype, rows), rows.size).reshape(rows.shape)
+    return torch.from_numpy(back.astype(np.float64)).view(t.shape)
+
+
+def forward_torch(cfg, tensors, ids, kv=None):
     import torch
     hp = hparams(cfg)
     D, H, Hkv, hd, eps = hp["D"], hp["H"], hp["Hkv"], hp["hd"], hp["eps"]
@@ -193,6 +211,8 @@ def forward_torch(cfg, tensors, ids):
         q = rope(linear(n, p + "self_attn.q_proj").view(T, H, hd))
         k = rope(linear(n, p + "self_attn.k_proj").view(T, Hkv, hd))
         v = linear(n, p + "self_attn.v_proj").view(T, Hkv, hd)
+        if kv:
+            k, v = kv_through(k, kv[0]), kv_through(v, kv[1])
         k = k.repeat_interleave(rep, dim=1)           # head h -> kv head h // rep
         v = v.repeat_interleave(rep, dim=1)
         q, k, v = q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1)   # [H, T, hd]
@@ -300,7 +320,7 @@ def weights_through(tensors, qtype):
     return out
 
 
-def run(model_dir, ids, through=None):
+def run(model_dir, ids, through=None, kv=None):
     cfg, tensors = load_model(model_dir)
     if through:
         tensors = weights_through(tensors, through)
@@ -308,7 +328,7 @@ def run(model_dir, ids, through=None):
     bad = [i for i in ids if not 0 <= i < V]
     if bad:
         raise ValueError(f"token ids out of range [0, {V}): {bad[:5]}")
-    return forward_torch(cfg, tensors, ids).astype(np.float32)
+    return forward_torch(cfg, tensors, ids, kv).astype(np.float32)
 
 
 def checksum(a):
@@ -472,6 +492,8 @@ def main(argv=None):
     ap.add_argument("--weights-through", metavar="TYPE", choices=["F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"],
                     help="round every matrix through this GGUF type first (ggml's reference quantizer; rows that are "
                          "not whole blocks through F16): the logits of the quantized model computed exactly")
+    ap.add_argument("--kv-through", metavar="K,V", help="keys and values as a KV cache of these types holds them "
+                    "(F32, F16 or Q8_0 each, e.g. Q8_0,Q8_0): the logits of an engine with that --cache-type-k/-v")
     ap.add_argument("--self-test", action="store_true")
     ap.add_argument("--write-fixtures", metavar="DIR", help="write the small models and logits of MODEL_FIXTURES")
     a = ap.parse_args(argv)
@@ -486,7 +508,14 @@ def main(argv=None):
     ids = [int(t) for t in text.replace(",", " ").split()]
     if not ids:
         ap.error("no token ids")
-    logits = run(a.model, ids, a.weights_through)
+    kv = None
+    if a.kv_through:
+        kv = a.kv_through.upper().split(",")
+        if len(kv) != 2 or any(t not in ("F32", "F16", "Q8_0") for t in kv):
+            ap.error("--kv-through: two of F32, F16, Q8_0, e.g. Q8_0,Q8_0")
+        kv = [None if t == "F32" else t for t in kv]
+        kv = None if kv == [None, None] else kv
+    logits = run(a.model, ids, a.weights_through, kv)
     np.save(a.out, logits)
     print(f"{a.out}: logits {logits.shape} float32, argmax {logits.argmax(-1).tolist()[:16]}")
     return 0

@@ -7,6 +7,7 @@ using System.Text.Json;
 using Duet.Eval;
 using Duet.Eval.Tasks;
 using Duet.Inference;
+using Duet.Model;
 
 namespace Duet.Cli.Commands;
 
@@ -41,18 +42,20 @@ internal static class EvalCommands
         var writeTo = new Option<string?>("--write-to") { Description = "also record the result and its settings in this model's metadata (GGUF duet.provenance.eval.perplexity, or an HF folder's config.json), for duet info and duet eval verify" };
         var cmd = new Command("perplexity", "Perplexity of a model on a text as llama-perplexity computes it (chunks of --ctx tokens from an empty cache, BOS first, the second half scored), with its uncertainty, and bits per byte and per character of the scored text.")
             { model, data, ctx, chunks, threads, math, json, save, klBase, writeTo };
+        var cache = new ModelCommands.CacheTypeOptions();
+        foreach (var o in cache.All) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
             if (r.GetValue(klBase) is string basePath)
             {
                 if (r.GetValue(data) is not null || r.GetValue(save) is not null) throw new ArgumentException("--kl-base reads its tokens from the base file: no --data or --save-logits with it");
-                return KlCommand(r.GetRequiredValue(model), basePath, r.GetValue(math), r.GetValue(json));
+                return KlCommand(r.GetRequiredValue(model), basePath, r.GetValue(math), r.GetValue(json), m => cache.Apply(r, m));
             }
             string dataPath = r.GetValue(data) ?? throw new ArgumentException("--data is required (or --kl-base)");
             var options = new PerplexityOptions { Context = r.GetValue(ctx), Chunks = r.GetValue(chunks) };
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var (result, perLanguage, seconds) = RunPerplexity(r.GetRequiredValue(model), dataPath, options, r.GetValue(math), r.GetValue(save), (done, all) =>
+            var (result, perLanguage, seconds) = RunPerplexity(r.GetRequiredValue(model), dataPath, options, r.GetValue(math), r.GetValue(save), m => cache.Apply(r, m), (done, all) =>
             {
                 if (done == 1 || done == all || done % 10 == 0) Console.Error.WriteLine($"[{done}/{all}] {clock.Elapsed.TotalSeconds:F1} s");
             });
@@ -90,11 +93,13 @@ internal static class EvalCommands
     /// fills two chunks); with <paramref name="savePath"/>, the whole's log-probabilities saved as a KL-divergence base.
     /// </summary>
     internal static (PerplexityResult All, List<(string Set, PerplexityResult Result)> PerLanguage, double Seconds) RunPerplexity(
-        string modelPath, string dataPath, PerplexityOptions options, Duet.Tensors.Kernels.QuantizedMath math, string? savePath, Action<int, int>? progress)
+        string modelPath, string dataPath, PerplexityOptions options, Duet.Tensors.Kernels.QuantizedMath math, string? savePath, Action<LlamaModel>? configure,
+        Action<int, int>? progress)
     {
         var sets = ReadSets(dataPath);
         var (m, tok) = ModelLoader.Load(modelPath);
         m.QuantizedMath = math;
+        configure?.Invoke(m);
         using (m)
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -125,10 +130,11 @@ internal static class EvalCommands
         ["bits_per_byte"] = pr.BitsPerByte, ["bits_per_char"] = pr.BitsPerChar, ["scored_bytes"] = pr.ScoredBytes, ["scored_chars"] = pr.ScoredChars,
     };
 
-    private static int KlCommand(string modelPath, string basePath, Duet.Tensors.Kernels.QuantizedMath math, bool json)
+    private static int KlCommand(string modelPath, string basePath, Duet.Tensors.Kernels.QuantizedMath math, bool json, Action<LlamaModel> configure)
     {
         var (m, tok) = ModelLoader.Load(modelPath);
         m.QuantizedMath = math;
+        configure(m);
         using (m)
         {
             var k = KlDivergence.Evaluate(m, basePath, Perplexity.BosOf(tok), (done, all) => { if (done == 1 || done == all || done % 10 == 0) Console.Error.WriteLine($"[{done}/{all}]"); });

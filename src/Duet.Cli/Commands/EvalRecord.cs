@@ -143,7 +143,7 @@ internal static class EvalRecord
         string data = Locate(rec["data"]!.GetValue<string>());
         foreach (var d in DataCheck("perplexity", rec["data_sha256"]!.GetValue<string>(), PerplexityFiles(data))) yield return d;
         var options = new PerplexityOptions { Context = rec["ctx"]!.GetValue<int>(), Chunks = rec["chunks"]?.GetValue<int>() };
-        var (all, perLanguage, _) = EvalCommands.RunPerplexity(model, data, options, math, null, null);
+        var (all, perLanguage, _) = EvalCommands.RunPerplexity(model, data, options, math, null, null, null);
         foreach (var (set, now) in perLanguage.Prepend(("all", all)))
         {
             if (rec["sets"]?[set] is not JsonObject was) continue;

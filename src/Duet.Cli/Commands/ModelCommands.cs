@@ -19,6 +19,36 @@ internal static class ModelCommands
         DefaultValueFactory = _ => Environment.ProcessorCount,
     };
 
+    /// <summary>--cache-type-k / --cache-type-v: the KV cache's element types (llama.cpp's options of those names).</summary>
+    internal sealed class CacheTypeOptions
+    {
+        public Option<KvCacheType> Keys { get; } = new("--cache-type-k", "-ctk")
+        {
+            Description = "KV cache type for keys: f32 (the values as computed), f16 (half the memory) or q8_0 (34 bytes per 32 values, llama.cpp's q8_0)",
+            DefaultValueFactory = _ => KvCacheType.F32,
+        };
+        public Option<KvCacheType> Values { get; } = new("--cache-type-v", "-ctv")
+        {
+            Description = "KV cache type for values: f32, f16 or q8_0 (as --cache-type-k)",
+            DefaultValueFactory = _ => KvCacheType.F32,
+        };
+
+        public IEnumerable<Option> All => [Keys, Values];
+
+        /// <summary>Sets the cache types of the states the model (and a draft model, if any) will create.</summary>
+        public void Apply(ParseResult r, LlamaModel m, LlamaModel? draft = null)
+        {
+            foreach (var x in draft is null ? [m] : new[] { m, draft })
+            {
+                x.KeyCacheType = r.GetValue(Keys);
+                x.ValueCacheType = r.GetValue(Values);
+                // A q8_0 cache needs head dims in blocks of 32: say so now rather than at the first state.
+                if ((x.KeyCacheType == KvCacheType.Q8_0 || x.ValueCacheType == KvCacheType.Q8_0) && x.Config.HeadDim % 32 != 0)
+                    throw new ArgumentException($"a q8_0 KV cache needs a head dimension that is a multiple of 32 (this model's is {x.Config.HeadDim}): use f16 or f32");
+            }
+        }
+    }
+
     /// <summary>--math: how quantized weights meet activations (<see cref="Duet.Tensors.Kernels.QuantizedMath"/>).</summary>
     internal static Option<Duet.Tensors.Kernels.QuantizedMath> MathOption() => new("--math")
     {

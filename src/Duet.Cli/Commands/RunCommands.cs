@@ -101,9 +101,11 @@ internal static class RunCommands
         var lora = ModelCommands.LoraOption();
         var speculation = new SpeculationOptionsSet();
         var timings = new Option<bool>("--timings") { Description = "print on stderr the prompt and generation speeds (and with --draft or --lookup, the drafts taken)" };
+        var cache = new ModelCommands.CacheTypeOptions();
         var cmd = new Command("generate", "Generate text from a prompt, streamed to stdout.") { model, prompt, n, threads, ids, math, stop, schema, json, lora, timings };
         foreach (var o in sampling.All) cmd.Options.Add(o);
         foreach (var o in speculation.All) cmd.Options.Add(o);
+        foreach (var o in cache.All) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -121,6 +123,7 @@ internal static class RunCommands
                 var generated = new List<int>();
                 var spec = speculation.Read(r, tok, out var draftModel);
                 using var ownedDraft = draftModel;
+                cache.Apply(r, m, draftModel);
                 if (max > 0)
                 {
                     using var engine = Engine(m, tok, promptIds.Length + max, spec);
@@ -190,8 +193,10 @@ internal static class RunCommands
         var speculation = new SpeculationOptionsSet();
         var cmd = new Command("chat", "Chat with a model in the terminal, using its chat template (ChatML by default). A turn computes only what it adds to the conversation (the keys and values of the earlier turns stay cached). Empty line or Ctrl-D ends.")
             { model, system, n, ctx, threads, math, stop, timings, lora, mcp, toolChoice };
+        var cache = new ModelCommands.CacheTypeOptions();
         foreach (var o in sampling.All) cmd.Options.Add(o);
         foreach (var o in speculation.All) cmd.Options.Add(o);
+        foreach (var o in cache.All) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -204,6 +209,7 @@ internal static class RunCommands
                 if (context > m.Config.ContextLength) throw new ArgumentException($"--ctx-size {context} is larger than the model's context ({m.Config.ContextLength})");
                 var spec = speculation.Read(r, tok, out var draftModel);
                 using var ownedDraft = draftModel;
+                cache.Apply(r, m, draftModel);
                 using var engine = Engine(m, tok, context, spec);
                 if (r.GetValue(mcp) is { Length: > 0 } servers)
                     return McpChat.Run(engine, servers, r.GetValue(toolChoice)!, r.GetValue(system), r.GetValue(n), sampling.Read(r), r.GetValue(stop) ?? []).GetAwaiter().GetResult();
@@ -255,7 +261,9 @@ internal static class RunCommands
             Description = "also generate with this many sequences at once, each step one batch as `duet serve` runs it (batch-invariant kernels), and report the aggregate tokens/s (llama-batched-bench's S_TG)",
             DefaultValueFactory = _ => 1,
         };
+        var cache = new ModelCommands.CacheTypeOptions();
         var cmd = new Command("bench", "Prompt processing (pp) and generation (tg) speed in tokens/s, as llama-bench reports them.") { model, p, n, reps, threads, json, math, parallel };
+        foreach (var o in cache.All) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -264,6 +272,7 @@ internal static class RunCommands
             Console.Error.WriteLine($"cpu: {cpu.Describe()}");
             using var m = LlamaModel.Load(path);
             m.QuantizedMath = r.GetValue(math);
+            cache.Apply(r, m);
             int np = r.GetValue(p), ng = r.GetValue(n), reps2 = Math.Max(1, r.GetValue(reps));
             var rng = new Random(42);
             var state = m.CreateState(Math.Max(np, ng) + 1);
@@ -312,10 +321,11 @@ internal static class RunCommands
                     {
                         ["model_filename"] = path, ["model_type"] = m.Weights.MainType.ToString(), ["n_threads"] = r.GetValue(threads),
                         ["math"] = m.QuantizedMath.ToString().ToLowerInvariant(), ["cpu"] = cpu.Name,
+                        ["type_k"] = m.KeyCacheType.ToString().ToLowerInvariant(), ["type_v"] = m.ValueCacheType.ToString().ToLowerInvariant(),
                         ["n_prompt"] = prompt ? count : 0, ["n_gen"] = prompt ? 0 : count, ["n_parallel"] = width, ["avg_ts"] = Math.Round(mean, 3), ["stddev_ts"] = Math.Round(sd, 3),
                         ["fma_peak_gflops"] = Math.Round(peak / 1e9, 1), ["fraction_of_peak"] = Math.Round(ofPeak, 4),
                     }));
-                else Console.WriteLine($"{Path.GetFileName(path)} {m.Weights.MainType} t={r.GetValue(threads)}{(m.QuantizedMath == Duet.Tensors.Kernels.QuantizedMath.Float ? " math=float" : "")} {name}: {mean:F2} ± {sd:F2} tokens/s" +
+                else Console.WriteLine($"{Path.GetFileName(path)} {m.Weights.MainType} t={r.GetValue(threads)}{(m.QuantizedMath == Duet.Tensors.Kernels.QuantizedMath.Float ? " math=float" : "")}{(m.KeyCacheType != KvCacheType.F32 || m.ValueCacheType != KvCacheType.F32 ? $" kv={m.KeyCacheType}/{m.ValueCacheType}".ToLowerInvariant() : "")} {name}: {mean:F2} ± {sd:F2} tokens/s" +
                     (ofPeak > 0 ? $" ({ofPeak:P1} of the FMA peak, {peak / 1e9:F0} GFLOP/s measured)" : ""));
             }
             return 0;

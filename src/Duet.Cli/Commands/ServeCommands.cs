@@ -34,6 +34,8 @@ internal static class ServeCommands
         var draftPMin = new Option<float>("--draft-p-min") { Description = "the draft model stops drafting where its best token is less likely than this (as llama.cpp; a random-weight draft needs 0)", DefaultValueFactory = _ => 0.75f };
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API, with a web chat page at /.")
             { model, models, keepAlive, maxModels, host, port, apiKey, parallel, ctx, name, threads, maxBody, math, lora, draft, lookup, draftMax, draftPMin };
+        var cache = new ModelCommands.CacheTypeOptions();
+        foreach (var o in cache.All) cmd.Options.Add(o);
         cmd.SetAction(async (r, cancel) =>
         {
             ModelCommands.UseThreads(r.GetValue(threads));
@@ -78,6 +80,7 @@ internal static class ServeCommands
             {
                 ModelPath = named[0].Path, ExtraModels = named.Skip(1).ToList(), KeepAlive = keep, MaxLoadedModels = r.GetValue(maxModels), Host = h, Port = p, ApiKey = string.IsNullOrEmpty(key) ? null : key, Parallel = np, Context = r.GetValue(ctx),
                 ModelName = named[0].Name, MaxBodyBytes = r.GetValue(maxBody), QuantizedMath = r.GetValue(math),
+                KeyCacheType = r.GetValue(cache.Keys), ValueCacheType = r.GetValue(cache.Values),
                 Adapters = (r.GetValue(lora) ?? []).Select(ModelCommands.ParseLora).ToList(),
                 DraftPath = r.GetValue(draft), Lookup = r.GetValue(lookup), DraftMax = r.GetValue(draftMax), DraftPMin = r.GetValue(draftPMin),
             };

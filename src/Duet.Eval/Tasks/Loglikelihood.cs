@@ -138,10 +138,10 @@ public sealed class LoglikelihoodScorer
         for (int c = 1; c < k; c++)
         {
             var s = _states[c];
-            for (int l = 0; l < first.KeyCache.Length; l++)
+            for (int l = 0; l < first.Keys.Length; l++)
             {
-                Array.Copy(first.KeyCache[l], s.KeyCache[l], (long)n * _model.Config.KvDim);
-                Array.Copy(first.ValueCache[l], s.ValueCache[l], (long)n * _model.Config.KvDim);
+                s.Keys[l].CopyPrefixFrom(first.Keys[l], n);
+                s.Values[l].CopyPrefixFrom(first.Values[l], n);
             }
             s.Length = n;
         }
