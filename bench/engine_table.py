@@ -26,7 +26,7 @@ many = len(runs) > 1
 print("| file | threads | llama.cpp pp | Duet pp | ratio | llama.cpp tg | Duet tg | ratio |")
 print("|---|---|---|---|---|---|---|---|")
 for t in (1, 2):
-    for f in ("f16", "q8_0", "q4_0"):
+    for f in [f for f in ("f16", "q8_0", "q4_0", "bf16", "q4_k_m") if any(k[0] == f for run in runs for k in run)]:
         cells = []
         for kind in ("pp", "tg"):
             pairs = [(run[(f, t, kind, "llama.cpp")], run[(f, t, kind, tool)]) for run in runs
