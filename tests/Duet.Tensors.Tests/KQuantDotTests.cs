@@ -193,9 +193,10 @@ public unsafe class KQuantDotTests
             }
         }
     }
-    // Prompts (a batch of at least ten tokens, not invariant) take K-quant rows as float rows: every result has the bits
-    // of the same product over the dequantized F32 rows, and is near the float64 product; invariant mode keeps the
-    // Q8_K dots of decoding.
+    // Prompts (a batch of at least ten tokens, not invariant) take K-quant rows as float rows: with integer math every
+    // result has the bits of the same product of the dequantized F32 rows and the activations rounded through Q8_K
+    // (the values the Q8_K dots multiply), and is the dot's value within float rounding; with float math, the bits of
+    // the F32 rows' product with the activations as they are. Invariant mode keeps the Q8_K dots of decoding.
     [Theory, MemberData(nameof(TypesAndPaths))]
     public void MatMul_KQuantPrompt_SameBitsAsDequantizedF32Rows(string name, string cpu)
     {
@@ -208,17 +209,33 @@ public unsafe class KQuantDotTests
         long rowBytes = GgmlTypeInfo.RowSize(type, cols);
         var deq = new float[rows * cols];
         for (int r = 0; r < rows; r++) BlockFormats.DequantizeRow(type, w.AsSpan((int)(r * rowBytes), (int)rowBytes), deq.AsSpan(r * cols, cols));
+        var rounded = new float[batch * cols];
+        {
+            var c = new sbyte[cols]; var d = new float[nb]; var bs = new short[nb * 16];
+            for (int b = 0; b < batch; b++)
+            {
+                KQuantDot.QuantizeActivationsQ8K(x.AsSpan(b * cols, cols), c, d, bs);
+                for (int i = 0; i < cols; i++) rounded[b * cols + i] = d[i / QK] * c[i];
+            }
+        }
         var y = new float[batch * rows];
+        var yq = new float[batch * rows];
         var yf = new float[batch * rows];
+        var yfr = new float[batch * rows];
         var yi = new float[batch * rows];
         using var pool = new WorkerPool(3);
         fixed (byte* pw = w)
         fixed (float* pf = deq)
         {
             var m = new WeightMatrix(type, pw, rows, cols);
+            var f32 = new WeightMatrix(GgmlType.F32, (byte*)pf, rows, cols);
             MatMul.Multiply(m, x, y, batch, pool);
-            MatMul.Multiply(new WeightMatrix(GgmlType.F32, (byte*)pf, rows, cols), x, yf, batch, pool);
+            MatMul.Multiply(m, x, yq, batch, pool, math: QuantizedMath.Float);
+            MatMul.Multiply(f32, rounded, yfr, batch, pool);
+            MatMul.Multiply(f32, x, yf, batch, pool);
             MatMul.Multiply(m, x, yi, batch, pool, invariant: true);
+            Assert.True(y.AsSpan().SequenceEqual(yfr), $"{name}: integer math, not the F32 rows' product with the Q8_K-rounded activations");
+            Assert.True(yq.AsSpan().SequenceEqual(yf), $"{name}: float math, not the F32 rows' product with the activations");
             var codes = new sbyte[cols]; var scales = new float[nb]; var sums = new short[nb * 16];
             for (int b = 0; b < batch; b++)
             {
@@ -226,14 +243,13 @@ public unsafe class KQuantDotTests
                 for (int r = 0; r < rows; r++)
                 {
                     int at = b * rows + r;
-                    Assert.True(BitConverter.SingleToInt32Bits(y[at]) == BitConverter.SingleToInt32Bits(yf[at]), $"{name} token {b} row {r}: {y[at]:R} vs F32 rows {yf[at]:R}");
-                    double expected = 0, magnitude = 0;
-                    for (int c = 0; c < cols; c++) { double term = (double)deq[r * cols + c] * x[b * cols + c]; expected += term; magnitude += Math.Abs(term); }
-                    Assert.True(Math.Abs(y[at] - expected) <= 1e-5 * magnitude, $"{name} token {b} row {r}: {y[at]:R} vs float64 {expected:R}");
+                    double magnitude = 0;
+                    for (int c = 0; c < cols; c++) magnitude += Math.Abs((double)deq[r * cols + c] * rounded[b * cols + c]);
                     fixed (sbyte* pq = codes) fixed (float* pd = scales) fixed (short* pb = sums)
                     {
                         float dot = KQuantDot.Dot(type, pw + r * rowBytes, pq, pd, pb, nb);
                         Assert.True(BitConverter.SingleToInt32Bits(yi[at]) == BitConverter.SingleToInt32Bits(dot), $"{name} invariant token {b} row {r}: {yi[at]:R} vs dot {dot:R}");
+                        Assert.True(Math.Abs(y[at] - dot) <= 1e-5 * magnitude, $"{name} token {b} row {r}: {y[at]:R} vs the Q8_K dot {dot:R}");
                     }
                 }
             }

@@ -742,6 +742,53 @@ public unsafe class KernelTests
         }
     }
 
+    [Theory, MemberData(nameof(CpuPaths.Names), MemberType = typeof(CpuPaths))]
+    public void MatMul_Q8_0Prompt_FloatRowsWithoutAvxVnni(string cpu)
+    {
+        // A Q8_0 prompt (13 tokens, not invariant) runs as float rows where the profile has no AVX-VNNI: the bits of the
+        // product of the dequantized F32 rows with the activations rounded through Q8_0 (the values the integer kernels
+        // multiply). With AVX-VNNI, and in invariant mode everywhere, the integer kernels: not those bits.
+        using var profile = CpuProfile.Use(cpu);
+        var rng = new Random(17);
+        const int rows = 21, cols = 512, batch = 13;
+        long rowBytes = GgmlTypeInfo.RowSize(GgmlType.Q8_0, cols);
+        var data = new byte[rows * rowBytes];
+        var deq = new float[rows * cols];
+        var w = RandomVector(rng, rows * cols, 0.5f);
+        for (int r = 0; r < rows; r++)
+        {
+            Quantizer.QuantizeRow(GgmlType.Q8_0, w.AsSpan(r * cols, cols), data.AsSpan((int)(r * rowBytes), (int)rowBytes));
+            BlockFormats.DequantizeRow(GgmlType.Q8_0, data.AsSpan((int)(r * rowBytes), (int)rowBytes), deq.AsSpan(r * cols, cols));
+        }
+        var x = RandomVector(rng, batch * cols);
+        var rounded = new float[batch * cols];
+        var codes = new sbyte[batch * cols];
+        var scales = new float[batch * cols / 32];
+        QuantDot.QuantizeActivations(x, codes, scales);
+        for (int i = 0; i < rounded.Length; i++) rounded[i] = scales[i / 32] * codes[i];
+        using var pool = new WorkerPool(2);
+        var y = new float[batch * rows];
+        var yf = new float[batch * rows];
+        var yi = new float[batch * rows];
+        // First a K-quant product of the same shape on this thread: it sizes the shared activation buffers for Q8_K (a
+        // scale per 256 codes), which the Q8_0 rounding (a scale per 32) must grow, not overrun.
+        long kBytes = GgmlTypeInfo.RowSize(GgmlType.Q4_K, cols);
+        var kData = new byte[rows * kBytes];
+        for (int r = 0; r < rows; r++) Quantizer.QuantizeRow(GgmlType.Q4_K, w.AsSpan(r * cols, cols), kData.AsSpan((int)(r * kBytes), (int)kBytes));
+        fixed (byte* pk = kData) MatMul.Multiply(new WeightMatrix(GgmlType.Q4_K, pk, rows, cols), x, new float[batch * rows], batch, pool, invariant: true);
+        fixed (byte* p = data)
+        fixed (float* pf = deq)
+        {
+            var m = new WeightMatrix(GgmlType.Q8_0, p, rows, cols);
+            MatMul.Multiply(m, x, y, batch, pool);
+            MatMul.Multiply(m, x, yi, batch, pool, invariant: true);
+            MatMul.Multiply(new WeightMatrix(GgmlType.F32, (byte*)pf, rows, cols), rounded, yf, batch, pool);
+        }
+        Assert.False(yi.AsSpan().SequenceEqual(yf), $"{cpu}: invariant mode should run the integer kernels");
+        if (CpuProfile.Current.AvxVnni) Assert.False(y.AsSpan().SequenceEqual(yf), $"{cpu}: with AVX-VNNI a Q8_0 prompt should run the integer kernels");
+        else Assert.True(y.AsSpan().SequenceEqual(yf), $"{cpu}: without AVX-VNNI a Q8_0 prompt should be the float product of the dequantized rows and rounded activations");
+    }
+
     [Theory, MemberData(nameof(CpuPaths.Names), MemberType = typeof(CpuPaths))] // the scaled form where free_denormals is on
     public void HalfDot_EveryFiniteHalf_ConvertsExactly(string cpu)
     {

@@ -5,6 +5,7 @@
 // QuantizedMath.Float skips the activation rounding: every quantized row is expanded to floats and dotted with
 // the activation as it is (what PyTorch/transformers compute after dequantizing a GGUF).
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using System.Numerics.Tensors;
 using Duet.Tensors.Parallel;
@@ -237,21 +238,29 @@ public static unsafe class MatMul
             throw new ArgumentException($"MatMul: W is [{w.Rows}, {w.Cols}], batch {batch}, x has {x.Length}, y has {y.Length}");
         // Quantized types run MatVec's kernels per token in invariant mode, so one token may take MatVec itself;
         // float types run 4x4 tiles and their one-token twin (FloatGemm), never MatVec's dot, when invariant.
-        bool floatRows = math == QuantizedMath.Float || !(w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
-            && !(KQuantDot.Supports(w.Type) && (invariant || batch < KQuantFloatBatch));
+        bool promptAsFloat = math == QuantizedMath.Integer && PromptAsFloatRows(w.Type, batch, invariant);
+        bool floatRows = math == QuantizedMath.Float || !(w.Type is GgmlType.Q8_0 or GgmlType.Q4_0) && !KQuantDot.Supports(w.Type) || promptAsFloat;
         if (batch == 1 && !(invariant && floatRows)) { MatVec.Multiply(w, x[..w.Cols], y[..w.Rows], pool, math); return; }
+        var job = t_job ??= new Job();
         fixed (float* px0 = x)
         fixed (float* py = y)
         {
             // Float rows meet the activations in 512-bit loads: on a 64-byte boundary (a copy when they are not)
             // every load is one cache line, not two.
             float* px = px0;
-            if (floatRows && ((nint)px0 & 63) != 0)
+            if (promptAsFloat)
+            {
+                // Integer math rounds the activations to 8 bits as the integer kernels would (Q8_0 blocks of 32, or Q8_K
+                // blocks of 256 for K-quants): the float rows then multiply those very values, and the product differs
+                // from the integer kernels' only by float rounding, prompt and decode computing the same model.
+                px = AlignedScratch.Floats(ref t_x, ref t_xLength, (long)batch * w.Cols);
+                RoundActivations(job, w.Type, px0, batch, w.Cols, px, pool ?? WorkerPool.Shared);
+            }
+            else if (floatRows && ((nint)px0 & 63) != 0)
             {
                 px = AlignedScratch.Floats(ref t_x, ref t_xLength, (long)batch * w.Cols);
                 x[..(batch * w.Cols)].CopyTo(new Span<float>(px, batch * w.Cols));
             }
-            var job = t_job ??= new Job();
             job.W = w; job.X = px; job.Y = py; job.Batch = batch; job.Invariant = invariant;
             if (floatRows) { }
             else if (w.Type is GgmlType.Q8_0 or GgmlType.Q4_0)
@@ -285,6 +294,48 @@ public static unsafe class MatMul
     }
 
     private readonly struct WeightRows(Job job) : IRangeOp { public void Run(int start, int end) => Rows(job, start, end); }
+
+    /// <summary>
+    /// dst = x rounded through the activation format the integer kernels of <paramref name="type"/> use: each block's
+    /// scale times its codes (Q8_0 for Q8_0 weights, Q8_K for K-quants), the values those kernels multiply. Rows are
+    /// independent: they are split across the pool.
+    /// </summary>
+    private static void RoundActivations(Job job, GgmlType type, float* x, int batch, int cols, float* dst, WorkerPool pool)
+    {
+        int n = batch * cols;
+        // The K-quant kernels size these buffers for Q8_K (a scale per 256 codes); Q8_0 needs a scale per 32.
+        if (job.KCodes.Length < n) job.KCodes = new sbyte[n];
+        if (job.KScales.Length < n / 32) job.KScales = new float[n / 32];
+        if (job.KBsums.Length < n / 16) job.KBsums = new short[n / 16];
+        pool.For(batch, new RoundRows(job, KQuantDot.Supports(type), x, cols, dst));
+    }
+
+    private readonly struct RoundRows(Job job, bool q8k, float* x, int cols, float* dst) : IRangeOp
+    {
+        public void Run(int start, int end)
+        {
+            int block = q8k ? KQuantDot.QK_K : 32, blocks = cols / block;
+            bool v512 = CpuProfile.Current.Avx512;
+            fixed (sbyte* c = job.KCodes)
+                for (int r = start; r < end; r++)
+                {
+                    var row = new ReadOnlySpan<float>(x + (long)r * cols, cols);
+                    var codes = job.KCodes.AsSpan(r * cols, cols);
+                    var scales = job.KScales.AsSpan(r * blocks, blocks);
+                    if (q8k) KQuantDot.QuantizeActivationsQ8K(row, codes, scales, job.KBsums.AsSpan(r * blocks * 16, blocks * 16));
+                    else QuantDot.QuantizeActivations(row, codes, scales);
+                    for (int i = r * cols, e = i + cols; i < e; i += block)
+                    {
+                        float d = job.KScales[i / block];
+                        int k = i;
+                        if (v512)
+                            for (var vd = Vector512.Create(d); k < i + block; k += 16)
+                                Avx512F.Store(dst + k, Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(c + k))) * vd);
+                        for (; k < i + block; k++) dst[k] = d * c[k];
+                    }
+                }
+        }
+    }
 
     private readonly struct FloatRowBlocks(Job job, int threads) : IRangeOp
     {
@@ -459,13 +510,22 @@ public static unsafe class MatMul
     // Xeon: 44 -> 106 GFLOP/s against no blocks). Packed int8 rows: 1/2 for the rows and 1/16 for the tokens' codes, a
     // block of ~50 tokens at 2048 columns that stays near L1 (Q8_0 pp512 on the same CPU: 3/8 and 3/8 gave 55-56
     // tokens/s, 1/2 and 1/8 61-64, 1/2 and 1/16 66-67, 1/2 and 1/32 62-67).
-    // K-quant rows (Q4_K, Q5_K, Q6_K) meet a batch of at least this many tokens as float rows: expanded once per row block
-    // (FloatQuantDot.Expand, exactly the dequantized weights) and multiplied by the float activations in FloatRows'
-    // tiles, instead of one Q8_K dot per (row, token). Below it the dots win, the expansion not being paid back.
-    // TinyLlama Q4_K_M, two threads, Intel Xeon (AVX-512): 4 tokens 33 (dots) against 23 tokens/s (float rows), 8: 41
-    // against 34, 10: 38-41 against 41-45, 12: 40-42 against 49, 32: 43 against 69, 128: 40 against 76. Invariant
-    // mode keeps the dots: a token's result must not depend on its batch.
-    private const int KQuantFloatBatch = 10;
+    // Quantized rows that meet a prompt (a batch of at least FloatPromptBatch tokens, not invariant) as float rows, expanded
+    // once per row block (FloatQuantDot.Expand: exactly the dequantized weights) and multiplied by the float activations
+    // in FloatRows' tiles, where that is faster than their integer products:
+    // - K-quants (Q4_K, Q5_K, Q6_K) always: their integer path is one Q8_K dot per (row, token). TinyLlama Q4_K_M, two
+    //   threads, Intel Xeon: 4 tokens 33 (dots) against 23 tokens/s (float rows), 8: 41 / 34, 10: 38-41 / 41-45, 12:
+    //   40-42 / 49, 32: 43 / 69, 128: 40 / 76.
+    // - Q8_0 where the CPU has no AVX-VNNI: 8-bit by 8-bit products then take vpsignb/vpmaddubsw/vpmaddwd per 32 bytes.
+    //   TinyLlama Q8_0 on the Intel Xeon model 207 (AVX-512, no AVX-VNNI), integer against float rows: two threads pp8
+    //   39 / 40, pp16 51 / 61, pp32 66 / 80, pp128 75 / 95, pp512 76 / 94; one thread pp128 41 / 50, pp512 38 / 48.
+    //   Q4_0's integer path stays ahead there (pp128 60 / 52 on one thread, 108 / 95 on two).
+    // Below the batch the integer products win, the expansion not being paid back. Invariant mode keeps the integer
+    // kernels: a token's result must not depend on its batch.
+    private const int FloatPromptBatch = 10;
+
+    private static bool PromptAsFloatRows(GgmlType type, int batch, bool invariant) =>
+        !invariant && batch >= FloatPromptBatch && (KQuantDot.Supports(type) || type == GgmlType.Q8_0 && !CpuProfile.Current.AvxVnni);
 
     private const double FloatRowShare = 0.375, FloatTokenShare = 0.375, PackedRowShare = 0.5, PackedTokenShare = 0.0625;
 
