@@ -8,9 +8,6 @@
 // or Q8_0 cache first expands the positions it reads of one KV head into a float scratch [n, head dim] (Expand), then
 // runs the same kernels as over F32: memory holds and streams the small form, the arithmetic stays in float.
 //   torch: k.half().float() (F16); (torch.round(k / d) * d per block of 32, d = amax / 127 rounded to half) (Q8_0)
-using System.Runtime.CompilerServices;
-using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 using Duet.Tensors;
 using Duet.Tensors.Kernels;
 using Duet.Tensors.Quant;
@@ -67,49 +64,24 @@ public sealed unsafe class KvCache
 
     /// <summary>
     /// Columns [<paramref name="offset"/>, offset + <paramref name="count"/>) of positions [0, <paramref name="n"/>) as
-    /// floats into dst [n, count] (one KV head's keys or values for attention). F16 and Q8_0 only; exactly the
-    /// values BlockFormats.DequantizeRow gives.
+    /// floats into dst [n, count] (one KV head's keys or values for attention): F32 copied, F16 and Q8_0 expanded to
+    /// exactly the values BlockFormats.DequantizeRow gives (HalfDot.ToSingle, FloatQuantDot.Expand).
     /// </summary>
     public void Expand(int n, int offset, int count, float* dst)
     {
-        if (_bytes is null) throw new InvalidOperationException("an F32 cache is read in place");
         if (n > Capacity || offset < 0 || offset + count > Width || (Type == KvCacheType.Q8_0 && (offset | count) % Q8Block != 0))
             throw new ArgumentException($"KV cache: columns {offset}..{offset + count} of {n} positions");
+        if (_floats is not null)
+        {
+            for (int t = 0; t < n; t++) _floats.AsSpan(t * Width + offset, count).CopyTo(new Span<float>(dst + (long)t * count, count));
+            return;
+        }
         fixed (byte* p = _bytes)
-        {
-            if (Type == KvCacheType.F16)
-                for (int t = 0; t < n; t++) HalfDot.ToSingle((ushort*)(p + (long)t * _rowBytes) + offset, dst + (long)t * count, count);
-            else
+            for (int t = 0; t < n; t++)
             {
-                int blocks = count / Q8Block;
-                float* half = QuantDot.HalfTable;
-                for (int t = 0; t < n; t++)
-                {
-                    byte* b = p + (long)t * _rowBytes + offset / Q8Block * Q8Bytes;
-                    float* o = dst + (long)t * count;
-                    for (int k = 0; k < blocks; k++, b += Q8Bytes, o += Q8Block) ExpandQ8Block(b, half[*(ushort*)b], o);
-                }
+                byte* row = p + (long)t * _rowBytes;
+                if (Type == KvCacheType.F16) HalfDot.ToSingle((ushort*)row + offset, dst + (long)t * count, count);
+                else FloatQuantDot.Expand(GgmlType.Q8_0, row + offset / Q8Block * Q8Bytes, dst + (long)t * count, count / Q8Block);
             }
-        }
-    }
-
-    /// <summary>o[j] = d · code[j] for the 32 codes after a block's scale.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void ExpandQ8Block(byte* b, float d, float* o)
-    {
-        sbyte* q = (sbyte*)(b + 2);
-        if (CpuProfile.Current.Avx512)
-        {
-            var vd = Vector512.Create(d);
-            Avx512F.Store(o, Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(q))) * vd);
-            Avx512F.Store(o + 16, Avx512F.ConvertToVector512Single(Avx512F.ConvertToVector512Int32(Sse2.LoadVector128(q + 16))) * vd);
-        }
-        else if (CpuProfile.Current.Avx2)
-        {
-            var vd = Vector256.Create(d);
-            for (int j = 0; j < Q8Block; j += 8) Avx.Store(o + j, Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32(q + j)) * vd);
-        }
-        else
-            for (int j = 0; j < Q8Block; j++) o[j] = d * q[j];
     }
 }

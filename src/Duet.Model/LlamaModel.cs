@@ -257,16 +257,12 @@ public sealed class LlamaModel : IDisposable
 
     /// <summary>
     /// Columns [offset, offset + hd) of positions [0, n) of a cache as floats [n, hd], in a per-thread buffer sized once
-    /// for the state's whole context (an F32 side is copied when the other side is not F32, so that both are read with
-    /// one stride).
+    /// for the state's whole context (an F32 side too when the other side is not F32, so that both are read with one stride).
     /// </summary>
     private static unsafe float[] ExpandHead(KvCache cache, ref float[]? buffer, int n, int offset, int hd)
     {
         var buf = buffer is { } b && b.Length >= (long)n * hd ? b : buffer = new float[(long)cache.Capacity * hd];
-        if (cache.Floats is { } f)
-            for (int t = 0; t < n; t++) Array.Copy(f, (long)t * cache.Width + offset, buf, (long)t * hd, hd);
-        else
-            fixed (float* p = buf) cache.Expand(n, offset, hd, p);
+        fixed (float* p = buf) cache.Expand(n, offset, hd, p);
         return buf;
     }
 

@@ -86,6 +86,7 @@ public sealed class KvCacheTests : IDisposable
     }
 
     [Theory]
+    [InlineData(KvCacheType.F32)]
     [InlineData(KvCacheType.F16)]
     [InlineData(KvCacheType.Q8_0)]
     public unsafe void Store_Expand_ColumnsOfAHeadAsTheRowsGgufStores(KvCacheType type)
@@ -99,7 +100,7 @@ public sealed class KvCacheTests : IDisposable
             rows[t] = Enumerable.Range(0, width).Select(_ => (float)(rng.NextDouble() * 6 - 3)).ToArray();
             cache.Store(t, rows[t]);
         }
-        var gguf = type == KvCacheType.F16 ? GgmlType.F16 : GgmlType.Q8_0;
+        var gguf = Enum.Parse<GgmlType>(type.ToString());
         var got = new float[capacity * hd];
         for (int head = 0; head < width / hd; head++)
         {

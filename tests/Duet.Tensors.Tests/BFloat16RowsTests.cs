@@ -1,5 +1,5 @@
-// BF16 weight rows (BFloat16Rows): every bf16 bit pattern widens to the float32 with those upper bits (the format's
-// definition, torch's bfloat16 -> float); a row's dot is the float64 dot of those values within float rounding on
+// BF16 weight rows (BFloat16Rows): every bf16 bit pattern widens to the float32 PyTorch gives (torch.bfloat16 -> float32,
+// run by Debian's python3-torch); a row's dot is the float64 dot of those values within float rounding on
 // every CPU path; MatVec (decode) and MatMul (prompts, both modes) over BF16 rows give what they give over the F32
 // rows of the same values: MatMul bit for bit, MatVec within rounding.
 using Duet.Tensors.Kernels;
@@ -21,8 +21,24 @@ public unsafe class BFloat16RowsTests
         var dst = new float[src.Length];
         fixed (ushort* ps = src) fixed (float* pd = dst) BFloat16Rows.ToSingle(ps, pd, src.Length);
         for (int i = 0; i < src.Length; i++)
-            Assert.True(BitConverter.SingleToUInt32Bits(dst[i]) == (uint)src[i] << 16, $"{cpu}: bf16 0x{src[i]:X4} became 0x{BitConverter.SingleToUInt32Bits(dst[i]):X8}");
+            Assert.True(BitConverter.SingleToUInt32Bits(dst[i]) == BitConverter.SingleToUInt32Bits(Torch[src[i]]), $"{cpu}: bf16 0x{src[i]:X4} became {dst[i]:R}, torch {Torch[src[i]]:R}");
     }
+
+    /// <summary>Every bf16 bit pattern as PyTorch widens it (torch.bfloat16 -> float32), the reference for ToSingle.</summary>
+    private static readonly Lazy<float[]> s_torch = new(() =>
+    {
+        var npy = Path.Combine(Path.GetTempPath(), $"duet-bf16-{Environment.ProcessId}.npy");
+        try
+        {
+            Duet.Tests.Repo.Python("-c", "import sys, numpy, torch; bits = torch.arange(65536, dtype=torch.int32).to(torch.int16); "
+                + "numpy.save(sys.argv[1], bits.view(torch.bfloat16).float().numpy().reshape(1, -1))", npy);
+            var m = Duet.Tests.Npy.ReadFloat32Matrix(npy);
+            return Enumerable.Range(0, 65536).Select(i => m[0, i]).ToArray();
+        }
+        finally { File.Delete(npy); }
+    });
+
+    private static float[] Torch => s_torch.Value;
 
     [Theory, MemberData(nameof(Paths))]
     public void Dot_AnyLength_Float64DotWithinRounding(string cpu)

@@ -506,10 +506,6 @@ public static unsafe class MatMul
         throw new InvalidOperationException($"MatMul: no kernel for {w.Type}");
     }
 
-    // Shares of one core's L2 for the resident row block and token block. Float rows: 3/8 each (F16 pp512 on the Intel
-    // Xeon: 44 -> 106 GFLOP/s against no blocks). Packed int8 rows: 1/2 for the rows and 1/16 for the tokens' codes, a
-    // block of ~50 tokens at 2048 columns that stays near L1 (Q8_0 pp512 on the same CPU: 3/8 and 3/8 gave 55-56
-    // tokens/s, 1/2 and 1/8 61-64, 1/2 and 1/16 66-67, 1/2 and 1/32 62-67).
     // Quantized rows that meet a prompt (a batch of at least FloatPromptBatch tokens, not invariant) as float rows, expanded
     // once per row block (FloatQuantDot.Expand: exactly the dequantized weights) and multiplied by the float activations
     // in FloatRows' tiles, where that is faster than their integer products:
@@ -527,9 +523,12 @@ public static unsafe class MatMul
     private static bool PromptAsFloatRows(GgmlType type, int batch, bool invariant) =>
         !invariant && batch >= FloatPromptBatch && (KQuantDot.Supports(type) || type == GgmlType.Q8_0 && !CpuProfile.Current.AvxVnni);
 
+    // Shares of one core's L2 for the resident row block and token block. Float rows: 3/8 each (F16 pp512 on the Intel
+    // Xeon: 44 -> 106 GFLOP/s against no blocks). Packed int8 rows: 1/2 for the rows and 1/16 for the tokens' codes, a
+    // block of ~50 tokens at 2048 columns that stays near L1 (Q8_0 pp512 on the same CPU: 3/8 and 3/8 gave 55-56
+    // tokens/s, 1/2 and 1/8 61-64, 1/2 and 1/16 66-67, 1/2 and 1/32 62-67).
     private const double FloatRowShare = 0.375, FloatTokenShare = 0.375, PackedRowShare = 0.5, PackedTokenShare = 0.0625;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     /// <summary>
     /// FloatRows' blocks for <paramref name="batch"/> tokens of <paramref name="cols"/> columns: tokens per block (3/8 of
     /// the L2 in float rows, a multiple of 6, blocks of even size: 128 = 66 + 62, not 96 + 32) and rows per block (3/8 of
@@ -545,6 +544,7 @@ public static unsafe class MatMul
     }
 
     /// <summary>Rows [start, end) against the batch; rows [prefetchStart, prefetchEnd) (stored form) are prefetched meanwhile.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void FloatRows(Job job, int start, int end, int prefetchStart, int prefetchEnd)
     {
         var w = job.W;

@@ -19,8 +19,8 @@ public static unsafe class QuantDot
     // software conversion per block. Loops read it through a local copy of the pointer.
     private static readonly float* s_half = BuildHalfTable();
 
-    /// <summary>The fp16 -> fp32 table, shared with <see cref="KQuantDot"/> and the model's Q8_0 KV cache.</summary>
-    public static float* HalfTable => s_half;
+    /// <summary>The fp16 -> fp32 table, shared with <see cref="KQuantDot"/>.</summary>
+    internal static float* HalfTable => s_half;
 
     private static float* BuildHalfTable()
     {
