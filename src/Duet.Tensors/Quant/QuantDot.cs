@@ -348,6 +348,156 @@ public static unsafe class QuantDot
         y[3] = Vector512.Sum(a3 + c3);
     }
 
+    /// <summary>True where <see cref="DotQ8_0Pairs4TokensVnni"/> runs: the pair kernels (AVX-512) and AVX-VNNI.</summary>
+    public static bool HasVnniTokenKernels => Kernels.CpuProfile.Current is { Avx512: true, AvxVnni: true };
+
+    /// <summary>
+    /// <see cref="DotQ8_0Pairs4Tokens"/> with AVX-VNNI, the same bits: each token's codes come offset to unsigned
+    /// (<paramref name="uq"/>: x + 128, i.e. x ^ 0x80; <see cref="Q8Activations.BuildPairs(GgmlType)"/> lays them
+    /// in PairCodes), so one vpdpbusd per block gives Σ (x + 128)·w, and starting it from -128·Σw (taken once per
+    /// block for the four tokens) leaves Σ x·w: the very int32 lanes of the vpmaddubsw/vpmaddwd chain (the sums
+    /// are exact either way), where that chain takes a negation, a select and two multiplies per token. The float
+    /// steps are the pair kernel's, in its order.
+    /// </summary>
+    public static void DotQ8_0Pairs4TokensVnni(byte* row, byte* uq, sbyte* xq, int xStride, float* xd, int dStride, float* pairScales, int sStride, int blocks, float* y)
+    {
+        int even = blocks & ~1;
+        Q8PairsTokens4Vnni(row, uq, xStride, pairScales, sStride, even, y);
+        if (even < blocks)
+            for (int k = 0; k < 4; k++) y[k] += Dot<Q8Blocks>(row + even * 34, xq + k * xStride + even * 32, xd + k * dStride + even, 1);
+    }
+
+    private static void Q8PairsTokens4Vnni(byte* row, byte* uq, int xs, float* ps, int ss, int blocks, float* y)
+    {
+        float* half = s_half;
+        var k128 = Vector256.Create((byte)0x80);
+        byte* u0 = uq, u1 = uq + xs, u2 = uq + 2 * xs, u3 = uq + 3 * xs;
+        float* s0 = ps, s1 = ps + ss, s2 = ps + 2 * ss, s3 = ps + 3 * ss;
+        // a: the pair at b (Q8Pairs' acc0), c: the pair at b + 2 (its acc1), per token.
+        var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0;
+        var c0 = a0; var c1 = a0; var c2 = a0; var c3 = a0;
+        int b = 0;
+        for (; b + 3 < blocks; b += 4)
+        {
+            byte* blk = row + b * 34;
+            Sse.Prefetch0(blk + PD);
+            Sse.Prefetch0(blk + PD + 64);
+            W8PairVnni(blk, half, k128, out var wA, out var wB, out var cA, out var cB, out var d);
+            a0 = Q8PairTokenVnni(wA, wB, cA, cB, d, u0 + b * 32, s0 + b * 8, a0);
+            a1 = Q8PairTokenVnni(wA, wB, cA, cB, d, u1 + b * 32, s1 + b * 8, a1);
+            a2 = Q8PairTokenVnni(wA, wB, cA, cB, d, u2 + b * 32, s2 + b * 8, a2);
+            a3 = Q8PairTokenVnni(wA, wB, cA, cB, d, u3 + b * 32, s3 + b * 8, a3);
+            W8PairVnni(blk + 68, half, k128, out wA, out wB, out cA, out cB, out d);
+            c0 = Q8PairTokenVnni(wA, wB, cA, cB, d, u0 + b * 32 + 64, s0 + b * 8 + 16, c0);
+            c1 = Q8PairTokenVnni(wA, wB, cA, cB, d, u1 + b * 32 + 64, s1 + b * 8 + 16, c1);
+            c2 = Q8PairTokenVnni(wA, wB, cA, cB, d, u2 + b * 32 + 64, s2 + b * 8 + 16, c2);
+            c3 = Q8PairTokenVnni(wA, wB, cA, cB, d, u3 + b * 32 + 64, s3 + b * 8 + 16, c3);
+        }
+        if (b < blocks)
+        {
+            W8PairVnni(row + b * 34, half, k128, out var wA, out var wB, out var cA, out var cB, out var d);
+            a0 = Q8PairTokenVnni(wA, wB, cA, cB, d, u0 + b * 32, s0 + b * 8, a0);
+            a1 = Q8PairTokenVnni(wA, wB, cA, cB, d, u1 + b * 32, s1 + b * 8, a1);
+            a2 = Q8PairTokenVnni(wA, wB, cA, cB, d, u2 + b * 32, s2 + b * 8, a2);
+            a3 = Q8PairTokenVnni(wA, wB, cA, cB, d, u3 + b * 32, s3 + b * 8, a3);
+        }
+        y[0] = Vector512.Sum(a0 + c0);
+        y[1] = Vector512.Sum(a1 + c1);
+        y[2] = Vector512.Sum(a2 + c2);
+        y[3] = Vector512.Sum(a3 + c3);
+    }
+
+    /// <summary><see cref="DotQ8_0Pairs4TokensVnni"/> for eight tokens (y[0..7]): each weight pair taken apart once for all of them.</summary>
+    public static void DotQ8_0Pairs8TokensVnni(byte* row, byte* uq, sbyte* xq, int xStride, float* xd, int dStride, float* pairScales, int sStride, int blocks, float* y)
+    {
+        int even = blocks & ~1;
+        Q8PairsTokens8Vnni(row, uq, xStride, pairScales, sStride, even, y);
+        if (even < blocks)
+            for (int k = 0; k < 8; k++) y[k] += Dot<Q8Blocks>(row + even * 34, xq + k * xStride + even * 32, xd + k * dStride + even, 1);
+    }
+
+    private static void Q8PairsTokens8Vnni(byte* row, byte* uq, int xs, float* ps, int ss, int blocks, float* y)
+    {
+        float* half = s_half;
+        var k128 = Vector256.Create((byte)0x80);
+        // a: the pair at b (Q8Pairs' acc0), c: the pair at b + 2 (its acc1), per token.
+        var a0 = Vector512<float>.Zero; var a1 = a0; var a2 = a0; var a3 = a0; var a4 = a0; var a5 = a0; var a6 = a0; var a7 = a0;
+        var c0 = a0; var c1 = a0; var c2 = a0; var c3 = a0; var c4 = a0; var c5 = a0; var c6 = a0; var c7 = a0;
+        int b = 0;
+        for (; b + 3 < blocks; b += 4)
+        {
+            byte* blk = row + b * 34;
+            Sse.Prefetch0(blk + PD);
+            Sse.Prefetch0(blk + PD + 64);
+            byte* u = uq + b * 32;
+            float* s = ps + b * 8;
+            W8PairVnni(blk, half, k128, out var wA, out var wB, out var cA, out var cB, out var d);
+            a0 = Q8PairTokenVnni(wA, wB, cA, cB, d, u, s, a0);
+            a1 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + xs, s + ss, a1);
+            a2 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 2 * xs, s + 2 * ss, a2);
+            a3 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 3 * xs, s + 3 * ss, a3);
+            a4 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 4 * xs, s + 4 * ss, a4);
+            a5 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 5 * xs, s + 5 * ss, a5);
+            a6 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 6 * xs, s + 6 * ss, a6);
+            a7 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 7 * xs, s + 7 * ss, a7);
+            W8PairVnni(blk + 68, half, k128, out wA, out wB, out cA, out cB, out d);
+            u += 64; s += 16;
+            c0 = Q8PairTokenVnni(wA, wB, cA, cB, d, u, s, c0);
+            c1 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + xs, s + ss, c1);
+            c2 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 2 * xs, s + 2 * ss, c2);
+            c3 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 3 * xs, s + 3 * ss, c3);
+            c4 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 4 * xs, s + 4 * ss, c4);
+            c5 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 5 * xs, s + 5 * ss, c5);
+            c6 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 6 * xs, s + 6 * ss, c6);
+            c7 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 7 * xs, s + 7 * ss, c7);
+        }
+        if (b < blocks)
+        {
+            byte* u = uq + b * 32;
+            float* s = ps + b * 8;
+            W8PairVnni(row + b * 34, half, k128, out var wA, out var wB, out var cA, out var cB, out var d);
+            a0 = Q8PairTokenVnni(wA, wB, cA, cB, d, u, s, a0);
+            a1 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + xs, s + ss, a1);
+            a2 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 2 * xs, s + 2 * ss, a2);
+            a3 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 3 * xs, s + 3 * ss, a3);
+            a4 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 4 * xs, s + 4 * ss, a4);
+            a5 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 5 * xs, s + 5 * ss, a5);
+            a6 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 6 * xs, s + 6 * ss, a6);
+            a7 = Q8PairTokenVnni(wA, wB, cA, cB, d, u + 7 * xs, s + 7 * ss, a7);
+        }
+        y[0] = Vector512.Sum(a0 + c0);
+        y[1] = Vector512.Sum(a1 + c1);
+        y[2] = Vector512.Sum(a2 + c2);
+        y[3] = Vector512.Sum(a3 + c3);
+        y[4] = Vector512.Sum(a4 + c4);
+        y[5] = Vector512.Sum(a5 + c5);
+        y[6] = Vector512.Sum(a6 + c6);
+        y[7] = Vector512.Sum(a7 + c7);
+    }
+
+    /// <summary>A pair of Q8_0 blocks taken apart once for several tokens, for vpdpbusd: w, -128·Σw per int32 lane, and [dA x8, dB x8].</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void W8PairVnni(byte* blk, float* half, Vector256<byte> k128, out Vector256<sbyte> wA, out Vector256<sbyte> wB,
+        out Vector256<int> cA, out Vector256<int> cB, out Vector512<float> d)
+    {
+        wA = Avx.LoadVector256((sbyte*)(blk + 2));
+        wB = Avx.LoadVector256((sbyte*)(blk + 36));
+        cA = Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, k128, wA);
+        cB = Vector256<int>.Zero - AvxVnni.MultiplyWideningAndAdd(Vector256<int>.Zero, k128, wB);
+        d = Avx512F.InsertVector256(Vector256.Create(half[*(ushort*)blk]).ToVector512Unsafe(), Vector256.Create(half[*(ushort*)(blk + 34)]), 1);
+    }
+
+    /// <summary>Q8Pair's float steps for one token against a pair taken apart by <see cref="W8PairVnni"/>, its codes offset to unsigned.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Q8PairTokenVnni(Vector256<sbyte> wA, Vector256<sbyte> wB, Vector256<int> cA, Vector256<int> cB, Vector512<float> d,
+        byte* u, float* ps, Vector512<float> acc)
+    {
+        var sA = AvxVnni.MultiplyWideningAndAdd(cA, Avx.LoadVector256(u), wA);
+        var sB = AvxVnni.MultiplyWideningAndAdd(cB, Avx.LoadVector256(u + 32), wB);
+        var sumi = Avx512F.InsertVector256(sA.ToVector512Unsafe(), sB, 1);
+        return Avx512F.FusedMultiplyAdd(d * Avx512F.LoadVector512(ps), Avx512F.ConvertToVector512Single(sumi), acc);
+    }
+
     /// <summary>A pair of Q8_0 blocks taken apart once for several tokens: |w|, the lanes where w &lt; 0, and [dA x8, dB x8].</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void W8Pair(byte* blk, float* half, out Vector512<sbyte> absW, out Vector512<sbyte> negative, out Vector512<float> d)
