@@ -462,27 +462,18 @@ public static unsafe class MatMul
             {
                 int blocks = cols / 32, ls = q8.LaneStride(w.Type);
                 long rb = w.RowBytes;
-                bool q4 = w.Type == GgmlType.Q4_0, pairs = QuantDot.HasPairKernels, vnni = !q4 && batch >= 4 && QuantDot.HasVnniTokenKernels;
+                bool q4 = w.Type == GgmlType.Q4_0, pairs = QuantDot.HasPairKernels;
                 float* four = stackalloc float[4];
-                float* eight = stackalloc float[8];
                 for (int r = start; r < end; r++)
                 {
                     byte* wr = w.Data + r * rb;
                     int b = 0;
-                    // Eight (Q8_0 with AVX-VNNI) or four tokens against the row at a time (each weight pair or quad
-                    // taken apart once), with the decode kernels' per-token arithmetic, so every result keeps the bits
-                    // it has alone.
-                    if (vnni)
-                        for (; b + 8 <= batch; b += 8)
-                        {
-                            QuantDot.DotQ8_0Pairs8TokensVnni(wr, (byte*)pc + b * cols, xq + b * cols, cols, xd + b * blocks, blocks, ps + b * ls, ls, blocks, eight);
-                            for (int k = 0; k < 8; k++) job.Y[(long)(b + k) * w.Rows + r] = eight[k];
-                        }
+                    // Four tokens against the row at a time (each weight pair or quad taken apart once), with the
+                    // decode kernels' per-token arithmetic, so every result keeps the bits it has alone.
                     if (pairs)
                         for (; b + 4 <= batch; b += 4)
                         {
                             if (q4) QuantDot.DotQ4_0Quads4Tokens(wr, pc + b * cols, pk + b * ls, ps + b * ls, xq + b * cols, xd + b * blocks, cols, ls, blocks, blocks, four);
-                            else if (vnni) QuantDot.DotQ8_0Pairs4TokensVnni(wr, (byte*)pc + b * cols, xq + b * cols, cols, xd + b * blocks, blocks, ps + b * ls, ls, blocks, four);
                             else QuantDot.DotQ8_0Pairs4Tokens(wr, xq + b * cols, cols, xd + b * blocks, blocks, ps + b * ls, ls, blocks, four);
                             for (int k = 0; k < 4; k++) job.Y[(long)(b + k) * w.Rows + r] = four[k];
                         }

@@ -7,8 +7,6 @@
 //      the nibbles are taken unsigned (0..15, not -8..7) each lane carries the correction -8·Σx;
 //  - a grouped layout for prompt processing (MatMul), see QuantGemm.
 // Buffers grow to the largest call and are reused: nothing is allocated per token.
-using System.Runtime.Intrinsics;
-
 namespace Duet.Tensors.Quant;
 
 public sealed unsafe class Q8Activations
@@ -122,26 +120,15 @@ public sealed unsafe class Q8Activations
         ScaledQuads = false;
         int ls = LaneStride(type);
         if (PairScales.Length < Rows * ls) { PairScales = new float[Rows * ls]; PairCorrection = new int[Rows * ls]; }
-        // Q8_0 batches of four or more where AVX-VNNI runs: the codes offset to unsigned (x ^ 0x80 = x + 128) for QuantDot.DotQ8_0Pairs4TokensVnni.
-        bool offset = type == GgmlType.Q8_0 && Rows >= 4 && QuantDot.HasVnniTokenKernels;
-        if ((type == GgmlType.Q4_0 || offset) && PairCodes.Length < Rows * Cols) PairCodes = new sbyte[Rows * Cols];
+        if (type == GgmlType.Q4_0 && PairCodes.Length < Rows * Cols) PairCodes = new sbyte[Rows * Cols];
         for (int r = 0; r < Rows; r++)
         {
             if (type == GgmlType.Q4_0) { BuildQuads(r, ls); continue; }
             var scales = PairScales.AsSpan(r * ls, ls);
             for (int p = 0; p < Blocks / 2; p++)
                 for (int lane = 0; lane < 16; lane++) scales[p * 16 + lane] = Scales[r * Blocks + 2 * p + lane / 8];
-            if (offset) OffsetCodes(Codes.AsSpan(r * Cols, Cols), PairCodes.AsSpan(r * Cols, Cols));
         }
         if (type == GgmlType.Q4_0 && scaledQuads && QuantDot.CanPermuteQuads) BuildScaledQuads(ls);
-    }
-
-    private static void OffsetCodes(ReadOnlySpan<sbyte> codes, Span<sbyte> offset)
-    {
-        var flip = Vector256.Create(unchecked((sbyte)0x80));
-        int i = 0;
-        for (; i + 32 <= codes.Length; i += 32) (Vector256.Create(codes[i..]) ^ flip).CopyTo(offset[i..]);
-        for (; i < codes.Length; i++) offset[i] = (sbyte)(codes[i] ^ unchecked((sbyte)0x80));
     }
 
     private void BuildScaledQuads(int ls)
