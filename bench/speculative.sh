@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Speculative decoding next to plain decoding, the same prompt, greedy, alternating (issue 21 acceptance 3):
 #   plain             duet generate
-#   draft             duet generate --draft DRAFT (--draft-p-min 0: random-weight models are never confident)
+#   draft             duet generate --draft DRAFT $DRAFT_ARGS (default --draft-p-min 0: random-weight models are never
+#                     confident; a trained draft takes e.g. DRAFT_ARGS="--draft-p-min 0.75 --draft-max 16")
 #   lookup            duet generate --lookup (prompt lookup, no draft model)
 # Decode speed is generated tokens after the first / the time after the first token (`--timings`), so the prompt is
 # not counted; the drafts taken and accepted are printed by --timings too. Greedy output is checked equal to plain.
@@ -18,7 +19,7 @@ duet=(dotnet "$root/src/Duet.Cli/bin/Release/net10.0/duet.dll")
 out="$(mktemp)"; ids="$(mktemp -d)"
 for round in $(seq 1 "$rounds"); do
   for mode in plain draft lookup; do
-    case $mode in plain) extra=() ;; draft) extra=(--draft "$draft" --draft-p-min 0) ;; lookup) extra=(--lookup) ;; esac
+    case $mode in plain) extra=() ;; draft) extra=(--draft "$draft" ${DRAFT_ARGS:---draft-p-min 0}) ;; lookup) extra=(--lookup) ;; esac
     err="$("${duet[@]}" generate -m "$target" -p "$prompt" -n "$n" --temp 0 --print-ids --timings "${extra[@]}" 2>&1 > "$ids/$mode.$round")"
     tps="$(grep -o '[0-9.]* tokens/s after' <<< "$err" | cut -d' ' -f1 || true)"
     [ -n "$tps" ] || { echo "duet generate ($mode) failed: $err" >&2; exit 1; }
