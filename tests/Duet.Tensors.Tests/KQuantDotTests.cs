@@ -243,8 +243,9 @@ public unsafe class KQuantDotTests
                 for (int r = 0; r < rows; r++)
                 {
                     int at = b * rows + r;
-                    double magnitude = 0;
-                    for (int c = 0; c < cols; c++) magnitude += Math.Abs((double)deq[r * cols + c] * rounded[b * cols + c]);
+                    double expected = 0, magnitude = 0;
+                    for (int c = 0; c < cols; c++) { double term = (double)deq[r * cols + c] * rounded[b * cols + c]; expected += term; magnitude += Math.Abs(term); }
+                    Assert.True(Math.Abs(y[at] - expected) <= 1e-5 * magnitude, $"{name} token {b} row {r}: {y[at]:R} vs float64 {expected:R}");
                     fixed (sbyte* pq = codes) fixed (float* pd = scales) fixed (short* pb = sums)
                     {
                         float dot = KQuantDot.Dot(type, pw + r * rowBytes, pq, pd, pb, nb);

@@ -786,6 +786,16 @@ public unsafe class KernelTests
             MatMul.Multiply(m, x, yi, batch, pool, invariant: true);
             MatMul.Multiply(new WeightMatrix(GgmlType.F32, (byte*)pf, rows, cols), rounded, yf, batch, pool);
         }
+        // Whichever route, every result is the float64 product of the dequantized rows and the rounded activations
+        // within float rounding (the integer kernels' sums of codes are exact).
+        foreach (var (got, route) in new[] { (y, "prompt"), (yi, "invariant") })
+            for (int b = 0; b < batch; b++)
+                for (int r = 0; r < rows; r++)
+                {
+                    double e = 0, magnitude = 0;
+                    for (int c = 0; c < cols; c++) { double term = (double)deq[r * cols + c] * rounded[b * cols + c]; e += term; magnitude += Math.Abs(term); }
+                    Assert.True(Math.Abs(got[b * rows + r] - e) <= 1e-5 * magnitude, $"{cpu} {route} token {b} row {r}: {got[b * rows + r]:R} vs float64 {e:R}");
+                }
         Assert.False(yi.AsSpan().SequenceEqual(yf), $"{cpu}: invariant mode should run the integer kernels");
         if (CpuProfile.Current.AvxVnni) Assert.False(y.AsSpan().SequenceEqual(yf), $"{cpu}: with AVX-VNNI a Q8_0 prompt should run the integer kernels");
         else Assert.True(y.AsSpan().SequenceEqual(yf), $"{cpu}: without AVX-VNNI a Q8_0 prompt should be the float product of the dequantized rows and rounded activations");
